@@ -1,0 +1,20 @@
+"""embaug: self-supervised fine-tuning of text embeddings with crops, dropout and masking.
+
+    snakemake --cores 8 --resources gpu=1                      # the paper's study (config.yaml)
+    snakemake --cores 2 --configfile config/demo.yaml          # offline CPU demo
+    snakemake results/tables/table2_knn.csv                    # one table and what it needs
+"""
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/embed.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    input:
+        all_targets(),
+    default_target: True

@@ -1,0 +1,104 @@
+"""Positive-pair makers (the augmentations) and token masking.
+
+An augmentation is a *pair maker* from the registry below plus an optional masking fraction,
+both named in the config::
+
+    augmentations:
+      crops:         {pairs: crops}
+      dropout:       {pairs: dropout}
+      masking:       {pairs: document, mask_fraction: 0.4}
+      crops_masking: {pairs: crops, mask_fraction: 0.4}
+
+A new augmentation is one function decorated with :func:`pair_maker` and one config entry.
+Dropout needs no code of its own beyond identical texts: the model is trained in train mode,
+so anchor and positive pass through different dropout masks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .errors import EmbaugError
+
+
+@dataclass(frozen=True)
+class TrainingDocument:
+    """A document that can give a positive pair: its full text and its chunks (two or more)."""
+
+    text: str
+    chunks: Sequence[str]
+
+
+PairMaker = Callable[[TrainingDocument, np.random.Generator], tuple[str, str]]
+PAIR_MAKERS: dict[str, PairMaker] = {}
+
+
+def pair_maker(name: str) -> Callable[[PairMaker], PairMaker]:
+    """Register a function ``(document, rng) -> (anchor, positive)`` under ``name``."""
+
+    def register(function: PairMaker) -> PairMaker:
+        PAIR_MAKERS[name] = function
+        return function
+
+    return register
+
+
+@pair_maker("crops")
+def crop_pair(doc: TrainingDocument, rng: np.random.Generator) -> tuple[str, str]:
+    """Two different chunks of the document, drawn uniformly without replacement."""
+    first, second = rng.choice(len(doc.chunks), size=2, replace=False)
+    return doc.chunks[first], doc.chunks[second]
+
+
+@pair_maker("dropout")
+def dropout_pair(doc: TrainingDocument, rng: np.random.Generator) -> tuple[str, str]:
+    """One chunk twice; the two forward passes' dropout masks make the pair (SimCSE)."""
+    chunk = doc.chunks[rng.integers(len(doc.chunks))]
+    return chunk, chunk
+
+
+@pair_maker("document")
+def document_pair(doc: TrainingDocument, rng: np.random.Generator) -> tuple[str, str]:
+    """The whole document twice (used with masking, or as dropout on full documents)."""
+    return doc.text, doc.text
+
+
+def get_pair_maker(name: str, augmentation: str = "") -> PairMaker:
+    """Look up a pair maker, failing with the config key and the known names."""
+    try:
+        return PAIR_MAKERS[name]
+    except KeyError:
+        raise EmbaugError(
+            f"augmentation '{augmentation}': unknown pair maker '{name}' "
+            f"(key augmentations.{augmentation}.pairs; known: {', '.join(sorted(PAIR_MAKERS))})"
+        ) from None
+
+
+def make_pairs(
+    documents: Sequence[TrainingDocument], maker: PairMaker, rng: np.random.Generator
+) -> list[tuple[str, str]]:
+    """One positive pair per document, in a shuffled order (one epoch's worth)."""
+    order = rng.permutation(len(documents))
+    return [maker(documents[i], rng) for i in order]
+
+
+def mask_tokens(
+    input_ids: torch.Tensor,
+    special_tokens_mask: torch.Tensor,
+    fraction: float,
+    mask_token_id: int,
+    generator: torch.Generator,
+) -> torch.Tensor:
+    """Replace each non-special token by the mask token with probability ``fraction``.
+
+    ``special_tokens_mask`` is 1 at special and padding positions, which are never masked.
+    """
+    if fraction <= 0:
+        return input_ids
+    draw = torch.rand(input_ids.shape, generator=generator, device="cpu").to(input_ids.device)
+    masked = (draw < fraction) & ~special_tokens_mask.bool()
+    return input_ids.masked_fill(masked, mask_token_id)

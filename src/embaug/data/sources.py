@@ -1,0 +1,198 @@
+"""Dataset adapters: turn a config entry into the raw table ``doc_id, text, label[, split]``.
+
+A ``source`` is one of
+
+* a local file (``.parquet``, ``.csv``, ``.tsv``, ``.jsonl``, ``.jsonl.gz``, ``.json``),
+* an ``http(s)://`` URL of such a file (downloaded once into the cache directory),
+* a Hugging Face dataset id such as ``mteb/arxiv-clustering-p2p`` (optionally ``hf://``-prefixed),
+* ``python-docstrings``: the offline demo corpus built from installed packages' source files.
+"""
+
+from __future__ import annotations
+
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from ..errors import EmbaugError
+from ..io import atomic_path
+
+UNLABELED = "unlabeled"
+READERS = {
+    ".parquet": pd.read_parquet,
+    ".csv": pd.read_csv,
+    ".tsv": lambda path: pd.read_csv(path, sep="\t"),
+    ".jsonl": lambda path: pd.read_json(path, lines=True),
+    ".jsonl.gz": lambda path: pd.read_json(path, lines=True, compression="gzip"),
+    ".json": pd.read_json,
+}
+
+
+def _suffix(path: str) -> str:
+    name = path.lower().split("?")[0]
+    for suffix in sorted(READERS, key=len, reverse=True):
+        if name.endswith(suffix):
+            return suffix
+    return ""
+
+
+def read_table(path: str | Path, dataset: str) -> pd.DataFrame:
+    """Read one local data file by its extension, with errors that name the dataset."""
+    path = str(path)
+    reader = READERS.get(_suffix(path))
+    if reader is None:
+        raise EmbaugError(
+            f"dataset '{dataset}': cannot read '{path}': unknown file type "
+            f"(use one of {', '.join(READERS)}; key datasets.{dataset}.source)"
+        )
+    try:
+        return reader(path)
+    except Exception as exc:  # any parser error becomes one clear message
+        raise EmbaugError(f"dataset '{dataset}': cannot read '{path}': {exc}") from exc
+
+
+def download(url: str, cache_dir: str | Path, dataset: str, timeout: float = 30.0) -> Path:
+    """Download ``url`` into ``cache_dir`` once (atomically, with a progress bar)."""
+    target = Path(cache_dir) / "downloads" / url.split("?")[0].rstrip("/").split("/")[-1]
+    if target.exists():
+        return target
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response, atomic_path(target) as tmp:
+            total = int(response.headers.get("Content-Length") or 0) or None
+            with (
+                open(tmp, "wb") as out,
+                tqdm(total=total, unit="B", unit_scale=True, desc=f"download {dataset}") as bar,
+            ):
+                while chunk := response.read(1 << 20):
+                    out.write(chunk)
+                    bar.update(len(chunk))
+    except OSError as exc:
+        raise EmbaugError(
+            f"dataset '{dataset}': download of {url} failed ({exc}). Without network, point "
+            f"the entry at a local copy: datasets.{dataset}.source: /path/to/file.parquet"
+        ) from exc
+    return target
+
+
+def _hub_files(repo_id: str, spec: dict[str, Any], dataset: str) -> list[Path]:
+    from huggingface_hub import snapshot_download
+
+    patterns = spec.get("files") or ["*.parquet", "*.jsonl", "*.jsonl.gz", "*.csv", "*.json"]
+    try:
+        root = Path(
+            snapshot_download(
+                repo_id,
+                repo_type="dataset",
+                allow_patterns=patterns,
+                cache_dir=Path(spec["cache_dir"]) / "hub" if spec.get("cache_dir") else None,
+            )
+        )
+    except Exception as exc:
+        raise EmbaugError(
+            f"dataset '{dataset}': could not fetch hub dataset '{repo_id}' ({exc}). Without "
+            f"network, point the entry at a local copy: datasets.{dataset}.source: /path/to/file"
+        ) from exc
+    files = sorted(p for p in root.rglob("*") if p.is_file() and _suffix(p.name))
+    if not files:
+        raise EmbaugError(
+            f"dataset '{dataset}': hub dataset '{repo_id}' has no data files matching {patterns} "
+            f"(key datasets.{dataset}.files)"
+        )
+    return files
+
+
+def read_source(dataset: str, spec: dict[str, Any], cache_dir: str | Path) -> pd.DataFrame:
+    """Read the table behind ``spec['source']`` without any column handling."""
+    source = str(spec["source"])
+    if source == "python-docstrings":
+        from .docstrings import docstring_corpus
+
+        return docstring_corpus(spec.get("packages") or [])
+    if source.startswith(("http://", "https://")):
+        return read_table(download(source, cache_dir, dataset), dataset)
+    path = Path(source).expanduser()
+    if path.exists():
+        if path.is_dir():
+            files = sorted(p for p in path.rglob("*") if p.is_file() and _suffix(p.name))
+            if not files:
+                raise EmbaugError(f"dataset '{dataset}': folder '{path}' holds no data files")
+            return pd.concat([read_table(f, dataset) for f in files], ignore_index=True)
+        return read_table(path, dataset)
+    repo_id = source.removeprefix("hf://").removeprefix("datasets/")
+    if source.startswith("hf://") or (repo_id.count("/") == 1 and not _suffix(repo_id)):
+        files = _hub_files(repo_id, {**spec, "cache_dir": cache_dir}, dataset)
+        return pd.concat([read_table(f, dataset) for f in files], ignore_index=True)
+    raise EmbaugError(
+        f"dataset '{dataset}': source '{source}' is not a file, folder, URL or hub dataset id "
+        f"(key datasets.{dataset}.source)"
+    )
+
+
+def _column(df: pd.DataFrame, dataset: str, key: str, column: str) -> pd.Series:
+    if column not in df.columns:
+        raise EmbaugError(
+            f"dataset '{dataset}': column '{column}' (key datasets.{dataset}.{key}) not found; "
+            f"available columns: {', '.join(map(str, df.columns))}"
+        )
+    return df[column]
+
+
+def normalize_corpus(df: pd.DataFrame, dataset: str, spec: dict[str, Any]) -> pd.DataFrame:
+    """Map a raw table to ``doc_id, text, label[, split]`` and validate it.
+
+    ``spec`` keys: ``text`` / ``label`` (column names), optional ``id`` and ``split`` columns,
+    ``explode`` (list columns holding several documents per row, as in MTEB's clustering sets),
+    ``deduplicate`` (drop repeated texts), ``subsample`` (``{n, seed}``: a label-stratified subset).
+    """
+    text_col, label_col = spec.get("text", "text"), spec.get("label", "label")
+    if df.empty:
+        raise EmbaugError(f"dataset '{dataset}': the source '{spec['source']}' holds no rows")
+    if spec.get("explode"):
+        df = df.explode([text_col, label_col], ignore_index=True)
+    out = pd.DataFrame({"text": _column(df, dataset, "text", text_col)})
+    out["label"] = _column(df, dataset, "label", label_col)
+    if spec.get("id"):
+        out["doc_id"] = _column(df, dataset, "id", spec["id"]).astype(str)
+    else:
+        out["doc_id"] = [f"{i}" for i in range(len(out))]
+    if spec.get("split"):
+        out["split"] = _column(df, dataset, "split", spec["split"]).astype(str)
+    out["label"] = out["label"].where(out["label"].notna(), UNLABELED).astype(str)
+    out["text"] = out["text"].where(out["text"].notna(), "").astype(str).str.strip()
+    out = out[out["text"] != ""]
+    if spec.get("deduplicate"):
+        out = out.drop_duplicates("text")
+    if out.empty:
+        raise EmbaugError(
+            f"dataset '{dataset}': no non-empty text in column '{text_col}' (key datasets.{dataset}.text)"
+        )
+    duplicated = out["doc_id"].duplicated()
+    if duplicated.any():
+        raise EmbaugError(
+            f"dataset '{dataset}': id column '{spec['id']}' repeats '{out['doc_id'][duplicated].iloc[0]}'"
+            f" (key datasets.{dataset}.id)"
+        )
+    if spec.get("subsample"):
+        out = stratified_subsample(out, int(spec["subsample"]["n"]), int(spec["subsample"].get("seed", 42)))
+    columns = ["doc_id", "text", "label"] + (["split"] if "split" in out else [])
+    return out[columns].reset_index(drop=True)
+
+
+def stratified_subsample(df: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
+    """A deterministic subset of ``n`` rows whose label shares match the full table's."""
+    if n >= len(df):
+        return df
+    from sklearn.model_selection import train_test_split
+
+    counts = df["label"].value_counts()
+    stratify = df["label"] if counts.min() >= 2 and n >= len(counts) else None
+    keep, _ = train_test_split(df, train_size=n, random_state=seed, stratify=stratify)
+    return keep.sort_index()
+
+
+def load_corpus(dataset: str, spec: dict[str, Any], cache_dir: str | Path) -> pd.DataFrame:
+    """Read and normalise one configured dataset: ``doc_id, text, label[, split]``."""
+    return normalize_corpus(read_source(dataset, spec, cache_dir), dataset, spec)

@@ -1,0 +1,165 @@
+"""Loading encoders, pooling every layer, building from-scratch models, exporting for reuse."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+from .errors import EmbaugError
+
+POOLING_PATTERN = re.compile(r"^(mean|cls|sep|token:\d+)$")
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """``auto`` picks CUDA when present (the device CUDA_VISIBLE_DEVICES exposes), else CPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def set_threads(threads: int | None) -> None:
+    """Use the rule's thread count for torch's CPU kernels (``None`` keeps torch's default)."""
+    if threads:
+        torch.set_num_threads(int(threads))
+
+
+def load_encoder(
+    source: str, device: torch.device | str = "cpu", name: str = ""
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """Load a transformer encoder and its tokenizer from a local directory or a hub id."""
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source)
+        model = AutoModel.from_pretrained(source)
+    except (OSError, ValueError) as exc:
+        hint = (
+            ""
+            if Path(source).exists()
+            else (
+                " Without network, point the entry at a local save_pretrained directory: "
+                f"models.{name or '<name>'}.source: /path/to/model"
+            )
+        )
+        raise EmbaugError(f"model '{name or source}': cannot load '{source}' ({exc}).{hint}") from exc
+    return model.to(device), tokenizer
+
+
+def check_pooling(pooling: str) -> str:
+    """Validate a pooling name: ``mean``, ``cls``, ``sep`` (last non-padding token) or ``token:K``."""
+    if not POOLING_PATTERN.match(pooling):
+        raise EmbaugError(f"unknown pooling '{pooling}' (use mean, cls, sep or token:K)")
+    return pooling
+
+
+def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str = "mean") -> torch.Tensor:
+    """Pool token states ``[..., batch, tokens, dim]`` to ``[..., batch, dim]``.
+
+    Leading dimensions (e.g. the stacked layers) are pooled in one operation; this is why the
+    project pools by hand instead of calling sentence-transformers' one-layer ``Pooling``.
+    ``token:K`` takes the K-th token counted from 0 (``token:0`` is CLS), clamped to the last
+    non-padding token of short sequences.
+    """
+    mask = attention_mask.to(hidden.dtype)
+    if pooling == "mean":
+        summed = (hidden * mask.unsqueeze(-1)).sum(dim=-2)
+        return summed / mask.sum(dim=-1, keepdim=True).clamp(min=1.0)
+    last = attention_mask.sum(dim=-1).long() - 1
+    if pooling == "cls":
+        position = torch.zeros_like(last)
+    elif pooling == "sep":
+        position = last
+    else:
+        position = torch.minimum(torch.full_like(last, int(pooling.split(":")[1])), last)
+    index = position.view(*([1] * (hidden.dim() - 2)), -1, 1, 1)
+    index = index.expand(*hidden.shape[:-2], -1, 1, hidden.shape[-1])
+    return hidden.gather(-2, index).squeeze(-2)
+
+
+def build_scratch_model(
+    texts: list[str], out_dir: str | Path, architecture: dict[str, Any], seed: int = 42
+) -> None:
+    """A randomly initialised BERT with a WordPiece tokenizer fitted on ``texts``, saved to a dir."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+    from tokenizers.trainers import WordPieceTrainer
+    from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
+
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.decoder = decoders.WordPiece()
+    vocab_size = int(architecture.get("vocab_size", 8000))
+    tok.train_from_iterator(texts, WordPieceTrainer(vocab_size=vocab_size, special_tokens=specials))
+    cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B [SEP]",
+        special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)],
+    )
+    max_length = int(architecture.get("max_position_embeddings", 512))
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+        model_max_length=max_length,
+    )
+    config_keys = (
+        "hidden_size",
+        "num_hidden_layers",
+        "num_attention_heads",
+        "intermediate_size",
+        "max_position_embeddings",
+        "hidden_dropout_prob",
+        "attention_probs_dropout_prob",
+    )
+    config = BertConfig(
+        vocab_size=tok.get_vocab_size(),
+        pad_token_id=tok.token_to_id("[PAD]"),
+        **{key: architecture[key] for key in config_keys if key in architecture},
+    )
+    torch.manual_seed(seed)
+    model = BertModel(config, add_pooling_layer=False)
+    save_encoder(model, tokenizer, out_dir)
+
+
+def _st_modules() -> Any:
+    try:  # sentence-transformers >= 6
+        from sentence_transformers.sentence_transformer import modules
+    except ImportError:  # older releases
+        from sentence_transformers import models as modules
+    return modules
+
+
+def save_encoder(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    out_dir: str | Path,
+    pooling: str = "mean",
+) -> None:
+    """Save so that both ``AutoModel`` and ``SentenceTransformer`` load the directory.
+
+    sentence-transformers gets ``Transformer -> Pooling -> Normalize`` (MTEB's wrapping).
+    """
+    from sentence_transformers import SentenceTransformer
+
+    out_dir = Path(out_dir)
+    model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    modules = _st_modules()
+    st_pooling = {"mean": "mean", "cls": "cls", "sep": "lasttoken"}.get(pooling)
+    if st_pooling is None:  # token:K has no sentence-transformers counterpart
+        return
+    max_length = min(tokenizer.model_max_length, getattr(model.config, "max_position_embeddings", 512))
+    transformer = modules.Transformer(str(out_dir), max_seq_length=min(max_length, 512))
+    dim = model.config.hidden_size
+    st = SentenceTransformer(
+        modules=[transformer, modules.Pooling(dim, pooling_mode=st_pooling), modules.Normalize()],
+        device="cpu",
+    )
+    st.save(str(out_dir))

@@ -1,0 +1,1 @@
+"""Tables (and later figures) aggregated from score files."""

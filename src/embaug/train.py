@@ -1,0 +1,152 @@
+"""Contrastive fine-tuning: InfoNCE with in-batch negatives on augmentation-made positive pairs."""
+
+from __future__ import annotations
+
+import platform
+import time
+from dataclasses import asdict, dataclass
+from importlib.metadata import version
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+from transformers import get_linear_schedule_with_warmup
+
+from .augment import TrainingDocument, get_pair_maker, make_pairs, mask_tokens
+from .encode import autocast
+from .errors import EmbaugError
+from .io import atomic_path, write_csv, write_json
+from .models import load_encoder, pool, resolve_device, save_encoder
+
+
+@dataclass
+class TrainSettings:
+    """Every parameter of one fine-tuning run (docs/method.md gives the defaults)."""
+
+    augmentation: str = "crops"
+    pairs: str = "crops"
+    mask_fraction: float = 0.0
+    batch_size: int = 64
+    learning_rate: float = 2.0e-5
+    warmup_fraction: float = 0.1
+    epochs: int = 1
+    temperature: float = 0.05
+    max_length: int = 512
+    pooling: str = "mean"
+    seed: int = 42
+    device: str = "auto"
+
+
+def info_nce_loss(anchors: torch.Tensor, positives: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Cross-entropy of the anchor-to-positive cosine similarities / temperature.
+
+    Row i's target is column i; the other anchors' positives are the negatives (one direction).
+    """
+    similarity = F.normalize(anchors, dim=-1) @ F.normalize(positives, dim=-1).T
+    targets = torch.arange(len(anchors), device=anchors.device)
+    return F.cross_entropy(similarity / temperature, targets)
+
+
+def training_documents(corpus: pd.DataFrame, chunks: pd.DataFrame) -> list[TrainingDocument]:
+    """Documents with at least two chunks, in corpus order (the others cannot give a pair)."""
+    grouped = chunks.sort_values(["doc_id", "chunk_id"]).groupby("doc_id", sort=False)["text"]
+    by_doc = {doc_id: list(texts) for doc_id, texts in grouped if len(texts) >= 2}
+    return [
+        TrainingDocument(text, by_doc[doc_id])
+        for doc_id, text in zip(corpus["doc_id"], corpus["text"])
+        if doc_id in by_doc
+    ]
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of the libraries that shape a run's numbers."""
+    names = ["torch", "transformers", "sentence-transformers", "tokenizers", "numpy", "embaug"]
+    return {"python": platform.python_version(), **{name: version(name) for name in names}}
+
+
+def finetune(
+    model_source: str,
+    corpus: pd.DataFrame,
+    chunks: pd.DataFrame,
+    settings: TrainSettings,
+    out_dir: str | Path,
+    run_name: str = "",
+) -> pd.DataFrame:
+    """Fine-tune one model and save it (atomically) with ``train_log.csv`` and ``run.json``."""
+    maker = get_pair_maker(settings.pairs, settings.augmentation)
+    documents = training_documents(corpus, chunks)
+    if not documents:
+        raise EmbaugError(f"run '{run_name}': no document has two chunks, so no pair can be made")
+    torch.manual_seed(settings.seed)
+    rng = np.random.default_rng(settings.seed)
+    mask_generator = torch.Generator().manual_seed(settings.seed)
+    device = resolve_device(settings.device)
+    model, tokenizer = load_encoder(model_source, device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=settings.learning_rate)
+    steps_per_epoch = -(-len(documents) // settings.batch_size)
+    total_steps = steps_per_epoch * settings.epochs
+    scheduler = get_linear_schedule_with_warmup(
+        optimizer, int(settings.warmup_fraction * total_steps), total_steps
+    )
+
+    def embed(texts: list[str]) -> torch.Tensor:
+        features = tokenizer(
+            texts,
+            padding=True,
+            truncation=True,
+            max_length=settings.max_length,
+            return_tensors="pt",
+            return_special_tokens_mask=True,
+        ).to(device)
+        special = features.pop("special_tokens_mask")
+        if settings.mask_fraction > 0:
+            features["input_ids"] = mask_tokens(
+                features["input_ids"],
+                special,
+                settings.mask_fraction,
+                tokenizer.mask_token_id,
+                mask_generator,
+            )
+        with autocast(device):
+            hidden = model(**features).last_hidden_state
+        return pool(hidden.float(), features["attention_mask"], settings.pooling)
+
+    model.train()
+    log, start = [], time.perf_counter()
+    progress = tqdm(total=total_steps, desc=f"finetune {run_name}", unit="batch")
+    for _epoch in range(settings.epochs):
+        pairs = make_pairs(documents, maker, rng)
+        for first in range(0, len(pairs), settings.batch_size):
+            batch = pairs[first : first + settings.batch_size]
+            anchors, positives = embed([a for a, _ in batch]), embed([p for _, p in batch])
+            loss = info_nce_loss(anchors, positives, settings.temperature)
+            lr = scheduler.get_last_lr()[0]
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            log.append((len(log) + 1, loss.item(), lr, time.perf_counter() - start))
+            progress.update()
+            progress.set_postfix(loss=f"{loss.item():.3f}")
+    progress.close()
+    train_log = pd.DataFrame(log, columns=["step", "loss", "lr", "seconds"])
+    with atomic_path(out_dir) as tmp:
+        save_encoder(model, tokenizer, tmp, settings.pooling)
+        write_csv(train_log, tmp / "train_log.csv")
+        write_json(
+            {
+                "run": run_name,
+                "base_model": model_source,
+                "settings": asdict(settings),
+                "training_documents": len(documents),
+                "steps": total_steps,
+                "device": str(device),
+                "seconds": train_log["seconds"].iloc[-1],
+                "versions": library_versions(),
+            },
+            tmp / "run.json",
+        )
+    return train_log

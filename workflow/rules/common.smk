@@ -1,0 +1,142 @@
+"""Config validation, run naming and the target lists every other rule file uses."""
+
+import json
+from pathlib import Path
+
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+if not workflow.overwrite_configfiles:  # a --configfile replaces config.yaml, never merges
+
+    configfile: "config.yaml"
+
+
+
+validate(config, workflow.source_path("../schemas/config.schema.yaml"), set_default=True)
+
+
+wildcard_constraints:
+    dataset=r"[A-Za-z0-9]+([_.-][A-Za-z0-9]+)*",
+    model=r"[A-Za-z0-9]+([_.-][A-Za-z0-9]+)*(__[A-Za-z0-9]+([_.-][A-Za-z0-9]+)*)*",
+    run=r"[A-Za-z0-9]+([_.-][A-Za-z0-9]+)*(__[A-Za-z0-9]+([_.-][A-Za-z0-9]+)*)+",
+    n=r"\d+",
+    table=r"[a-z0-9_]+",
+
+
+STUDY = config["study"]
+# Tables built from per-layer score files: name -> (score family, metric column value).
+SCORE_TABLES = {
+    "table2_knn": ("knn", "euclidean", "kNN accuracy (%), k={k}, Euclidean, last layer"),
+    "table2_knn_cosine": ("knn", "cosine", "kNN accuracy (%), k={k}, cosine, last layer"),
+    "table2_linear": ("linear", "logistic", "Linear (logistic regression) accuracy (%), last layer"),
+}
+
+
+def _check_references():
+    """Every name the study uses must be defined; fail with the config key that is wrong."""
+    known = {
+        "models": config["models"],
+        "train_on": config["datasets"],
+        "evaluate_on": config["datasets"],
+        "augmentations": config["augmentations"],
+    }
+    for key, defined in known.items():
+        for name in STUDY.get(key, []):
+            if name not in defined:
+                raise ValueError(
+                    f"config: study.{key} names '{name}', which is not defined under "
+                    f"{'datasets' if key in ('train_on', 'evaluate_on') else key} "
+                    f"(defined: {', '.join(defined) or 'none'})"
+                )
+    for name, spec in config["models"].items():
+        for dataset in spec.get("tokenizer_corpus", []):
+            if dataset not in config["datasets"]:
+                raise ValueError(
+                    f"config: models.{name}.tokenizer_corpus names unknown dataset '{dataset}'"
+                )
+        if spec["source"] == "scratch" and not spec.get("tokenizer_corpus"):
+            raise ValueError(f"config: models.{name}.tokenizer_corpus is required for a scratch model")
+
+
+_check_references()
+
+
+def run_id(model, dataset, augmentation):
+    """A readable, unique run name: base model, training dataset, augmentation."""
+    return f"{model}__{dataset}__{augmentation}"
+
+
+RUNS = {
+    run_id(m, d, a): {"model": m, "dataset": d, "augmentation": a}
+    for m in STUDY["models"]
+    for d in STUDY["train_on"]
+    for a in STUDY["augmentations"]
+}
+
+
+def is_scratch(model):
+    return model in config["models"] and config["models"][model]["source"] == "scratch"
+
+
+def model_path(model):
+    """What `embaug` loads for a model name: a run's or scratch model's folder, else the source."""
+    if model in RUNS:
+        return f"results/models/{model}"
+    if is_scratch(model):
+        return f"results/base_models/{model}"
+    return config["models"][model]["source"]
+
+
+def model_files(model):
+    """The files a model depends on (none for a hub id or an existing local directory)."""
+    return [model_path(model)] if model in RUNS or is_scratch(model) else []
+
+
+def raw(dataset):
+    return f"data/raw/{dataset}.parquet"
+
+
+def chunks(dataset):
+    return f"data/chunks/{dataset}/n{config['chunking']['sentences']}.parquet"
+
+
+def evaluations():
+    """(model, dataset) pairs to score: base models on every dataset, runs in-domain + evaluate_on."""
+    datasets = list(dict.fromkeys(STUDY["train_on"] + STUDY["evaluate_on"]))
+    pairs = [(m, d) for m in STUDY["models"] for d in datasets]
+    for run, spec in RUNS.items():
+        for dataset in dict.fromkeys([spec["dataset"], *STUDY["evaluate_on"]]):
+            pairs.append((run, dataset))
+    return pairs
+
+
+def table_cells(family):
+    """Table 2 cells: row = training dataset, column = base / augmentation, of one base model."""
+    model = STUDY.get("table2_model", STUDY["models"][0])
+    cells = []
+    for dataset in STUDY["train_on"]:
+        cells.append((dataset, "base", f"results/scores/{family}/{model}/{dataset}.csv"))
+        for augmentation in STUDY["augmentations"]:
+            run = run_id(model, dataset, augmentation)
+            cells.append((dataset, augmentation, f"results/scores/{family}/{run}/{dataset}.csv"))
+    return cells
+
+
+def score_tables():
+    """The Table 2 variants this config can make (none without a training dataset)."""
+    if not STUDY["train_on"]:
+        return []
+    metrics = config["evaluation"]["knn"]["metrics"]
+    names = [n for n, m in (("table2_knn", "euclidean"), ("table2_knn_cosine", "cosine")) if m in metrics]
+    if config["evaluation"]["linear"]["enabled"]:
+        names.append("table2_linear")
+    return names
+
+
+def all_targets():
+    targets = [f"results/tables/{name}.{ext}" for name in score_tables() for ext in ("csv", "md")]
+    families = ["knn"] + (["linear"] if config["evaluation"]["linear"]["enabled"] else [])
+    targets += [f"results/scores/{f}/{m}/{d}.csv" for f in families for m, d in evaluations()]
+    return targets

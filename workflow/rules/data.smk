@@ -1,0 +1,41 @@
+"""download -> chunk."""
+
+
+def local_source(wildcards):
+    """A local source file is an input, so editing it re-runs what depends on it."""
+    source = Path(config["datasets"][wildcards.dataset]["source"]).expanduser()
+    return [str(source)] if source.is_file() else []
+
+
+rule download:
+    input:
+        local_source,
+    output:
+        "data/raw/{dataset}.parquet",
+    params:
+        spec=lambda w: json.dumps(config["datasets"][w.dataset], sort_keys=True),
+        cache_dir=config["cache_dir"],
+    log:
+        "logs/download/{dataset}.log",
+    benchmark:
+        "results/benchmarks/download/{dataset}.tsv"
+    shell:
+        "embaug download --dataset {wildcards.dataset} --spec {params.spec:q} "
+        "--cache-dir {params.cache_dir:q} --out {output} > {log} 2>&1"
+
+
+rule chunk:
+    input:
+        "data/raw/{dataset}.parquet",
+    output:
+        "data/chunks/{dataset}/n{n}.parquet",
+    params:
+        min_chars=config["chunking"]["min_chars"],
+        max_chars=config["chunking"]["max_chars"],
+    log:
+        "logs/chunk/{dataset}/n{n}.log",
+    benchmark:
+        "results/benchmarks/chunk/{dataset}/n{n}.tsv"
+    shell:
+        "embaug chunk --corpus {input} --dataset {wildcards.dataset} --sentences {wildcards.n} "
+        "--min-chars {params.min_chars} --max-chars {params.max_chars} --out {output} > {log} 2>&1"

@@ -1,0 +1,33 @@
+"""All-layer document embeddings of any model (base or fine-tuned) on any dataset."""
+
+
+rule embed:
+    input:
+        model=lambda w: model_files(w.model),
+        corpus="data/raw/{dataset}.parquet",
+    output:
+        "results/embeddings/{model}/{dataset}.npz",
+    params:
+        model=lambda w: model_path(w.model),
+        batch_size=config["embedding"]["batch_size"],
+        max_length=config["embedding"]["max_length"],
+        pooling=config["embedding"]["pooling"],
+        dtype=config["embedding"]["dtype"],
+        layers=(
+            "--layers " + " ".join(map(str, config["embedding"]["layers"]))
+            if config["embedding"]["layers"]
+            else ""
+        ),
+        device=config["device"],
+    threads: 8
+    resources:
+        gpu=1,
+    log:
+        "logs/embed/{model}/{dataset}.log",
+    benchmark:
+        "results/benchmarks/embed/{model}/{dataset}.tsv"
+    shell:
+        "embaug embed --model {params.model:q} --name {wildcards.model} --corpus {input.corpus} "
+        "--batch-size {params.batch_size} --max-length {params.max_length} "
+        "--pooling {params.pooling:q} --dtype {params.dtype} {params.layers} "
+        "--device {params.device} --threads {threads} --out {output} > {log} 2>&1"

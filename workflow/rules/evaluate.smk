@@ -1,0 +1,42 @@
+"""Per-layer scores of every embedding file: kNN accuracy and linear accuracy."""
+
+
+rule knn:
+    input:
+        embeddings="results/embeddings/{model}/{dataset}.npz",
+        corpus="data/raw/{dataset}.parquet",
+    output:
+        "results/scores/knn/{model}/{dataset}.csv",
+    params:
+        k=config["evaluation"]["knn"]["k"],
+        metrics=" ".join(config["evaluation"]["knn"]["metrics"]),
+        test_fraction=config["evaluation"]["test_fraction"],
+        seed=config["evaluation"]["seed"],
+    log:
+        "logs/knn/{model}/{dataset}.log",
+    benchmark:
+        "results/benchmarks/knn/{model}/{dataset}.tsv"
+    shell:
+        "embaug knn --embeddings {input.embeddings} --corpus {input.corpus} --k {params.k} "
+        "--metrics {params.metrics} --test-fraction {params.test_fraction} --seed {params.seed} "
+        "--out {output} > {log} 2>&1"
+
+
+rule linear:
+    input:
+        embeddings="results/embeddings/{model}/{dataset}.npz",
+        corpus="data/raw/{dataset}.parquet",
+    output:
+        "results/scores/linear/{model}/{dataset}.csv",
+    params:
+        max_iter=config["evaluation"]["linear"]["max_iter"],
+        test_fraction=config["evaluation"]["test_fraction"],
+        seed=config["evaluation"]["seed"],
+    log:
+        "logs/linear/{model}/{dataset}.log",
+    benchmark:
+        "results/benchmarks/linear/{model}/{dataset}.tsv"
+    shell:
+        "embaug linear --embeddings {input.embeddings} --corpus {input.corpus} "
+        "--max-iter {params.max_iter} --test-fraction {params.test_fraction} "
+        "--seed {params.seed} --out {output} > {log} 2>&1"

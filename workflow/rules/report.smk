@@ -1,0 +1,27 @@
+"""Paper tables aggregated from the score files."""
+
+
+def table_cell_args(wildcards):
+    family = SCORE_TABLES[wildcards.table][0]
+    return " ".join(f"--cell {row} {column} {path}" for row, column, path in table_cells(family))
+
+
+rule score_table:
+    input:
+        lambda w: [path for _, _, path in table_cells(SCORE_TABLES[w.table][0])],
+    output:
+        csv="results/tables/{table}.csv",
+        md="results/tables/{table}.md",
+    wildcard_constraints:
+        table="|".join(SCORE_TABLES),
+    params:
+        cells=table_cell_args,
+        metric=lambda w: SCORE_TABLES[w.table][1],
+        title=lambda w: SCORE_TABLES[w.table][2].format(k=config["evaluation"]["knn"]["k"]),
+    log:
+        "logs/tables/{table}.log",
+    benchmark:
+        "results/benchmarks/tables/{table}.tsv"
+    shell:
+        "embaug table {params.cells} --metric {params.metric} --title {params.title:q} "
+        "--out-csv {output.csv} --out-md {output.md} > {log} 2>&1"

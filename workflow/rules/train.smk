@@ -1,0 +1,48 @@
+"""Base models built from scratch, and one fine-tuning run per (model, dataset, augmentation)."""
+
+
+rule init_model:
+    input:
+        lambda w: [raw(d) for d in config["models"][w.model]["tokenizer_corpus"]],
+    output:
+        directory("results/base_models/{model}"),
+    params:
+        architecture=lambda w: json.dumps(config["models"][w.model]["architecture"], sort_keys=True),
+        seed=lambda w: config["models"][w.model]["seed"],
+    log:
+        "logs/init_model/{model}.log",
+    benchmark:
+        "results/benchmarks/init_model/{model}.tsv"
+    shell:
+        "embaug init-model --corpus {input} --architecture {params.architecture:q} "
+        "--seed {params.seed} --out {output} > {log} 2>&1"
+
+
+def train_settings(wildcards):
+    run = RUNS[wildcards.run]
+    settings = {**config["training"], **config["augmentations"][run["augmentation"]]}
+    settings.update(augmentation=run["augmentation"], device=config["device"])
+    return json.dumps(settings, sort_keys=True)
+
+
+rule finetune:
+    input:
+        model=lambda w: model_files(RUNS[w.run]["model"]),
+        corpus=lambda w: raw(RUNS[w.run]["dataset"]),
+        chunks=lambda w: chunks(RUNS[w.run]["dataset"]),
+    output:
+        directory("results/models/{run}"),
+    params:
+        model=lambda w: model_path(RUNS[w.run]["model"]),
+        settings=train_settings,
+    threads: 8
+    resources:
+        gpu=1,
+    log:
+        "logs/finetune/{run}.log",
+    benchmark:
+        "results/benchmarks/finetune/{run}.tsv"
+    shell:
+        "embaug finetune --model {params.model:q} --corpus {input.corpus} --chunks {input.chunks} "
+        "--settings {params.settings:q} --run {wildcards.run} --threads {threads} "
+        "--out {output} > {log} 2>&1"
