@@ -30,10 +30,13 @@ def set_threads(threads: int | None) -> None:
 def load_encoder(
     source: str, device: torch.device | str = "cpu", name: str = ""
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """Load a transformer encoder and its tokenizer from a local directory or a hub id."""
+    """Load a transformer encoder (as float32, whatever the checkpoint's dtype) and its tokenizer.
+
+    ``source`` is a local ``save_pretrained`` directory or a hub id (downloaded and cached).
+    """
     try:
         tokenizer = AutoTokenizer.from_pretrained(source)
-        model = AutoModel.from_pretrained(source)
+        model = AutoModel.from_pretrained(source, dtype=torch.float32)  # train in fp32
     except (OSError, ValueError) as exc:
         hint = (
             ""
