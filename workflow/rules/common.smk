@@ -140,3 +140,23 @@ def all_targets():
     families = ["knn"] + (["linear"] if config["evaluation"]["linear"]["enabled"] else [])
     targets += [f"results/scores/{f}/{m}/{d}.csv" for f in families for m, d in evaluations()]
     return targets
+
+
+def local_source(wildcards):
+    """A local source file is an input, so editing it re-runs what depends on it."""
+    source = Path(config["datasets"][wildcards.dataset]["source"]).expanduser()
+    return [str(source)] if source.is_file() else []
+
+
+def train_settings(wildcards):
+    """A run's training parameters (JSON): training defaults, its augmentation, the device."""
+    run = RUNS[wildcards.run]
+    settings = {**config["training"], **config["augmentations"][run["augmentation"]]}
+    settings.update(augmentation=run["augmentation"], device=config["device"])
+    return json.dumps(settings, sort_keys=True)
+
+
+def table_cell_args(wildcards):
+    """`--cell ROW COLUMN SCORES` arguments of one score table."""
+    family = SCORE_TABLES[wildcards.table][0]
+    return " ".join(f"--cell {row} {column} {path}" for row, column, path in table_cells(family))

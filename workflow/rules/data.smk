@@ -1,12 +1,6 @@
 """download -> chunk."""
 
 
-def local_source(wildcards):
-    """A local source file is an input, so editing it re-runs what depends on it."""
-    source = Path(config["datasets"][wildcards.dataset]["source"]).expanduser()
-    return [str(source)] if source.is_file() else []
-
-
 rule download:
     input:
         local_source,

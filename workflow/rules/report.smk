@@ -1,11 +1,6 @@
 """Paper tables aggregated from the score files."""
 
 
-def table_cell_args(wildcards):
-    family = SCORE_TABLES[wildcards.table][0]
-    return " ".join(f"--cell {row} {column} {path}" for row, column, path in table_cells(family))
-
-
 rule score_table:
     input:
         lambda w: [path for _, _, path in table_cells(SCORE_TABLES[w.table][0])],

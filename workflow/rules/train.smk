@@ -18,13 +18,6 @@ rule init_model:
         "--seed {params.seed} --out {output} > {log} 2>&1"
 
 
-def train_settings(wildcards):
-    run = RUNS[wildcards.run]
-    settings = {**config["training"], **config["augmentations"][run["augmentation"]]}
-    settings.update(augmentation=run["augmentation"], device=config["device"])
-    return json.dumps(settings, sort_keys=True)
-
-
 rule finetune:
     input:
         model=lambda w: model_files(RUNS[w.run]["model"]),
