@@ -59,6 +59,10 @@ def cmd_finetune(args: argparse.Namespace) -> None:
 
     set_threads(args.threads)
     settings = TrainSettings(**json.loads(args.settings))
+    eval_corpora = {}
+    for entry in args.eval_corpus or []:
+        name, _, path = entry.partition("=")
+        eval_corpora[name] = _read_corpus(path)
     finetune(
         args.model,
         _read_corpus(args.corpus),
@@ -66,6 +70,7 @@ def cmd_finetune(args: argparse.Namespace) -> None:
         settings,
         args.out,
         args.run,
+        eval_corpora,
     )
 
 
@@ -144,6 +149,75 @@ def cmd_table(args: argparse.Namespace) -> None:
     print(table.round(1).to_string())
 
 
+def _last_layer_accuracy(scores: str | None, metric: str) -> str:
+    if not scores:
+        return ""
+    from .report.tables import last_layer_score
+
+    return f"{last_layer_score(scores, metric):.1f}%"
+
+
+def cmd_tsne(args: argparse.Namespace) -> None:
+    """t-SNE map of the last layer's embeddings: coordinates (parquet) and a PNG coloured by label."""
+    from .evaluate.knn import knn_accuracy
+    from .evaluate.split import labelled_split
+    from .evaluate.tsne import last_layer, tsne_map
+    from .io import write_parquet
+    from .report.figures import tsne_figure
+
+    layers, layer_ids, labels = _load_embeddings(args.embeddings, args.corpus)
+    embeddings, layer = last_layer(layers, layer_ids)
+    learning_rate = args.learning_rate if args.learning_rate == "auto" else float(args.learning_rate)
+    xy = tsne_map(embeddings, args.perplexity, learning_rate, args.n_iter, args.seed, args.threads or 1)
+    doc_ids = _read_corpus(args.corpus)["doc_id"].to_numpy(dtype=str)
+    coords = pd.DataFrame({"doc_id": doc_ids, "x": xy[:, 0], "y": xy[:, 1], "label": labels})
+    write_parquet(coords, args.out)
+    train, test = labelled_split(labels, args.test_fraction, args.split_seed)
+    in_2d = 100 * knn_accuracy(xy, labels, train, test, k=args.k)
+    in_dims = _last_layer_accuracy(args.scores, args.metric)
+    title = f"{args.name or args.embeddings}, layer {layer}: {args.k}-NN accuracy "
+    title += f"{in_dims} ({args.metric}, {embeddings.shape[1]}-d), " if in_dims else ""
+    title += f"{in_2d:.1f}% in 2-D t-SNE"
+    tsne_figure(coords, args.png, title)
+    LOG.info("%s", title)
+
+
+def cmd_figure_tsne(args: argparse.Namespace) -> None:
+    """Figure 2: t-SNE maps side by side with one shared legend."""
+    from .report.figures import tsne_panels_figure
+
+    panels = {}
+    for name, coords, scores in args.panel:
+        accuracy = _last_layer_accuracy(scores, args.metric)
+        panels[f"{name} (kNN {accuracy})" if accuracy else name] = pd.read_parquet(coords)
+    tsne_panels_figure(panels, args.out, args.title)
+
+
+def cmd_figure_layers(args: argparse.Namespace) -> None:
+    """Figure 4b-c: per-layer scores, one line per model."""
+    from .report.figures import layers_figure
+
+    scores = {name: pd.read_csv(path) for name, path in args.model}
+    layers_figure(scores, args.out, args.metric, args.title, args.ylabel)
+
+
+def cmd_figure_loss(args: argparse.Namespace) -> None:
+    """Training loss and learning rate of one run against the batch number."""
+    from pathlib import Path
+
+    from .report.figures import loss_figure
+
+    loss_figure(pd.read_csv(Path(args.run_dir) / "train_log.csv"), args.out, args.title)
+
+
+def cmd_figure_curves(args: argparse.Namespace) -> None:
+    """Figures 1 and 3: held-out kNN accuracy over batches, one line per run."""
+    from .report.figures import curves_figure, read_curves
+
+    curves = read_curves([tuple(entry) for entry in args.curve])
+    curves_figure(curves, args.out, args.title)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``embaug`` argument parser, one subcommand per workflow stage."""
     parser = argparse.ArgumentParser(prog="embaug", description=__doc__)
@@ -180,6 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--chunks", required=True)
     sub.add_argument("--settings", required=True, help="TrainSettings fields as JSON")
     sub.add_argument("--run", default="")
+    sub.add_argument("--eval-corpus", action="append", metavar="NAME=PATH", help="also score on this corpus")
     sub.add_argument("--threads", type=int)
     sub.add_argument("--out", required=True)
 
@@ -215,6 +290,48 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--title", default="kNN accuracy (%)")
     sub.add_argument("--out-csv", required=True)
     sub.add_argument("--out-md", required=True)
+
+    sub = stage("tsne", cmd_tsne)
+    sub.add_argument("--embeddings", required=True)
+    sub.add_argument("--corpus", required=True)
+    sub.add_argument("--scores", help="per-layer kNN scores, for the title")
+    sub.add_argument("--name", default="", help="model name for the title")
+    sub.add_argument("--perplexity", type=float, default=30.0)
+    sub.add_argument("--learning-rate", default="auto", help="a number, or auto (n / 12)")
+    sub.add_argument("--n-iter", type=int, default=500)
+    sub.add_argument("--seed", type=int, default=42)
+    sub.add_argument("--k", type=int, default=10)
+    sub.add_argument("--metric", default="euclidean")
+    sub.add_argument("--test-fraction", type=float, default=0.1)
+    sub.add_argument("--split-seed", type=int, default=42, help="seed of the kNN split in the title")
+    sub.add_argument("--threads", type=int)
+    sub.add_argument("--out", required=True, help="coordinates, parquet")
+    sub.add_argument("--png", required=True)
+
+    sub = stage("figure-tsne", cmd_figure_tsne)
+    sub.add_argument("--panel", nargs=3, action="append", required=True, metavar=("NAME", "COORDS", "SCORES"))
+    sub.add_argument("--metric", default="euclidean")
+    sub.add_argument("--title", default="")
+    sub.add_argument("--out", required=True)
+
+    sub = stage("figure-layers", cmd_figure_layers)
+    sub.add_argument("--model", nargs=2, action="append", required=True, metavar=("NAME", "SCORES"))
+    sub.add_argument("--metric", default="euclidean")
+    sub.add_argument("--title", default="")
+    sub.add_argument("--ylabel", default="kNN accuracy (%)")
+    sub.add_argument("--out", required=True)
+
+    sub = stage("figure-loss", cmd_figure_loss)
+    sub.add_argument("--run-dir", required=True)
+    sub.add_argument("--title", default="")
+    sub.add_argument("--out", required=True)
+
+    sub = stage("figure-curves", cmd_figure_curves)
+    sub.add_argument(
+        "--curve", nargs=4, action="append", required=True, metavar=("PANEL", "RUN", "RUN_DIR", "COLUMN")
+    )
+    sub.add_argument("--title", default="")
+    sub.add_argument("--out", required=True)
     return parser
 
 

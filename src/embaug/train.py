@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
 from .augment import TrainingDocument, get_pair_maker, make_pairs, mask_tokens
-from .encode import autocast
+from .encode import autocast, length_sorted_batches
 from .errors import EmbaugError
 from .io import atomic_path, write_csv, write_json
 from .models import load_encoder, pool, resolve_device, save_encoder
@@ -38,6 +38,9 @@ class TrainSettings:
     pooling: str = "mean"
     seed: int = 42
     device: str = "auto"
+    eval_every: int = 0
+    eval_docs: int = 500
+    eval_k: int = 10
 
 
 def info_nce_loss(anchors: torch.Tensor, positives: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -61,6 +64,70 @@ def training_documents(corpus: pd.DataFrame, chunks: pd.DataFrame) -> list[Train
     ]
 
 
+class HeldOutKnn:
+    """kNN accuracy of the model being trained on a fixed, pre-tokenized set of held documents.
+
+    Up to ``n_docs`` labelled documents are drawn once (seeded) and tokenized once; each call
+    embeds them (eval mode, no gradient, the training pooling) and returns the 10-fold
+    cross-validated ``k``-NN accuracy (Euclidean), each document scored once by
+    ``knn_accuracy`` with the other folds as neighbours. Consumes no training randomness,
+    so a run's training is the same with or without it.
+    """
+
+    def __init__(self, corpus: pd.DataFrame, tokenizer, settings: TrainSettings, batch_size: int = 64):
+        from .data.sources import UNLABELED
+
+        labelled = corpus[corpus["label"] != UNLABELED]
+        if len(labelled) > settings.eval_docs:
+            labelled = labelled.sample(settings.eval_docs, random_state=settings.seed)
+        if labelled["label"].nunique() < 2 or len(labelled) <= settings.eval_k:
+            raise EmbaugError(
+                f"training.eval_every: the held set has {len(labelled)} labelled documents in "
+                f"{labelled['label'].nunique()} classes; it needs more than eval_k={settings.eval_k} "
+                "documents and at least 2 classes"
+            )
+        self.labels = labelled["label"].to_numpy(dtype=str)
+        self.encoded = tokenizer(labelled["text"].tolist(), truncation=True, max_length=settings.max_length)
+        self.tokenizer, self.pooling = tokenizer, settings.pooling
+        self.k, self.seed = settings.eval_k, settings.seed
+        lengths = [len(ids) for ids in self.encoded["input_ids"]]
+        self.batches = list(length_sorted_batches(lengths, batch_size))
+
+    @torch.no_grad()
+    def embed(self, model) -> np.ndarray:
+        """Pooled last-layer embeddings of the held documents, in held-set order."""
+        device = next(model.parameters()).device
+        was_training = model.training
+        model.eval()
+        out = None
+        for index in self.batches:
+            features = self.tokenizer.pad(
+                {key: [self.encoded[key][i] for i in index] for key in self.encoded}, return_tensors="pt"
+            )
+            features = {key: value.to(device) for key, value in features.items()}
+            with autocast(device):
+                hidden = model(**features).last_hidden_state
+            pooled = pool(hidden.float(), features["attention_mask"], self.pooling).cpu().numpy()
+            if out is None:
+                out = np.empty((len(self.labels), pooled.shape[1]), dtype=np.float32)
+            out[index] = pooled
+        model.train(was_training)
+        return out
+
+    def __call__(self, model) -> float:
+        from sklearn.model_selection import KFold
+
+        from .evaluate.knn import knn_accuracy
+
+        embeddings = self.embed(model)
+        folds = KFold(n_splits=min(10, len(self.labels)), shuffle=True, random_state=self.seed)
+        correct = 0.0
+        for train, test in folds.split(embeddings):
+            k = min(self.k, len(train))
+            correct += knn_accuracy(embeddings, self.labels, train, test, k=k) * len(test)
+        return correct / len(self.labels)
+
+
 def library_versions() -> dict[str, str]:
     """Versions of the libraries that shape a run's numbers."""
     names = ["torch", "transformers", "sentence-transformers", "tokenizers", "numpy", "embaug"]
@@ -74,8 +141,16 @@ def finetune(
     settings: TrainSettings,
     out_dir: str | Path,
     run_name: str = "",
+    eval_corpora: dict[str, pd.DataFrame] | None = None,
 ) -> pd.DataFrame:
-    """Fine-tune one model and save it (atomically) with ``train_log.csv`` and ``run.json``."""
+    """Fine-tune one model and save it (atomically) with ``train_log.csv`` and ``run.json``.
+
+    With ``settings.eval_every = N > 0`` the model is scored before training and after every
+    N batches (and the last) by :class:`HeldOutKnn` on the training corpus (column
+    ``knn_accuracy``) and on each of ``eval_corpora`` (column ``knn_accuracy_{name}``, the
+    paper's Figure 3); the columns are empty on the other batches, ``eval_seconds`` says what
+    the scoring cost, and the scores before training go into ``run.json`` (``initial_scores``).
+    """
     maker = get_pair_maker(settings.pairs, settings.augmentation)
     documents = training_documents(corpus, chunks)
     if not documents:
@@ -114,8 +189,20 @@ def finetune(
             hidden = model(**features).last_hidden_state
         return pool(hidden.float(), features["attention_mask"], settings.pooling)
 
+    evaluators: dict[str, HeldOutKnn] = {}
+    if settings.eval_every > 0:
+        evaluators["knn_accuracy"] = HeldOutKnn(corpus, tokenizer, settings)
+        for name, eval_corpus in (eval_corpora or {}).items():
+            evaluators[f"knn_accuracy_{name}"] = HeldOutKnn(eval_corpus, tokenizer, settings)
+
+    def evaluate() -> tuple[dict[str, float], float]:
+        began = time.perf_counter()
+        scores = {column: evaluator(model) for column, evaluator in evaluators.items()}
+        return scores, time.perf_counter() - began
+
+    initial_scores, eval_seconds = evaluate() if evaluators else ({}, 0.0)
     model.train()
-    log, start = [], time.perf_counter()
+    log, scored, start = [], [], time.perf_counter() - eval_seconds
     progress = tqdm(total=total_steps, desc=f"finetune {run_name}", unit="batch")
     for _epoch in range(settings.epochs):
         pairs = make_pairs(documents, maker, rng)
@@ -128,11 +215,19 @@ def finetune(
             loss.backward()
             optimizer.step()
             scheduler.step()
-            log.append((len(log) + 1, loss.item(), lr, time.perf_counter() - start))
+            step = len(log) + 1
+            if evaluators and (step % settings.eval_every == 0 or step == total_steps):
+                scores, seconds = evaluate()
+                scored.append({"step": step, **scores, "eval_seconds": seconds})
+            log.append((step, loss.item(), lr, time.perf_counter() - start))
             progress.update()
             progress.set_postfix(loss=f"{loss.item():.3f}")
     progress.close()
     train_log = pd.DataFrame(log, columns=["step", "loss", "lr", "seconds"])
+    if evaluators:
+        columns = [*evaluators, "eval_seconds"]
+        scored_log = pd.DataFrame(scored, columns=["step", *columns])
+        train_log = train_log.merge(scored_log, on="step", how="left")
     with atomic_path(out_dir) as tmp:
         save_encoder(model, tokenizer, tmp, settings.pooling)
         write_csv(train_log, tmp / "train_log.csv")
@@ -145,6 +240,8 @@ def finetune(
                 "steps": total_steps,
                 "device": str(device),
                 "seconds": train_log["seconds"].iloc[-1],
+                "initial_scores": initial_scores,
+                "initial_eval_seconds": eval_seconds,
                 "versions": library_versions(),
             },
             tmp / "run.json",

@@ -139,6 +139,7 @@ def all_targets():
     targets = [f"results/tables/{name}.{ext}" for name in score_tables() for ext in ("csv", "md")]
     families = ["knn"] + (["linear"] if config["evaluation"]["linear"]["enabled"] else [])
     targets += [f"results/scores/{f}/{m}/{d}.csv" for f in families for m, d in evaluations()]
+    targets += figure_targets()
     return targets
 
 
@@ -160,3 +161,97 @@ def table_cell_args(wildcards):
     """`--cell ROW COLUMN SCORES` arguments of one score table."""
     family = SCORE_TABLES[wildcards.table][0]
     return " ".join(f"--cell {row} {column} {path}" for row, column, path in table_cells(family))
+
+
+# Figures and t-SNE maps (workflow/rules/figures.smk).
+TSNE = config["evaluation"]["tsne"]
+KNN_METRICS = config["evaluation"]["knn"]["metrics"]
+KNN_METRIC = "euclidean" if "euclidean" in KNN_METRICS else KNN_METRICS[0]
+EVAL_EVERY = config["training"]["eval_every"]
+for _name in (TSNE["datasets"] or []) + STUDY["curves_evaluate_on"]:
+    if _name not in config["datasets"]:
+        raise ValueError(f"config: '{_name}' (evaluation.tsne.datasets or study.curves_evaluate_on) is not under datasets")
+
+
+def tsne_datasets():
+    """Datasets mapped by t-SNE: evaluation.tsne.datasets, default the training datasets."""
+    return TSNE["datasets"] if TSNE["datasets"] is not None else STUDY["train_on"]
+
+
+def figure2_panels(dataset):
+    """Figure 2's panels on a training dataset: (name, model) for base and each augmentation."""
+    model = STUDY.get("table2_model", STUDY["models"][0])
+    return [("base", model)] + [(a, run_id(model, dataset, a)) for a in STUDY["augmentations"]]
+
+
+def figure2_args(wildcards):
+    """`--panel NAME COORDS SCORES` arguments of Figure 2."""
+    return " ".join(
+        f"--panel {name} results/tsne/{m}/{wildcards.dataset}.parquet "
+        f"results/scores/knn/{m}/{wildcards.dataset}.csv"
+        for name, m in figure2_panels(wildcards.dataset)
+    )
+
+
+def layer_models(dataset):
+    """Models in a per-layer figure: every base model, and its runs trained on the dataset."""
+    models = []
+    for model in STUDY["models"]:
+        models.append(model)
+        if dataset in STUDY["train_on"]:
+            models += [run_id(model, dataset, a) for a in STUDY["augmentations"]]
+    return models
+
+
+def figure_layers_args(wildcards):
+    """`--model NAME SCORES` arguments of a per-layer figure."""
+    family = wildcards.family
+    return " ".join(
+        f"--model {m} results/scores/{family}/{m}/{wildcards.dataset}.csv"
+        for m in layer_models(wildcards.dataset)
+    )
+
+
+def curve_entries(evaluated_on=None):
+    """(panel, run, run folder, train_log column) per run: Figure 1 in-domain, Figure 3 on a dataset."""
+    entries = []
+    for run, spec in RUNS.items():
+        if evaluated_on is None:
+            panel, column = f"trained and scored on {spec['dataset']}", "knn_accuracy"
+        else:
+            panel = f"trained on {spec['dataset']}, scored on {evaluated_on}"
+            column = "knn_accuracy" if spec["dataset"] == evaluated_on else f"knn_accuracy_{evaluated_on}"
+        entries.append((panel, run, f"results/models/{run}", column))
+    return entries
+
+
+def curve_args(wildcards):
+    """`--curve PANEL RUN RUN_DIR COLUMN` arguments of Figure 1 or Figure 3."""
+    evaluated_on = getattr(wildcards, "dataset", None)
+    return " ".join(
+        f"--curve {json.dumps(panel)} {run} {path} {column}"
+        for panel, run, path, column in curve_entries(evaluated_on)
+    )
+
+
+def eval_corpora(run):
+    """Extra datasets a run is scored on while training (Figure 3)."""
+    if not EVAL_EVERY:
+        return []
+    return [d for d in STUDY["curves_evaluate_on"] if d != RUNS[run]["dataset"]]
+
+
+def figure_targets():
+    """Every t-SNE map and figure the config can make."""
+    targets = []
+    if TSNE["enabled"]:
+        maps = [(m, d) for m, d in evaluations() if d in tsne_datasets()]
+        targets += [f"results/tsne/{m}/{d}.png" for m, d in dict.fromkeys(maps)]
+        targets += [f"results/figures/figure2_tsne_{d}.png" for d in STUDY["train_on"] if d in tsne_datasets()]
+    datasets = dict.fromkeys(STUDY["train_on"] + STUDY["evaluate_on"])
+    targets += [f"results/figures/figure4_layers_knn_{d}.png" for d in datasets]
+    targets += [f"results/figures/loss/{run}.png" for run in RUNS]
+    if EVAL_EVERY and RUNS:
+        targets.append("results/figures/figure1_training_curves.png")
+        targets += [f"results/figures/figure3_curves_{d}.png" for d in STUDY["curves_evaluate_on"]]
+    return targets

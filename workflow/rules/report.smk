@@ -5,7 +5,12 @@ rule score_table:
     input:
         lambda w: [path for _, _, path in table_cells(SCORE_TABLES[w.table][0])],
     output:
-        csv="results/tables/{table}.csv",
+        csv=report(
+            "results/tables/{table}.csv",
+            caption="../report/table2.rst",
+            category="Tables",
+            labels={"table": "{table}"},
+        ),
         md="results/tables/{table}.md",
     wildcard_constraints:
         table="|".join(SCORE_TABLES),

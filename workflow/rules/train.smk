@@ -23,11 +23,13 @@ rule finetune:
         model=lambda w: model_files(RUNS[w.run]["model"]),
         corpus=lambda w: raw(RUNS[w.run]["dataset"]),
         chunks=lambda w: chunks(RUNS[w.run]["dataset"]),
+        eval_corpora=lambda w: [raw(d) for d in eval_corpora(w.run)],
     output:
         directory("results/models/{run}"),
     params:
         model=lambda w: model_path(RUNS[w.run]["model"]),
         settings=train_settings,
+        eval_corpora=lambda w: " ".join(f"--eval-corpus {d}={raw(d)}" for d in eval_corpora(w.run)),
     threads: 8
     resources:
         gpu=1,
@@ -37,5 +39,5 @@ rule finetune:
         "results/benchmarks/finetune/{run}.tsv"
     shell:
         "embaug finetune --model {params.model:q} --corpus {input.corpus} --chunks {input.chunks} "
-        "--settings {params.settings:q} --run {wildcards.run} --threads {threads} "
+        "--settings {params.settings:q} --run {wildcards.run} {params.eval_corpora} --threads {threads} "
         "--out {output} > {log} 2>&1"

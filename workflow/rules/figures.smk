@@ -1,0 +1,163 @@
+"""t-SNE maps and the paper's figures, each PNG marked for `snakemake --report` with a caption."""
+
+
+report: "../report/workflow.rst"
+
+
+rule tsne:
+    input:
+        embeddings="results/embeddings/{model}/{dataset}.npz",
+        corpus="data/raw/{dataset}.parquet",
+        scores="results/scores/knn/{model}/{dataset}.csv",
+    output:
+        coords="results/tsne/{model}/{dataset}.parquet",
+        png=report(
+            "results/tsne/{model}/{dataset}.png",
+            caption="../report/tsne.rst",
+            category="t-SNE maps",
+            subcategory="{dataset}",
+            labels={"model": "{model}", "dataset": "{dataset}"},
+        ),
+        csv="results/tsne/{model}/{dataset}.csv",
+    params:
+        perplexity=TSNE["perplexity"],
+        learning_rate=TSNE["learning_rate"],
+        n_iter=TSNE["n_iter"],
+        seed=TSNE["seed"],
+        k=config["evaluation"]["knn"]["k"],
+        metric=KNN_METRIC,
+        test_fraction=config["evaluation"]["test_fraction"],
+        split_seed=config["evaluation"]["seed"],
+    threads: 4
+    log:
+        "logs/tsne/{model}/{dataset}.log",
+    benchmark:
+        "results/benchmarks/tsne/{model}/{dataset}.tsv"
+    shell:
+        "embaug tsne --embeddings {input.embeddings} --corpus {input.corpus} --scores {input.scores} "
+        "--name {wildcards.model} --perplexity {params.perplexity} "
+        "--learning-rate {params.learning_rate} --n-iter {params.n_iter} --seed {params.seed} "
+        "--k {params.k} --metric {params.metric} --test-fraction {params.test_fraction} "
+        "--split-seed {params.split_seed} --threads {threads} "
+        "--out {output.coords} --png {output.png} > {log} 2>&1"
+
+
+rule figure2_tsne:
+    input:
+        lambda w: [
+            f"results/{kind}/{m}/{w.dataset}.{ext}"
+            for _, m in figure2_panels(w.dataset)
+            for kind, ext in (("tsne", "parquet"), ("scores/knn", "csv"))
+        ],
+    output:
+        png=report(
+            "results/figures/figure2_tsne_{dataset}.png",
+            caption="../report/figure2.rst",
+            category="Figure 2: t-SNE",
+            labels={"figure": "Figure 2", "dataset": "{dataset}"},
+        ),
+        csv="results/figures/figure2_tsne_{dataset}.csv",
+    params:
+        panels=figure2_args,
+        metric=KNN_METRIC,
+        title=lambda w: f"t-SNE of the last layer on {w.dataset}, before and after fine-tuning",
+    log:
+        "logs/figures/figure2_tsne_{dataset}.log",
+    benchmark:
+        "results/benchmarks/figures/figure2_tsne_{dataset}.tsv"
+    shell:
+        "embaug figure-tsne {params.panels} --metric {params.metric} --title {params.title:q} "
+        "--out {output.png} > {log} 2>&1"
+
+
+rule figure_layers:
+    input:
+        lambda w: [f"results/scores/{w.family}/{m}/{w.dataset}.csv" for m in layer_models(w.dataset)],
+    output:
+        png=report(
+            "results/figures/figure4_layers_{family}_{dataset}.png",
+            caption="../report/figure4.rst",
+            category="Figure 4: per layer",
+            labels={"figure": "Figure 4b", "score": "{family}", "dataset": "{dataset}"},
+        ),
+        csv="results/figures/figure4_layers_{family}_{dataset}.csv",
+    wildcard_constraints:
+        family="knn|linear",
+    params:
+        models=figure_layers_args,
+        metric=lambda w: KNN_METRIC if w.family == "knn" else "logistic",
+        ylabel=lambda w: "kNN accuracy (%)" if w.family == "knn" else "linear accuracy (%)",
+        title=lambda w: f"Per-layer {'kNN' if w.family == 'knn' else 'linear'} accuracy on {w.dataset}, "
+        "before and after fine-tuning",
+    log:
+        "logs/figures/figure4_layers_{family}_{dataset}.log",
+    benchmark:
+        "results/benchmarks/figures/figure4_layers_{family}_{dataset}.tsv"
+    shell:
+        "embaug figure-layers {params.models} --metric {params.metric} --ylabel {params.ylabel:q} "
+        "--title {params.title:q} --out {output.png} > {log} 2>&1"
+
+
+rule figure_loss:
+    input:
+        "results/models/{run}",
+    output:
+        png=report(
+            "results/figures/loss/{run}.png",
+            caption="../report/loss.rst",
+            category="Training loss",
+            labels={"run": "{run}"},
+        ),
+        csv="results/figures/loss/{run}.csv",
+    params:
+        title=lambda w: f"{w.run}: training loss and learning rate",
+    log:
+        "logs/figures/loss/{run}.log",
+    benchmark:
+        "results/benchmarks/figures/loss/{run}.tsv"
+    shell:
+        "embaug figure-loss --run-dir {input} --title {params.title:q} --out {output.png} > {log} 2>&1"
+
+
+rule figure1_training_curves:
+    input:
+        [f"results/models/{run}" for run in RUNS],
+    output:
+        png=report(
+            "results/figures/figure1_training_curves.png",
+            caption="../report/figure1.rst",
+            category="Figures 1 and 3: training curves",
+            labels={"figure": "Figure 1"},
+        ),
+        csv="results/figures/figure1_training_curves.csv",
+    params:
+        curves=curve_args,
+        title="kNN accuracy on held documents of the training dataset during fine-tuning",
+    log:
+        "logs/figures/figure1_training_curves.log",
+    benchmark:
+        "results/benchmarks/figures/figure1_training_curves.tsv"
+    shell:
+        "embaug figure-curves {params.curves} --title {params.title:q} --out {output.png} > {log} 2>&1"
+
+
+rule figure3_curves:
+    input:
+        [f"results/models/{run}" for run in RUNS],
+    output:
+        png=report(
+            "results/figures/figure3_curves_{dataset}.png",
+            caption="../report/figure3.rst",
+            category="Figures 1 and 3: training curves",
+            labels={"figure": "Figure 3", "dataset": "{dataset}"},
+        ),
+        csv="results/figures/figure3_curves_{dataset}.csv",
+    params:
+        curves=curve_args,
+        title=lambda w: f"kNN accuracy on held {w.dataset} documents while training on each dataset",
+    log:
+        "logs/figures/figure3_curves_{dataset}.log",
+    benchmark:
+        "results/benchmarks/figures/figure3_curves_{dataset}.tsv"
+    shell:
+        "embaug figure-curves {params.curves} --title {params.title:q} --out {output.png} > {log} 2>&1"
