@@ -10,15 +10,6 @@ from embaug.encode import embed_layers, length_sorted_batches
 from embaug.errors import EmbaugError
 from embaug.models import check_pooling, pool
 
-# Bug in src/embaug/models.py (pool, the two `index = ...` lines): the gather index gets one
-# dimension too many for every pooling but "mean" (view(*[1] * (hidden.dim() - 2), -1, 1, 1) and
-# expand(*hidden.shape[:-2], ...) should use hidden.dim() - 3 and hidden.shape[:-3]), so cls, sep
-# and token:K raise "Index tensor must have the same number of dimensions as input tensor".
-# Only that RuntimeError is tolerated: a wrong value still fails. Remove once pool() is fixed.
-POOL_INDEX_BUG = pytest.mark.xfail(
-    raises=RuntimeError, strict=False, reason="models.pool: gather index rank off by one (cls/sep/token:K)"
-)
-
 
 @pytest.fixture(scope="module")
 def texts(corpus):
@@ -80,7 +71,6 @@ def test_layer_selection(tiny_model, texts):
     assert not np.allclose(every[0], every[2])
 
 
-@POOL_INDEX_BUG
 @pytest.mark.parametrize("pooling", ["cls", "sep", "token:3"])
 def test_other_poolings_match_hand_indexing(tiny_model, texts, pooling):
     model, tokenizer = tiny_model
@@ -95,12 +85,6 @@ def test_other_poolings_match_hand_indexing(tiny_model, texts, pooling):
             np.testing.assert_allclose(got[:, i], expected, atol=1e-5, rtol=0)
 
 
-@pytest.mark.xfail(
-    raises=RuntimeError,
-    strict=False,
-    reason="embed_layers truncates at max_length even beyond the model's max_position_embeddings "
-    "(the tiny model has 128; the embed stage's default is 512), and BERT then fails with a shape error",
-)
 def test_max_length_beyond_model_positions_is_clamped(tiny_model, corpus):
     model, tokenizer = tiny_model
     long_text = " ".join(corpus["text"].tolist()[:3])
@@ -137,7 +121,6 @@ def test_pool_mean_ignores_padding(hidden_and_mask):
             torch.testing.assert_close(pooled[layer, b], hidden[layer, b, :n].mean(dim=0))
 
 
-@POOL_INDEX_BUG
 @pytest.mark.parametrize(
     ("pooling", "positions"),
     [
@@ -156,14 +139,12 @@ def test_pool_token_positions(hidden_and_mask, pooling, positions):
         torch.testing.assert_close(pooled[:, b], hidden[:, b, position])
 
 
-@POOL_INDEX_BUG
 def test_pool_without_layer_dimension(hidden_and_mask):
     hidden, mask, _ = hidden_and_mask
     for pooling in ("mean", "cls", "sep", "token:3"):
         torch.testing.assert_close(pool(hidden[1], mask, pooling), pool(hidden, mask, pooling)[1])
 
 
-@POOL_INDEX_BUG
 def test_pool_sep_with_right_padding_is_not_the_last_column(hidden_and_mask):
     hidden, mask, _ = hidden_and_mask
     pooled = pool(hidden, mask, "sep")

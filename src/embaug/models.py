@@ -76,8 +76,8 @@ def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str = "mea
         position = last
     else:
         position = torch.minimum(torch.full_like(last, int(pooling.split(":")[1])), last)
-    index = position.view(*([1] * (hidden.dim() - 2)), -1, 1, 1)
-    index = index.expand(*hidden.shape[:-2], -1, 1, hidden.shape[-1])
+    index = position.view(*([1] * (hidden.dim() - 3)), -1, 1, 1)
+    index = index.expand(*hidden.shape[:-3], -1, 1, hidden.shape[-1])
     return hidden.gather(-2, index).squeeze(-2)
 
 
@@ -96,6 +96,10 @@ def build_scratch_model(
     tok.decoder = decoders.WordPiece()
     vocab_size = int(architecture.get("vocab_size", 8000))
     tok.train_from_iterator(texts, WordPieceTrainer(vocab_size=vocab_size, special_tokens=specials))
+    # The trainer numbers part of the vocabulary in hash-map order; renumber it (specials first,
+    # then sorted) so the same texts always give the same token ids.
+    learned = sorted(set(tok.get_vocab()) - set(specials))
+    tok.model = models.WordPiece({token: i for i, token in enumerate(specials + learned)}, unk_token="[UNK]")
     cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]",
@@ -127,7 +131,7 @@ def build_scratch_model(
         **{key: architecture[key] for key in config_keys if key in architecture},
     )
     torch.manual_seed(seed)
-    model = BertModel(config, add_pooling_layer=False)
+    model = BertModel(config)  # with its (unused) pooler, so AutoModel loads it without warnings
     save_encoder(model, tokenizer, out_dir)
 
 

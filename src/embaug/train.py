@@ -15,8 +15,9 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
+from . import __version__
 from .augment import TrainingDocument, get_pair_maker, make_pairs, mask_tokens
-from .encode import autocast, length_sorted_batches
+from .encode import TokenizedTexts, autocast, capped_max_length, embed_tokenized
 from .errors import EmbaugError
 from .io import atomic_path, write_csv, write_json
 from .models import load_encoder, pool, resolve_device, save_encoder
@@ -87,32 +88,15 @@ class HeldOutKnn:
                 "documents and at least 2 classes"
             )
         self.labels = labelled["label"].to_numpy(dtype=str)
-        self.encoded = tokenizer(labelled["text"].tolist(), truncation=True, max_length=settings.max_length)
-        self.tokenizer, self.pooling = tokenizer, settings.pooling
-        self.k, self.seed = settings.eval_k, settings.seed
-        lengths = [len(ids) for ids in self.encoded["input_ids"]]
-        self.batches = list(length_sorted_batches(lengths, batch_size))
+        self.tokenized = TokenizedTexts(tokenizer, labelled["text"].tolist(), batch_size, settings.max_length)
+        self.pooling, self.k, self.seed = settings.pooling, settings.eval_k, settings.seed
 
-    @torch.no_grad()
     def embed(self, model) -> np.ndarray:
         """Pooled last-layer embeddings of the held documents, in held-set order."""
-        device = next(model.parameters()).device
         was_training = model.training
-        model.eval()
-        out = None
-        for index in self.batches:
-            features = self.tokenizer.pad(
-                {key: [self.encoded[key][i] for i in index] for key in self.encoded}, return_tensors="pt"
-            )
-            features = {key: value.to(device) for key, value in features.items()}
-            with autocast(device):
-                hidden = model(**features).last_hidden_state
-            pooled = pool(hidden.float(), features["attention_mask"], self.pooling).cpu().numpy()
-            if out is None:
-                out = np.empty((len(self.labels), pooled.shape[1]), dtype=np.float32)
-            out[index] = pooled
+        embeddings = embed_tokenized(model, self.tokenized, self.pooling, layers=[-1])[0]
         model.train(was_training)
-        return out
+        return embeddings
 
     def __call__(self, model) -> float:
         from sklearn.model_selection import KFold
@@ -130,8 +114,9 @@ class HeldOutKnn:
 
 def library_versions() -> dict[str, str]:
     """Versions of the libraries that shape a run's numbers."""
-    names = ["torch", "transformers", "sentence-transformers", "tokenizers", "numpy", "embaug"]
-    return {"python": platform.python_version(), **{name: version(name) for name in names}}
+    names = ["torch", "transformers", "sentence-transformers", "tokenizers", "numpy"]
+    versions = {"python": platform.python_version(), **{name: version(name) for name in names}}
+    return {**versions, "embaug": __version__}
 
 
 def finetune(
@@ -172,7 +157,7 @@ def finetune(
             texts,
             padding=True,
             truncation=True,
-            max_length=settings.max_length,
+            max_length=capped_max_length(tokenizer, settings.max_length),
             return_tensors="pt",
             return_special_tokens_mask=True,
         ).to(device)
