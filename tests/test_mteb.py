@@ -1,0 +1,173 @@
+"""MTEB stage: local task data in real mteb tasks, distinct cache entries, Table 1, offline errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+pytest.importorskip("mteb")
+
+from embaug.errors import EmbaugError  # noqa: E402
+from embaug.evaluate import mteb as em  # noqa: E402
+
+WORDS = [
+    *("model", "data", "train", "layer", "token", "crop", "dropout", "text"),
+    *("vector", "score", "cluster", "query", "answer", "bank", "card", "money"),
+]
+
+
+def _sentence(rng: np.random.Generator, n: int = 8) -> str:
+    return " ".join(rng.choice(WORDS, size=n))
+
+
+@pytest.fixture(scope="module")
+def tiny_models(tmp_path_factory):
+    """Two tiny from-scratch BERTs (different seeds) with one shared tokenizer corpus."""
+    from embaug.models import build_scratch_model
+
+    rng = np.random.default_rng(0)
+    texts = [_sentence(rng) for _ in range(200)]
+    arch = {"vocab_size": 200, "hidden_size": 16, "num_hidden_layers": 2, "num_attention_heads": 2,
+            "intermediate_size": 32, "max_position_embeddings": 64}  # fmt: skip
+    paths = []
+    for seed in (1, 2):
+        out = tmp_path_factory.mktemp(f"tiny{seed}") / "model"
+        build_scratch_model(texts, out, arch, seed=seed)
+        paths.append(str(out))
+    return paths
+
+
+@pytest.fixture(scope="module")
+def sts_file(tmp_path_factory):
+    rng = np.random.default_rng(1)
+    pairs = []
+    for _ in range(60):
+        a = _sentence(rng)
+        keep = rng.integers(0, 8)  # never identical: exact ties would rank by float noise
+        b = " ".join(a.split()[:keep] + list(rng.choice(WORDS, size=8 - keep)))
+        pairs.append((a, b, 5.0 * keep / 7, "test"))
+    path = tmp_path_factory.mktemp("sts") / "sts.parquet"
+    pd.DataFrame(pairs, columns=["sentence1", "sentence2", "score", "split"]).to_parquet(path)
+    return path
+
+
+def test_local_sts_matches_direct_spearman(tiny_models, sts_file, tmp_path):
+    """mteb's main score on a local STS file = Spearman of cosine similarities on our embeddings."""
+    from scipy.stats import spearmanr
+
+    from embaug.encode import embed_layers
+    from embaug.models import load_encoder
+
+    result = em.evaluate_task("tiny", tiny_models[0], "STS15", cache_dir=tmp_path, local_path=sts_file,
+                              device="cpu", batch_size=16)  # fmt: skip
+    table = pd.read_parquet(sts_file)
+    model, tokenizer = load_encoder(tiny_models[0])
+    e1, e2 = (embed_layers(model, tokenizer, table[c].tolist(), 16, 512, "mean", [-1], False)[0]
+              for c in ("sentence1", "sentence2"))  # fmt: skip
+    cosine = (e1 * e2).sum(1) / np.linalg.norm(e1, axis=1) / np.linalg.norm(e2, axis=1)
+    expected = spearmanr(cosine, table["score"]).statistic
+    assert em.main_score(result) == pytest.approx(expected, abs=1e-4)
+    assert result.task_name == "STS15" and list(result.scores) == ["test"]
+
+
+def test_two_models_one_cache_keep_distinct_scores(tiny_models, sts_file, tmp_path):
+    scores, metas = {}, {}
+    for name, path in zip(("a", "b"), tiny_models, strict=True):
+        encoder = em.make_encoder(name, path, device="cpu")
+        metas[name] = encoder.mteb_model_meta
+        result = em.evaluate_task(
+            name, path, "STS15", cache_dir=tmp_path, local_path=sts_file, encoder=encoder
+        )
+        scores[name] = em.main_score(result)
+    assert scores["a"] != scores["b"]
+    assert metas["a"].name != metas["b"].name and metas["a"].revision != metas["b"].revision
+    import mteb
+
+    cache = mteb.ResultCache(cache_path=tmp_path)
+    for name in scores:  # each cached entry holds its own model's score
+        assert em.main_score(cache.load_task_result("STS15", metas[name])) == pytest.approx(scores[name])
+    # Same weights under another layer: another name and revision.
+    layer0 = em.make_encoder("a", tiny_models[0], layer=0, device="cpu").mteb_model_meta
+    assert (layer0.name, layer0.revision) != (metas["a"].name, metas["a"].revision)
+    assert layer0.name == "embaug/a__layer0"
+
+
+def test_revision_changes_with_weights_and_settings(tiny_models):
+    fp = [em.model_fingerprint(p) for p in tiny_models]
+    assert fp[0] != fp[1] and fp[0] == em.model_fingerprint(tiny_models[0])
+    base = {"layer": None, "pooling": "mean", "max_length": 512, "normalize": True}
+    assert em.model_revision(fp[0], base) != em.model_revision(fp[0], {**base, "max_length": 128})
+
+
+def test_local_classification_task(tiny_models, tmp_path):
+    rng = np.random.default_rng(2)
+    rows = [(f"{label} " + _sentence(rng, 5), label, split)
+            for split, n in (("train", 40), ("test", 20)) for label in ("bank", "card", "money")
+            for _ in range(n // 3)]  # fmt: skip
+    path = tmp_path / "banking.csv"
+    pd.DataFrame(rows, columns=["text", "label", "split"]).to_csv(path, index=False)
+    result = em.evaluate_task("tiny", tiny_models[0], "Banking77Classification", cache_dir=tmp_path,
+                              local_path=path, device="cpu")  # fmt: skip
+    assert 0.0 <= em.main_score(result) <= 1.0
+
+
+def test_local_file_errors(tmp_path):
+    task = em.get_task("STS15")
+    with pytest.raises(EmbaugError, match="does not exist"):
+        em.load_local_task(task, tmp_path / "missing.parquet")
+    bad = tmp_path / "bad.parquet"
+    pd.DataFrame({"sentence1": ["a"], "score": [1.0]}).to_parquet(bad)
+    with pytest.raises(EmbaugError, match="missing"):
+        em.load_local_task(task, bad)
+    with pytest.raises(EmbaugError, match="unknown MTEB task"):
+        em.get_task("NoSuchTaskAnywhere")
+
+
+def test_offline_task_error_names_task_and_config_key(tiny_models, tmp_path, monkeypatch, capsys):
+    """No network and no local file: one line naming the task and mteb_tasks.<TASK>.path."""
+    from mteb.abstasks.abstask import AbsTask
+
+    from embaug.cli import main
+
+    def offline(self, *args, **kwargs):
+        raise ConnectionError("Couldn't reach 'mteb/sts16-sts' on the Hub (LocalEntryNotFoundError)")
+
+    monkeypatch.setattr(AbsTask, "load_data", offline)
+    rc = main(["mteb", "--model", tiny_models[0], "--name", "tiny", "--task", "STS16", "--device", "cpu",
+               "--cache-dir", str(tmp_path), "--out", str(tmp_path / "out.json")])  # fmt: skip
+    err = capsys.readouterr().err
+    assert rc == 1
+    assert "MTEB task 'STS16'" in err and "mteb_tasks: {STS16: {path:" in err
+    assert not (tmp_path / "out.json").exists()
+
+
+def test_cli_writes_result_and_table(tiny_models, sts_file, tmp_path):
+    from embaug.cli import main
+    from embaug.report.mteb_table import BLOCK_AVERAGE, block_column
+
+    for name, path in zip(("a", "b"), tiny_models, strict=True):
+        for task in ("STS15", "STS16"):
+            out = tmp_path / name / f"{task}.json"
+            cache = str(tmp_path / "cache")
+            rc = main(["mteb", "--model", path, "--name", name, "--task", task, "--local-path", str(sts_file),
+                       "--device", "cpu", "--cache-dir", cache, "--out", str(out)])  # fmt: skip
+            assert rc == 0
+    data = json.loads((tmp_path / "a" / "STS15.json").read_text())
+    assert data["task_name"] == "STS15" and data["embaug"]["model"] == "a"
+    blocks = {"sts": ["STS15"], "other": ["STS16"]}
+    rc = main(["mteb-table", "--row", "a", str(tmp_path / "a"), "--row", "b + crops", str(tmp_path / "b"),
+               "--blocks", json.dumps(blocks), "--out-csv", str(tmp_path / "t.csv"),
+               "--out-md", str(tmp_path / "t.md")])  # fmt: skip
+    assert rc == 0
+    table = pd.read_csv(tmp_path / "t.csv").set_index("model")
+    assert list(table.index) == ["a", "b + crops"]
+    row = table.loc["a"]
+    assert row[block_column("sts")] == pytest.approx(row["STS15"], abs=0.01)
+    expected = (row[block_column("sts")] + row[block_column("other")]) / 2
+    assert row[BLOCK_AVERAGE] == pytest.approx(expected, abs=0.02)
+    assert row["STS15"] == pytest.approx(100 * data["embaug"]["main_score"], abs=0.01)
+    markdown = (tmp_path / "t.md").read_text()
+    assert "| task " in markdown and "block average" in markdown
