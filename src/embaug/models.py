@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
+from .downloads import Entry, hub_error, hub_unreachable
 from .errors import EmbaugError
 
 POOLING_PATTERN = re.compile(r"^(mean|cls|sep|token:\d+)$")
@@ -32,21 +33,22 @@ def load_encoder(
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Load a transformer encoder (as float32, whatever the checkpoint's dtype) and its tokenizer.
 
-    ``source`` is a local ``save_pretrained`` directory or a hub id (downloaded and cached).
+    ``source`` is a local ``save_pretrained`` directory or a hub id (downloaded and cached). When
+    the hub cannot be reached, a hub id loads from the cache, or fails within seconds naming the
+    config line that points the model at a local directory.
     """
+    local = Path(source).exists()
+    offline = None if local else hub_unreachable()
     try:
-        tokenizer = AutoTokenizer.from_pretrained(source)
-        model = AutoModel.from_pretrained(source, dtype=torch.float32)  # train in fp32
-    except (OSError, ValueError) as exc:
-        hint = (
-            ""
-            if Path(source).exists()
-            else (
-                " Without network, point the entry at a local save_pretrained directory: "
-                f"models.{name or '<name>'}.source: /path/to/model"
-            )
+        tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=offline is not None)
+        model = AutoModel.from_pretrained(  # train in fp32
+            source, dtype=torch.float32, local_files_only=offline is not None
         )
-        raise EmbaugError(f"model '{name or source}': cannot load '{source}' ({exc}).{hint}") from exc
+    except (OSError, ValueError) as exc:
+        if local:
+            raise EmbaugError(f"model '{name or source}': cannot load '{source}' ({exc})") from exc
+        entry = Entry("models", name or "<name>", "/path/to/model_dir  # a save_pretrained directory")
+        raise hub_error(entry, f"hub model '{source}'", offline, exc) from exc
     return model.to(device), tokenizer
 
 

@@ -3,22 +3,22 @@
 A ``source`` is one of
 
 * a local file (``.parquet``, ``.csv``, ``.tsv``, ``.jsonl``, ``.jsonl.gz``, ``.json``),
-* an ``http(s)://`` URL of such a file (downloaded once into the cache directory),
+* an ``http(s)://`` URL of such a file (downloaded once into the cache directory; an optional
+  ``sha256`` is checked),
 * a Hugging Face dataset id such as ``mteb/arxiv-clustering-p2p`` (optionally ``hf://``-prefixed),
 * ``python-docstrings``: the offline demo corpus built from installed packages' source files.
 """
 
 from __future__ import annotations
 
-import urllib.request
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
+from urllib.parse import urlsplit
 
 import pandas as pd
-from tqdm.auto import tqdm
 
+from ..downloads import Entry, cache_path, fetch_url, hub_error, hub_unreachable
 from ..errors import EmbaugError
-from ..io import atomic_path
 
 UNLABELED = "unlabeled"
 READERS = {
@@ -54,33 +54,24 @@ def read_table(path: str | Path, dataset: str) -> pd.DataFrame:
         raise EmbaugError(f"dataset '{dataset}': cannot read '{path}': {exc}") from exc
 
 
-def download(url: str, cache_dir: str | Path, dataset: str, timeout: float = 30.0) -> Path:
-    """Download ``url`` into ``cache_dir`` once (atomically, with a progress bar)."""
-    target = Path(cache_dir) / "downloads" / url.split("?")[0].rstrip("/").split("/")[-1]
-    if target.exists():
-        return target
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response, atomic_path(target) as tmp:
-            total = int(response.headers.get("Content-Length") or 0) or None
-            with (
-                open(tmp, "wb") as out,
-                tqdm(total=total, unit="B", unit_scale=True, desc=f"download {dataset}") as bar,
-            ):
-                while chunk := response.read(1 << 20):
-                    out.write(chunk)
-                    bar.update(len(chunk))
-    except OSError as exc:
-        raise EmbaugError(
-            f"dataset '{dataset}': download of {url} failed ({exc}). Without network, point "
-            f"the entry at a local copy: datasets.{dataset}.source: /path/to/file.parquet"
-        ) from exc
-    return target
+def download(
+    url: str, cache_dir: str | Path, dataset: str, sha256: str | None = None, **options: float
+) -> Path:
+    """Download ``url`` into ``cache_dir`` once (resumed, retried, size- and checksum-checked).
+
+    ``options`` go to :func:`embaug.downloads.fetch_url` (timeouts, attempts, backoff).
+    """
+    name = PurePosixPath(urlsplit(url).path).name or f"{dataset}.parquet"
+    entry = Entry("datasets", dataset, f"/path/to/{name}")
+    return fetch_url(url, cache_path(url, cache_dir), entry, sha256=sha256, **options)
 
 
 def _hub_files(repo_id: str, spec: dict[str, Any], dataset: str) -> list[Path]:
+    """The data files of a hub dataset, from the cache when the hub cannot be reached."""
     from huggingface_hub import snapshot_download
 
     patterns = spec.get("files") or ["*.parquet", "*.jsonl", "*.jsonl.gz", "*.csv", "*.json"]
+    offline = hub_unreachable()
     try:
         root = Path(
             snapshot_download(
@@ -88,13 +79,13 @@ def _hub_files(repo_id: str, spec: dict[str, Any], dataset: str) -> list[Path]:
                 repo_type="dataset",
                 allow_patterns=patterns,
                 cache_dir=Path(spec["cache_dir"]) / "hub" if spec.get("cache_dir") else None,
+                local_files_only=offline is not None,
             )
         )
     except Exception as exc:
-        raise EmbaugError(
-            f"dataset '{dataset}': could not fetch hub dataset '{repo_id}' ({exc}). Without "
-            f"network, point the entry at a local copy: datasets.{dataset}.source: /path/to/file"
-        ) from exc
+        example = f"/path/to/{repo_id.split('/')[-1]}  # a file, or a folder of files"
+        entry = Entry("datasets", dataset, example)
+        raise hub_error(entry, f"hub dataset '{repo_id}'", offline, exc) from exc
     files = sorted(p for p in root.rglob("*") if p.is_file() and _suffix(p.name))
     if not files:
         raise EmbaugError(
@@ -112,7 +103,7 @@ def read_source(dataset: str, spec: dict[str, Any], cache_dir: str | Path) -> pd
 
         return docstring_corpus(spec.get("packages") or [])
     if source.startswith(("http://", "https://")):
-        return read_table(download(source, cache_dir, dataset), dataset)
+        return read_table(download(source, cache_dir, dataset, sha256=spec.get("sha256")), dataset)
     path = Path(source).expanduser()
     if path.exists():
         if path.is_dir():
