@@ -13,6 +13,8 @@ rule download:
         "logs/download/{dataset}.log",
     benchmark:
         "results/benchmarks/download/{dataset}.tsv"
+    conda:
+        "../../envs/embaug.yaml"
     shell:
         "embaug download --dataset {wildcards.dataset} --spec {params.spec:q} "
         "--cache-dir {params.cache_dir:q} --out {output} > {log} 2>&1"
@@ -30,6 +32,8 @@ rule chunk:
         "logs/chunk/{dataset}/n{n}.log",
     benchmark:
         "results/benchmarks/chunk/{dataset}/n{n}.tsv"
+    conda:
+        "../../envs/embaug.yaml"
     shell:
         "embaug chunk --corpus {input} --dataset {wildcards.dataset} --sentences {wildcards.n} "
         "--min-chars {params.min_chars} --max-chars {params.max_chars} --out {output} > {log} 2>&1"

@@ -26,6 +26,8 @@ rule embed:
         "logs/embed/{model}/{dataset}.log",
     benchmark:
         "results/benchmarks/embed/{model}/{dataset}.tsv"
+    conda:
+        "../../envs/embaug.yaml"
     shell:
         "embaug embed --model {params.model:q} --name {wildcards.model} --corpus {input.corpus} "
         "--batch-size {params.batch_size} --max-length {params.max_length} "

@@ -16,6 +16,8 @@ rule knn:
         "logs/knn/{model}/{dataset}.log",
     benchmark:
         "results/benchmarks/knn/{model}/{dataset}.tsv"
+    conda:
+        "../../envs/embaug.yaml"
     shell:
         "embaug knn --embeddings {input.embeddings} --corpus {input.corpus} --k {params.k} "
         "--metrics {params.metrics} --test-fraction {params.test_fraction} --seed {params.seed} "
@@ -36,6 +38,8 @@ rule linear:
         "logs/linear/{model}/{dataset}.log",
     benchmark:
         "results/benchmarks/linear/{model}/{dataset}.tsv"
+    conda:
+        "../../envs/embaug.yaml"
     shell:
         "embaug linear --embeddings {input.embeddings} --corpus {input.corpus} "
         "--max-iter {params.max_iter} --test-fraction {params.test_fraction} "

@@ -33,6 +33,8 @@ rule tsne:
         "logs/tsne/{model}/{dataset}.log",
     benchmark:
         "results/benchmarks/tsne/{model}/{dataset}.tsv"
+    conda:
+        "../../envs/embaug.yaml"
     shell:
         "embaug tsne --embeddings {input.embeddings} --corpus {input.corpus} --scores {input.scores} "
         "--name {wildcards.model} --perplexity {params.perplexity} "
@@ -65,6 +67,8 @@ rule figure2_tsne:
         "logs/figures/figure2_tsne_{dataset}.log",
     benchmark:
         "results/benchmarks/figures/figure2_tsne_{dataset}.tsv"
+    conda:
+        "../../envs/embaug.yaml"
     shell:
         "embaug figure-tsne {params.panels} --metric {params.metric} --title {params.title:q} "
         "--out {output.png} > {log} 2>&1"
@@ -93,6 +97,8 @@ rule figure_layers:
         "logs/figures/figure4_layers_{family}_{dataset}.log",
     benchmark:
         "results/benchmarks/figures/figure4_layers_{family}_{dataset}.tsv"
+    conda:
+        "../../envs/embaug.yaml"
     shell:
         "embaug figure-layers {params.models} --metric {params.metric} --ylabel {params.ylabel:q} "
         "--title {params.title:q} --out {output.png} > {log} 2>&1"
@@ -115,6 +121,8 @@ rule figure_loss:
         "logs/figures/loss/{run}.log",
     benchmark:
         "results/benchmarks/figures/loss/{run}.tsv"
+    conda:
+        "../../envs/embaug.yaml"
     shell:
         "embaug figure-loss --run-dir {input} --title {params.title:q} --out {output.png} > {log} 2>&1"
 
@@ -137,6 +145,8 @@ rule figure1_training_curves:
         "logs/figures/figure1_training_curves.log",
     benchmark:
         "results/benchmarks/figures/figure1_training_curves.tsv"
+    conda:
+        "../../envs/embaug.yaml"
     shell:
         "embaug figure-curves {params.curves} --title {params.title:q} --out {output.png} > {log} 2>&1"
 
@@ -159,5 +169,7 @@ rule figure3_curves:
         "logs/figures/figure3_curves_{dataset}.log",
     benchmark:
         "results/benchmarks/figures/figure3_curves_{dataset}.tsv"
+    conda:
+        "../../envs/embaug.yaml"
     shell:
         "embaug figure-curves {params.curves} --title {params.title:q} --out {output.png} > {log} 2>&1"

@@ -25,6 +25,8 @@ rule mteb:
         "logs/mteb/{model}/{task}.log",
     benchmark:
         "results/benchmarks/mteb/{model}/{task}.tsv"
+    conda:
+        "../../envs/embaug.yaml"
     shell:
         "embaug mteb --model {params.model:q} --name {wildcards.model} --task {wildcards.task} "
         "{params.layer} {params.local} --splits {params.splits} --cache-dir results/mteb "
@@ -66,6 +68,8 @@ rule mteb_table:
         "logs/tables/{table}.log",
     benchmark:
         "results/benchmarks/tables/{table}.tsv"
+    conda:
+        "../../envs/embaug.yaml"
     shell:
         "embaug mteb-table {params.rows} --blocks {params.blocks:q} --splits {params.splits} "
         "--title 'MTEB main scores (%), last layer, mean pooling' "
@@ -86,6 +90,8 @@ rule mteb_layer_table:
         "logs/mteb_layers/{model}.log",
     benchmark:
         "results/benchmarks/mteb_layers/{model}.tsv"
+    conda:
+        "../../envs/embaug.yaml"
     shell:
         "embaug mteb-table {params.rows} --blocks {params.blocks:q} --splits {params.splits} "
         "--title 'MTEB main scores (%) per layer of {wildcards.model}' "
@@ -110,6 +116,8 @@ rule figure4c_mteb_layers:
         "logs/figures/figure4c_mteb_layers.log",
     benchmark:
         "results/benchmarks/figures/figure4c_mteb_layers.tsv"
+    conda:
+        "../../envs/embaug.yaml"
     shell:
         "embaug figure-layers {params.models} --metric mteb --ylabel {params.ylabel:q} "
         "--title 'Per-layer MTEB score, before and after fine-tuning' --out {output.png} > {log} 2>&1"

@@ -22,6 +22,8 @@ rule score_table:
         "logs/tables/{table}.log",
     benchmark:
         "results/benchmarks/tables/{table}.tsv"
+    conda:
+        "../../envs/embaug.yaml"
     shell:
         "embaug table {params.cells} --metric {params.metric} --title {params.title:q} "
         "--out-csv {output.csv} --out-md {output.md} > {log} 2>&1"

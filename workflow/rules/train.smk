@@ -13,6 +13,8 @@ rule init_model:
         "logs/init_model/{model}.log",
     benchmark:
         "results/benchmarks/init_model/{model}.tsv"
+    conda:
+        "../../envs/embaug.yaml"
     shell:
         "embaug init-model --corpus {input} --architecture {params.architecture:q} "
         "--seed {params.seed} --out {output} > {log} 2>&1"
@@ -37,6 +39,8 @@ rule finetune:
         "logs/finetune/{run}.log",
     benchmark:
         "results/benchmarks/finetune/{run}.tsv"
+    conda:
+        "../../envs/embaug.yaml"
     shell:
         "embaug finetune --model {params.model:q} --corpus {input.corpus} --chunks {input.chunks} "
         "--settings {params.settings:q} --run {wildcards.run} {params.eval_corpora} --threads {threads} "
