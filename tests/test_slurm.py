@@ -1,0 +1,226 @@
+"""`snakemake --profile profiles/slurm` against stand-ins for the SLURM commands.
+
+The stand-ins (`sbatch`, `srun`, `sacct`, `squeue`, `scancel`, `sinfo`, `sacctmgr`, `sshare`,
+`scontrol`) record their command lines; `sbatch` runs the submitted job script on this machine
+and `sacct`/`squeue` report how it ended, so the SLURM executor plugin drives the whole .test
+study as it would on a cluster. The tests check what each job asked SLURM for: GPU rules a GPU
+on the GPU partition, CPU rules CPUs only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from test_workflow import REPO_ROOT, output, snakemake, test_config
+
+PROFILE = REPO_ROOT / "profiles" / "slurm"
+TABLE = "results/tables/table2_knn.csv"
+GPU_RULES = {"finetune", "embed", "mteb", "mteb_layer"}  # the rules with `resources: gpu=1`
+SUBMITTED = Counter(download=1, chunk=1, init_model=1, finetune=2, embed=3, knn=3, score_table=1)
+
+STUB = r'''#!{python}
+"""A stand-in for the SLURM command this file is named after (see tests/test_slurm.py)."""
+import json, os, re, subprocess, sys, time
+
+STATE = {state!r}
+ACCOUNT = {account!r}
+command, args = os.path.basename(sys.argv[0]), sys.argv[1:]
+
+
+def record(**extra):
+    with open(os.path.join(STATE, "calls.jsonl"), "a") as log:
+        log.write(json.dumps({{"command": command, "args": args, "time": time.time(), **extra}}) + "\n")
+
+
+def option(name):
+    """The value of `--name=value` or `--name value` (or `-X value`)."""
+    for i, arg in enumerate(args):
+        if arg.startswith(name + "="):
+            return arg.split("=", 1)[1]
+        if arg == name and i + 1 < len(args):
+            return args[i + 1]
+    return None
+
+
+def jobs():
+    """(job id, job name, state) of every job submitted so far."""
+    folder = os.path.join(STATE, "jobs")
+    for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
+        with open(os.path.join(folder, name)) as handle:
+            yield name, *handle.read().split("|")
+
+
+if command == "sbatch":
+    script = option("--wrap") or sys.stdin.read()
+    os.makedirs(os.path.join(STATE, "jobs"), exist_ok=True)
+    job_id = 1000
+    while True:
+        try:
+            os.close(os.open(os.path.join(STATE, "jobs", str(job_id)), os.O_CREAT | os.O_EXCL))
+            break
+        except FileExistsError:
+            job_id += 1
+    state_file = os.path.join(STATE, "jobs", str(job_id))
+    with open(state_file, "w") as handle:
+        handle.write(f"{{option('--job-name')}}|RUNNING")
+    env = {{**os.environ, "SLURM_JOB_ID": str(job_id)}}
+    if option("--gpus"):
+        env["SLURM_GPUS"] = option("--gpus").split(":")[-1]
+    started = time.time()
+    with open(option("--output").replace("%j", str(job_id)), "w") as log:
+        code = subprocess.call(["/bin/sh", "-c", script], cwd=option("-D"), env=env, stdout=log, stderr=log)
+    with open(state_file, "w") as handle:
+        handle.write(f"{{option('--job-name')}}|{{'COMPLETED' if code == 0 else 'FAILED'}}")
+    record(job_id=job_id, started=started, exit_code=code)
+    print(job_id)
+elif command == "srun":
+    record()
+    program = args[next(i for i, arg in enumerate(args) if not arg.startswith("-")) :]  # after the options
+    os.execvp(program[0], program)
+elif command in ("sacct", "squeue"):
+    record()
+    name = option("--name")
+    if name:  # status query of this run's jobs: "<id>|<state>"
+        print("\n".join(f"{{i}}|{{state}}" for i, job_name, state in jobs() if job_name == name))
+elif command == "sinfo":
+    record()
+    print("PARTITION\ncpu*\ngpu")
+elif command in ("sacctmgr", "sshare"):
+    record()
+    print(ACCOUNT)
+elif command == "scontrol":
+    record()
+    print("MinJobAge = 300 sec\nMaxArraySize = 1001")
+else:  # scancel
+    record()
+'''
+COMMANDS = ["sbatch", "srun", "sacct", "squeue", "scancel", "sinfo", "sacctmgr", "sshare", "scontrol"]
+
+
+def profile() -> dict:
+    return yaml.safe_load((PROFILE / "config.yaml").read_text())
+
+
+@pytest.fixture
+def slurm(tmp_path, monkeypatch) -> Path:
+    """Stand-in SLURM commands first on PATH; returns the folder their records go to."""
+    state = tmp_path / "slurm"
+    bin_dir = state / "bin"
+    bin_dir.mkdir(parents=True)
+    account = profile()["default-resources"]["slurm_account"]
+    source = STUB.format(python=sys.executable, state=str(state), account=account)
+    for command in COMMANDS:
+        (bin_dir / command).write_text(source)
+        (bin_dir / command).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    return state
+
+
+def calls(state: Path, command: str) -> list[dict]:
+    lines = (state / "calls.jsonl").read_text().splitlines() if (state / "calls.jsonl").exists() else []
+    return [call for call in map(json.loads, lines) if call["command"] == command]
+
+
+def submitted_rule(sbatch: dict) -> str:
+    """The rule of an sbatch call, from the plugin's `--comment rule_<rule>[_wildcards_<...>]`."""
+    comment = sbatch["args"][sbatch["args"].index("--comment") + 1]
+    return re.fullmatch(r"rule_(.+?)(?:_wildcards_.*)?", comment).group(1)
+
+
+def sbatch_line(sbatch: dict) -> str:
+    """The sbatch options as one string, without the job script."""
+    return " ".join(arg for arg in sbatch["args"] if not arg.startswith("--wrap"))
+
+
+def run_on_stub_cluster(workdir: Path, *args: str):
+    return snakemake(
+        workdir,
+        test_config(),
+        "--profile",
+        str(PROFILE),
+        "--slurm-init-seconds-before-status-checks",
+        "1",
+        "--seconds-between-status-checks",
+        "1",
+        "--latency-wait",
+        "5",
+        *args,
+        timeout=900,
+    )
+
+
+def test_profile_sets_no_gpu_default_and_gives_gpu_rules_a_gpu():
+    spec = profile()
+    assert spec["executor"] == "slurm"
+    assert "gpu" not in spec["default-resources"]
+    for rule in GPU_RULES:
+        resources = spec["set-resources"][rule]
+        assert resources["gpu"] == 1
+        assert {"cpus_per_gpu", "mem_mb", "runtime", "slurm_partition"} <= set(resources)
+    cpu_rules = set(spec["set-resources"]) - GPU_RULES
+    assert cpu_rules and not any("gpu" in key for rule in cpu_rules for key in spec["set-resources"][rule])
+
+
+def test_dry_run_with_the_profile_plans_the_study(slurm, tmp_path):
+    result = run_on_stub_cluster(tmp_path, "-n", TABLE)
+    assert result.returncode == 0, output(result)[-4000:]
+    assert "Using profile" in output(result) and "workflow specific profile" in output(result)
+    assert not calls(slurm, "sbatch")  # a dry run submits nothing
+
+
+def assert_requests_fit_the_rules(sbatches: list[dict]) -> None:
+    """GPU rules asked for a GPU on the GPU partition, CPU rules for CPUs only; all on the account."""
+    spec = profile()
+    account = spec["default-resources"]["slurm_account"]
+    for sbatch in sbatches:
+        rule, line = submitted_rule(sbatch), sbatch_line(sbatch)
+        assert f"-A {account}" in line, line
+        if rule in GPU_RULES:
+            gpu = spec["set-resources"][rule]
+            assert "--gpus=1" in line or "--gres=gpu" in line, line
+            assert f"-p {gpu['slurm_partition']}" in line and f"--cpus-per-gpu={gpu['cpus_per_gpu']}" in line
+            assert f"--mem {gpu['mem_mb']}" in line and f"-t {gpu['runtime']}" in line
+        else:
+            assert "--gpus" not in line and "--gres" not in line, line
+            assert f"-p {spec['default-resources']['slurm_partition']}" in line and "--cpus-per-task=" in line
+
+
+@pytest.fixture
+def shared_data() -> None:
+    if not Path(test_config()["datasets"]["bbc"]["source"]).exists():
+        pytest.skip("shared data missing")
+
+
+def test_profile_submits_gpu_jobs_with_a_gpu_and_cpu_jobs_without(slurm, shared_data, tmp_path):
+    result = run_on_stub_cluster(tmp_path, "results/embeddings/tiny/bbc.npz")
+    assert result.returncode == 0, output(result)[-6000:]
+    sbatches = calls(slurm, "sbatch")
+    assert Counter(map(submitted_rule, sbatches)) == Counter(download=1, init_model=1, embed=1)
+    assert_requests_fit_the_rules(sbatches)
+    gpu_steps = [call for call in calls(slurm, "srun") if "--gpus=1" in call["args"]]
+    assert len(gpu_steps) == 1  # inside the job, the GPU job step got the GPU too
+    assert (tmp_path / "results/embeddings/tiny/bbc.npz").exists()
+
+
+@pytest.mark.slow
+def test_profile_runs_table2_on_the_stub_cluster(slurm, shared_data, tmp_path):
+    result = run_on_stub_cluster(tmp_path, TABLE)
+    assert result.returncode == 0, output(result)[-6000:]
+    table = pd.read_csv(tmp_path / TABLE)
+    assert {"dropout", "crops", "base"} <= set(table.columns)
+    sbatches = calls(slurm, "sbatch")
+    assert Counter(map(submitted_rule, sbatches)) == SUBMITTED
+    assert_requests_fit_the_rules(sbatches)
+    # The default profile's `gpu: 1` counts per job on a cluster: the two fine-tuning runs overlap.
+    (start_a, end_a), (start_b, end_b) = [
+        (call["started"], call["time"]) for call in sbatches if submitted_rule(call) == "finetune"
+    ]
+    assert start_a < end_b and start_b < end_a, "GPU jobs were serialised on the cluster"
