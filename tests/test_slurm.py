@@ -21,6 +21,7 @@ import pytest
 import yaml
 from test_workflow import REPO_ROOT, output, snakemake, test_config
 
+pytest.importorskip("snakemake_executor_plugin_slurm", reason='pip install -e ".[slurm]"')
 PROFILE = REPO_ROOT / "profiles" / "slurm"
 TABLE = "results/tables/table2_knn.csv"
 GPU_RULES = {"finetune", "embed", "mteb", "mteb_layer"}  # the rules with `resources: gpu=1`
