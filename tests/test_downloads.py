@@ -217,7 +217,9 @@ def test_url_source_through_load_corpus_checks_the_configured_checksum(server, t
     corpus = load_corpus("toy", spec, tmp_path / "cache")
     assert len(corpus) == 100 and corpus["label"].value_counts().to_dict() == {"a": 50, "b": 50}
     with pytest.raises(EmbaugError, match=r"datasets\.bad\.sha256"):
-        load_corpus("bad", {**spec, "source": server.url + "/toy.csv?v=2", "sha256": "f" * 64}, tmp_path / "c2")
+        load_corpus(
+            "bad", {**spec, "source": server.url + "/toy.csv?v=2", "sha256": "f" * 64}, tmp_path / "c2"
+        )
 
 
 def test_cache_path_is_unique_per_url(tmp_path):
