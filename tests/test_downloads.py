@@ -96,7 +96,7 @@ def server() -> Iterator[Server]:
     httpd.daemon_threads = True
     state = Server(url=f"http://127.0.0.1:{httpd.server_port}")
     httpd.state = state  # type: ignore[attr-defined]
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     yield state
     httpd.shutdown()
