@@ -70,6 +70,16 @@ def test_train_log_columns_and_schedule(crops_run, corpus):
     assert (np.diff(written["seconds"]) >= 0).all() and written["seconds"].iloc[0] > 0
 
 
+def test_max_steps_stops_early_and_fits_the_schedule(tmp_path, tiny_model_dir, corpus, chunks, crops_run):
+    _, full = crops_run
+    log = finetune(str(tiny_model_dir), corpus, chunks, settings(max_steps=3, epochs=2), tmp_path / "r", "r")
+    assert log["step"].tolist() == [1, 2, 3]
+    # warm-up over int(0.4 * 3) = 1 step, then linear decay to 0 at step 3
+    np.testing.assert_allclose(log["lr"], BASE_LR * np.array([0, 1, 1 / 2]), rtol=1e-9, atol=1e-15)
+    assert json.loads((tmp_path / "r" / "run.json").read_text())["steps"] == 3
+    assert log["loss"].iloc[0] == pytest.approx(full["loss"].iloc[0], abs=1e-6)  # same first batch
+
+
 def test_run_json(crops_run, tiny_model_dir):
     out, _ = crops_run
     run = json.loads((out / "run.json").read_text())

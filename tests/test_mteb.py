@@ -73,6 +73,19 @@ def test_local_sts_matches_direct_spearman(tiny_models, sts_file, tmp_path):
     assert result.task_name == "STS15" and list(result.scores) == ["test"]
 
 
+def test_training_score_equals_cached_evaluation(tiny_models, sts_file, tmp_path):
+    """The in-training MTEB score (Figure 1) is the task's main score, and keeps the train mode."""
+    from embaug.models import load_encoder
+
+    model, tokenizer = load_encoder(tiny_models[0])
+    model.train()
+    score = em.TrainingScore("STS15", sts_file, tokenizer, batch_size=16)(model)
+    assert model.training
+    result = em.evaluate_task("tiny", tiny_models[0], "STS15", cache_dir=tmp_path, local_path=sts_file,
+                              device="cpu", batch_size=16)  # fmt: skip
+    assert score == pytest.approx(em.main_score(result), abs=1e-6)
+
+
 def test_two_models_one_cache_keep_distinct_scores(tiny_models, sts_file, tmp_path):
     scores, metas = {}, {}
     for name, path in zip(("a", "b"), tiny_models, strict=True):

@@ -71,6 +71,7 @@ def cmd_finetune(args: argparse.Namespace) -> None:
         args.out,
         args.run,
         eval_corpora,
+        {task: path or None for task, _, path in (e.partition("=") for e in args.eval_mteb or [])},
     )
 
 
@@ -292,6 +293,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--settings", required=True, help="TrainSettings fields as JSON")
     sub.add_argument("--run", default="")
     sub.add_argument("--eval-corpus", action="append", metavar="NAME=PATH", help="also score on this corpus")
+    sub.add_argument(
+        "--eval-mteb", action="append", metavar="TASK[=PATH]", help="also score this MTEB task (local file)"
+    )
     sub.add_argument("--threads", type=int)
     sub.add_argument("--out", required=True)
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import platform
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from importlib.metadata import version
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +41,7 @@ class TrainSettings:
     pooling: str = "mean"
     seed: int = 42
     device: str = "auto"
+    max_steps: int = 0
     eval_every: int = 0
     eval_docs: int = 500
     eval_k: int = 10
@@ -127,6 +130,7 @@ def finetune(
     out_dir: str | Path,
     run_name: str = "",
     eval_corpora: dict[str, pd.DataFrame] | None = None,
+    eval_mteb: dict[str, str | None] | None = None,
 ) -> pd.DataFrame:
     """Fine-tune one model and save it (atomically) with ``train_log.csv`` and ``run.json``.
 
@@ -135,6 +139,8 @@ def finetune(
     ``knn_accuracy``) and on each of ``eval_corpora`` (column ``knn_accuracy_{name}``, the
     paper's Figure 3); the columns are empty on the other batches, ``eval_seconds`` says what
     the scoring cost, and the scores before training go into ``run.json`` (``initial_scores``).
+    ``eval_mteb`` (task name -> local task file or ``None`` for the hub) adds the main score
+    of each MTEB task at the same steps (column ``mteb_{task}``, the paper's Figure 1).
     """
     maker = get_pair_maker(settings.pairs, settings.augmentation)
     documents = training_documents(corpus, chunks)
@@ -148,6 +154,8 @@ def finetune(
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.learning_rate)
     steps_per_epoch = -(-len(documents) // settings.batch_size)
     total_steps = steps_per_epoch * settings.epochs
+    if settings.max_steps:
+        total_steps = min(total_steps, settings.max_steps)
     scheduler = get_linear_schedule_with_warmup(
         optimizer, int(settings.warmup_fraction * total_steps), total_steps
     )
@@ -174,11 +182,18 @@ def finetune(
             hidden = model(**features).last_hidden_state
         return pool(hidden.float(), features["attention_mask"], settings.pooling)
 
-    evaluators: dict[str, HeldOutKnn] = {}
+    evaluators: dict[str, Callable[[torch.nn.Module], float]] = {}
     if settings.eval_every > 0:
         evaluators["knn_accuracy"] = HeldOutKnn(corpus, tokenizer, settings)
         for name, eval_corpus in (eval_corpora or {}).items():
             evaluators[f"knn_accuracy_{name}"] = HeldOutKnn(eval_corpus, tokenizer, settings)
+        if eval_mteb:
+            from .evaluate.mteb import TrainingScore
+
+            for task, local_path in eval_mteb.items():
+                evaluators[f"mteb_{task}"] = TrainingScore(
+                    task, local_path, tokenizer, max_length=settings.max_length, pooling=settings.pooling
+                )
 
     def evaluate() -> tuple[dict[str, float], float]:
         began = time.perf_counter()
@@ -189,24 +204,27 @@ def finetune(
     model.train()
     log, scored, start = [], [], time.perf_counter() - eval_seconds
     progress = tqdm(total=total_steps, desc=f"finetune {run_name}", unit="batch")
-    for _epoch in range(settings.epochs):
-        pairs = make_pairs(documents, maker, rng)
-        for first in range(0, len(pairs), settings.batch_size):
-            batch = pairs[first : first + settings.batch_size]
-            anchors, positives = embed([a for a, _ in batch]), embed([p for _, p in batch])
-            loss = info_nce_loss(anchors, positives, settings.temperature)
-            lr = scheduler.get_last_lr()[0]
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            step = len(log) + 1
-            if evaluators and (step % settings.eval_every == 0 or step == total_steps):
-                scores, seconds = evaluate()
-                scored.append({"step": step, **scores, "eval_seconds": seconds})
-            log.append((step, loss.item(), lr, time.perf_counter() - start))
-            progress.update()
-            progress.set_postfix(loss=f"{loss.item():.3f}")
+
+    def batches() -> Iterator[list[tuple[str, str]]]:
+        for _epoch in range(settings.epochs):
+            pairs = make_pairs(documents, maker, rng)
+            for first in range(0, len(pairs), settings.batch_size):
+                yield pairs[first : first + settings.batch_size]
+
+    for step, batch in enumerate(islice(batches(), total_steps), start=1):
+        anchors, positives = embed([a for a, _ in batch]), embed([p for _, p in batch])
+        loss = info_nce_loss(anchors, positives, settings.temperature)
+        lr = scheduler.get_last_lr()[0]
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        if evaluators and (step % settings.eval_every == 0 or step == total_steps):
+            scores, seconds = evaluate()
+            scored.append({"step": step, **scores, "eval_seconds": seconds})
+        log.append((step, loss.item(), lr, time.perf_counter() - start))
+        progress.update()
+        progress.set_postfix(loss=f"{loss.item():.3f}")
     progress.close()
     train_log = pd.DataFrame(log, columns=["step", "loss", "lr", "seconds"])
     if evaluators:

@@ -242,6 +242,8 @@ def curve_entries(evaluated_on=None):
     for run, spec in RUNS.items():
         if evaluated_on is None:
             panel, column = f"trained and scored on {spec['dataset']}", "knn_accuracy"
+            entries += [(f"MTEB {t} (main score)", run, f"results/models/{run}", f"mteb_{t}")
+                        for t in training_mteb_tasks()]  # fmt: skip
         else:
             panel = f"trained on {spec['dataset']}, scored on {evaluated_on}"
             column = "knn_accuracy" if spec["dataset"] == evaluated_on else f"knn_accuracy_{evaluated_on}"
@@ -327,6 +329,19 @@ def _check_mteb():
 
 
 _check_mteb()
+
+
+def training_mteb_tasks():
+    """MTEB tasks scored during fine-tuning (Figure 1), when training.eval_every is on."""
+    return MTEB["training_curves"] if EVAL_EVERY else []
+
+
+def training_mteb_args(wildcards):
+    """`--eval-mteb TASK[=FILE]` arguments of a fine-tuning run."""
+    return " ".join(
+        f"--eval-mteb {task}" + (f"={shlex.quote(MTEB_TASKS[task]['path'])}" if task in MTEB_TASKS else "")
+        for task in training_mteb_tasks()
+    )
 
 
 def mteb_local_args(wildcards):

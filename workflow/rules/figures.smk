@@ -140,7 +140,8 @@ rule figure1_training_curves:
         csv="results/figures/figure1_training_curves.csv",
     params:
         curves=curve_args,
-        title="kNN accuracy on held documents of the training dataset during fine-tuning",
+        title="During fine-tuning: kNN accuracy on held documents of the training dataset"
+        + (" and MTEB main scores" if training_mteb_tasks() else ""),
     log:
         "logs/figures/figure1_training_curves.log",
     benchmark:

@@ -26,12 +26,14 @@ rule finetune:
         corpus=lambda w: raw(RUNS[w.run]["dataset"]),
         chunks=lambda w: chunks(RUNS[w.run]["dataset"]),
         eval_corpora=lambda w: [raw(d) for d in eval_corpora(w.run)],
+        eval_mteb=lambda w: [MTEB_TASKS[t]["path"] for t in training_mteb_tasks() if t in MTEB_TASKS],
     output:
         directory("results/models/{run}"),
     params:
         model=lambda w: model_path(RUNS[w.run]["model"]),
         settings=train_settings,
         eval_corpora=lambda w: " ".join(f"--eval-corpus {d}={raw(d)}" for d in eval_corpora(w.run)),
+        eval_mteb=training_mteb_args,
     threads: 8
     resources:
         gpu=1,
@@ -43,5 +45,6 @@ rule finetune:
         "../../envs/embaug.yaml"
     shell:
         "embaug finetune --model {params.model:q} --corpus {input.corpus} --chunks {input.chunks} "
-        "--settings {params.settings:q} --run {wildcards.run} {params.eval_corpora} --threads {threads} "
+        "--settings {params.settings:q} --run {wildcards.run} {params.eval_corpora} {params.eval_mteb} "
+        "--threads {threads} "
         "--out {output} > {log} 2>&1"

@@ -146,9 +146,29 @@ def make_encoder(
     device: str = "auto",
 ):
     """Load ``source`` and wrap it as an mteb encoder with a distinct name and revision."""
-    from ..models import check_pooling, load_encoder, resolve_device
+    from ..models import load_encoder, resolve_device
 
     model, tokenizer = load_encoder(source, resolve_device(device), model_name)
+    return wrap_encoder(
+        model, tokenizer, model_name, model_fingerprint(source), layer=layer,
+        batch_size=batch_size, max_length=max_length, pooling=pooling,
+    )  # fmt: skip
+
+
+def wrap_encoder(
+    model,
+    tokenizer,
+    model_name: str,
+    fingerprint: str,
+    *,
+    layer: int | None = None,
+    batch_size: int = 64,
+    max_length: int = 512,
+    pooling: str = "mean",
+):
+    """An mteb encoder for a loaded model; ``fingerprint`` identifies its weights in the revision."""
+    from ..models import check_pooling
+
     n_layers = model.config.num_hidden_layers + 1
     if layer is not None and not -n_layers <= layer < n_layers:
         raise EmbaugError(f"model '{model_name}' has layers 0..{n_layers - 1}; got layer {layer}")
@@ -162,12 +182,50 @@ def make_encoder(
     }
     meta = build_model_meta(
         mteb_model_name(model_name, layer),
-        model_revision(model_fingerprint(source), settings),
+        model_revision(fingerprint, settings),
         embed_dim=model.config.hidden_size,
         n_parameters=sum(p.numel() for p in model.parameters()),
         max_tokens=max_length,
     )
     return _encoder_class()(model, tokenizer, meta, layer, batch_size, max_length, pooling)
+
+
+class TrainingScore:
+    """Main score of one MTEB task for a model being trained (the MTEB curves of Figure 1).
+
+    The task data are loaded once (from ``local_path`` or the hub); each call wraps the live
+    model, evaluates without a result cache and puts the model back in its training mode.
+    """
+
+    def __init__(
+        self,
+        task_name: str,
+        local_path: str | Path | None,
+        tokenizer,
+        *,
+        batch_size: int = 64,
+        max_length: int = 512,
+        pooling: str = "mean",
+    ) -> None:
+        self.task = get_task(task_name)
+        load_task_data(self.task, local_path)
+        self.tokenizer, self.batch_size = tokenizer, batch_size
+        self.max_length, self.pooling = max_length, pooling
+
+    def __call__(self, model) -> float:
+        import mteb
+
+        was_training = model.training
+        encoder = wrap_encoder(
+            model, self.tokenizer, "training", "in-training", batch_size=self.batch_size,
+            max_length=self.max_length, pooling=self.pooling,
+        )  # fmt: skip
+        results = mteb.evaluate(
+            encoder, self.task, cache=None, co2_tracker=False, show_progress_bar=False,
+            encode_kwargs={"batch_size": self.batch_size}, overwrite_strategy="always",
+        )  # fmt: skip
+        model.train(was_training)
+        return main_score(results.task_results[0])
 
 
 def get_task(name: str, splits: Sequence[str] = ("test",), languages: Sequence[str] = ("eng",)):

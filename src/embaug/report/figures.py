@@ -233,7 +233,7 @@ def curves_figure(
             ax.plot(curve["step"], 100 * curve["value"], label=run, markersize=3, **style)
         ax.set_title(panel, fontsize=9)
         ax.set_xlabel("batches of training")
-        ax.set_ylabel(ylabel)
+        ax.set_ylabel("MTEB main score (%)" if panel.startswith("MTEB") else ylabel)
         ax.grid(alpha=0.3)
     handles, names = {}, []
     for ax in axes[0]:
