@@ -171,9 +171,9 @@ def layers_figure(
     ax.set_xticks(layers, ["emb." if layer == 0 else str(layer) for layer in layers])
     ax.set_xlabel("layer (emb. = embedding layer, i = output of transformer block i)")
     ax.set_ylabel(ylabel)
-    ax.set_title(title, fontsize=10)
+    fig.suptitle(title, fontsize=10)
     ax.grid(alpha=0.3)
-    fig.legend(loc="outside right upper", fontsize=8, frameon=False)
+    fig.legend(loc="outside lower center", ncol=min(3, len(scores)), fontsize=8, frameon=False)
     save_figure(fig, png, pd.concat(rows, ignore_index=True))
 
 
@@ -241,7 +241,10 @@ def curves_figure(
             if name not in handles:
                 handles[name] = handle
                 names.append(name)
-    fig.legend([handles[n] for n in names], names, loc="outside right upper", fontsize=8, frameon=False)
+    fig.legend(
+        [handles[n] for n in names], names, loc="outside lower center", ncol=min(3, len(names)), fontsize=8,
+        frameon=False,
+    )  # fmt: skip
     fig.suptitle(title, fontsize=10)
     save_figure(fig, png, curves[["panel", "run", "step", "value"]])
 
