@@ -1,6 +1,7 @@
 """Config validation, run naming and the target lists every other rule file uses."""
 
 import json
+import os
 import re
 import shlex
 from pathlib import Path
@@ -84,6 +85,11 @@ def _resolve_package_sources():
 
 
 _resolve_package_sources()
+
+# Hub models and datasets (transformers, datasets, mteb) are cached under cache_dir too, unless
+# the user already points HF_HOME elsewhere; jobs inherit this (also on a cluster, where each
+# job parses the workflow again).
+os.environ.setdefault("HF_HOME", str(Path(config["cache_dir"]).resolve() / "huggingface"))
 
 
 def run_id(model, dataset, augmentation):
