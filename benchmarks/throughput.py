@@ -73,7 +73,7 @@ COLUMNS = [
 ]
 
 
-def _src_on_path() -> None:
+def src_on_path() -> None:
     """Let the script run from a checkout without an installed ``embaug`` (as on a bare GPU box)."""
     src = str(ROOT / "src")
     if src not in sys.path:
@@ -82,27 +82,61 @@ def _src_on_path() -> None:
 
 def load_iclr(path: str) -> pd.DataFrame:
     """The ICLR table through the project's own dataset adapter (``doc_id, text, label``)."""
-    _src_on_path()
+    src_on_path()
     from embaug.data.sources import load_corpus
 
     return load_corpus("iclr", {"source": path, "text": "text", "label": "label", "id": "id"}, "data/cache")
 
 
-def _peak_memory_mib(device) -> tuple[float, str]:
-    import torch
-
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20, "cuda_max_allocated"
-    # ru_maxrss is in KiB on Linux (bytes on macOS)
+def process_peak_rss_mib() -> float:
+    """This process's peak resident set so far (``ru_maxrss``: KiB on Linux, bytes on macOS)."""
     scale = 1 if sys.platform == "darwin" else 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20, "cpu_maxrss_process"
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20
 
 
-def _prepare(device_name: str, threads: int | None):
+def process_rss_mib() -> float:
+    """This process's resident set now (Linux ``/proc/self/statm``, in pages)."""
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def peak_memory_mib(device) -> tuple[float, str]:
+    """Peak memory so far: ``torch.cuda.max_memory_allocated`` on CUDA, the process's max RSS on CPU."""
+    if device.type == "cuda":
+        import torch
+
+        return torch.cuda.max_memory_allocated(device) / 2**20, "cuda_max_allocated"
+    return process_peak_rss_mib(), "cpu_maxrss_process"
+
+
+def current_memory_mib(device) -> float:
+    """Memory in use now: CUDA allocated bytes, or this process's resident set on CPU."""
+    if device.type == "cuda":
+        import torch
+
+        return torch.cuda.memory_allocated(device) / 2**20
+    return process_rss_mib()
+
+
+def synchronize(device) -> None:
+    """Wait for queued GPU work, so that clocks read after it measure it."""
+    if device.type == "cuda":
+        import torch
+
+        torch.cuda.synchronize(device)
+
+
+def prepare_worker(device_name: str, threads: int | None):
+    """Set up a measurement process (offline, quiet, threads) and return its torch device.
+
+    ``cpu`` hides any GPU, so that libraries that pick a device themselves stay on the CPU too.
+    """
+    if device_name == "cpu":
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""
     os.environ.setdefault("TQDM_DISABLE", "1")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    _src_on_path()
+    src_on_path()
     import torch
 
     from embaug.models import resolve_device, set_threads
@@ -116,7 +150,7 @@ def _prepare(device_name: str, threads: int | None):
 
 def measure_training(job: dict) -> dict:
     """One ``finetune`` run of exactly ``steps`` steps; throughput from its train_log.csv."""
-    device = _prepare(job["device"], job["threads"])
+    device = prepare_worker(job["device"], job["threads"])
     import torch
     from transformers import AutoTokenizer
 
@@ -136,7 +170,7 @@ def measure_training(job: dict) -> dict:
         settings.eval_every = 0
     with tempfile.TemporaryDirectory(prefix="embaug-bench-") as tmp:
         log = finetune(job["model_dir"], corpus, chunks, settings, Path(tmp) / "run", job["model"])
-    peak, kind = _peak_memory_mib(device)
+    peak, kind = peak_memory_mib(device)
 
     # The same pairs, in the same order, as finetune made them (same seed, same generator calls).
     documents = training_documents(corpus, chunks)
@@ -182,7 +216,7 @@ def measure_training(job: dict) -> dict:
 
 def measure_embedding(job: dict) -> dict:
     """``embed_layers`` over ``docs`` documents, every layer, after a one-batch warm-up."""
-    device = _prepare(job["device"], job["threads"])
+    device = prepare_worker(job["device"], job["threads"])
     import torch
 
     from embaug.encode import embed_layers
@@ -199,7 +233,7 @@ def measure_embedding(job: dict) -> dict:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - start
-    peak, kind = _peak_memory_mib(device)
+    peak, kind = peak_memory_mib(device)
     lengths = [len(x) for x in tokenizer(texts, truncation=True, max_length=job["max_length"])["input_ids"]]
     # embed_layers batches by length (longest first): padded tokens per length-sorted batch
     ordered = sorted(lengths, reverse=True)
@@ -254,7 +288,7 @@ def minilm_path(given: str | None) -> str:
 def build_scratch(job: dict) -> dict:
     """The demo's from-scratch BERT, tokenizer fitted on the ICLR texts (in a worker: keeps torch
     out of the parent, whose memory a spawned child's ru_maxrss would otherwise start from)."""
-    _prepare("cpu", job["threads"])
+    prepare_worker("cpu", job["threads"])
     from embaug.models import build_scratch_model
 
     start = time.perf_counter()
@@ -265,7 +299,7 @@ def build_scratch(job: dict) -> dict:
 
 def environment(job: dict) -> dict:
     """The device as resolved by the project, with torch's version (in a worker, see build_scratch)."""
-    device = _prepare(job["device"], job["threads"])
+    device = prepare_worker(job["device"], job["threads"])
     import torch
 
     if device.type == "cuda":
@@ -295,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.steps <= args.warmup_steps:
         parser.error("--steps must exceed --warmup-steps")
-    _src_on_path()
+    src_on_path()
     os.environ.setdefault("TQDM_DISABLE", "1")  # set before tqdm is imported; spawned workers inherit it
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

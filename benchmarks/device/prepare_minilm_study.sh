@@ -9,7 +9,8 @@
 #                                    loader casts back to float32, so base weights are fp16-rounded)
 #   .carry/config_gpu.yaml           config/shared_minilm.yaml with its paths pointing into .carry
 #   .carry/snap                      snapshot of Snakefile, workflow/, profiles/, src/ (what the run uses)
-#   .whl                             snakemake 9.27.1 and the dependencies the device image lacks (py3.12)
+#   .whl                             snakemake 9.27.1 and the dependencies the device image lacks (py3.12),
+#                                    and accelerate for sentence-transformers' fit (run_compare_gpu.sh)
 set -euo pipefail
 cd "$(git rev-parse --show-toplevel)"
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
@@ -54,7 +55,7 @@ python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 -
   snakemake-interface-executor-plugins==9.4.0 snakemake-interface-logger-plugins==2.1.0 \
   snakemake-interface-report-plugins==1.3.0 snakemake-interface-scheduler-plugins==2.0.2 \
   snakemake-interface-storage-plugins==4.4.1 sqlalchemy==2.0.58 sqlmodel==0.0.37 tenacity==9.2.1 \
-  throttler==1.2.3 traitlets==5.15.0 yte==1.9.4
+  throttler==1.2.3 traitlets==5.15.0 yte==1.9.4 accelerate==1.15.0  # accelerate: run_compare_gpu.sh (ST fit)
 # connection-pool 0.0.3 exists only as an sdist: build its (pure-Python) wheel here
 python3 -m pip wheel -q --no-deps -w .whl connection-pool==0.0.3
 # pulp's wheel (16 MB) bundles CBC for six platforms: keep linux x86-64 only, drop its tests (3 MB)

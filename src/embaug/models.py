@@ -35,7 +35,9 @@ def load_encoder(
 
     ``source`` is a local ``save_pretrained`` directory or a hub id (downloaded and cached). When
     the hub cannot be reached, a hub id loads from the cache, or fails within seconds naming the
-    config line that points the model at a local directory.
+    config line that points the model at a local directory. Attention is what transformers picks
+    for the architecture: PyTorch SDPA where the model has it (BERT), eager attention where it
+    does not (MPNet); nothing is forced.
     """
     local = Path(source).exists()
     offline = None if local else hub_unreachable()
