@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
 
-from embaug.encode import CPU_FORWARD_TOKENS, embed_layers, forward_token_cap, length_sorted_batches
+from embaug.encode import (
+    CPU_FORWARD_TOKENS,
+    TokenizedTexts,
+    embed_layers,
+    forward_token_cap,
+    length_sorted_batches,
+)
 from embaug.errors import EmbaugError
 from embaug.models import check_pooling, pool
 
@@ -124,6 +132,27 @@ def test_length_sorted_batches():
     capped = list(length_sorted_batches([3, 10, 1, 10, 7, 30], 4, max_tokens=20))
     assert [b.tolist() for b in capped] == [[5], [1, 3], [4, 0], [2]]
     assert [b.tolist() for b in length_sorted_batches([3, 10, 1], 2, max_tokens=None)] == [[1, 0], [2]]
+
+
+@pytest.mark.parametrize("side", ["right", "left"])
+def test_padded_batches_equal_tokenizer_padding(tiny_model, texts, side):
+    _, tokenizer = tiny_model
+    tokenizer = copy.deepcopy(tokenizer)
+    tokenizer.padding_side = side
+    tokenized = TokenizedTexts(tokenizer, texts, max_length=40, special_tokens_mask=True)
+    index = np.array([3, 0, len(texts) - 1, 1])
+    got = tokenized.padded(index, torch.device("cpu"))
+    expected = tokenizer(
+        [texts[i] for i in index],
+        padding=True,
+        truncation=True,
+        max_length=40,
+        return_tensors="pt",
+        return_special_tokens_mask=True,
+    )
+    assert set(got) == set(expected)
+    for key in expected:
+        assert torch.equal(got[key], expected[key]), key
 
 
 def test_forward_token_cap():

@@ -97,11 +97,33 @@ class TokenizedTexts:
         self.batches = list(length_sorted_batches(self.lengths, batch_size))
 
     def padded(self, index: np.ndarray, device: torch.device) -> dict[str, torch.Tensor]:
-        """The batch ``index`` padded to its longest text, as tensors on ``device``."""
-        features = self.tokenizer.pad(
-            {key: [self.encoded[key][i] for i in index] for key in self.encoded}, return_tensors="pt"
-        )
-        return {key: value.to(device) for key, value in features.items()}
+        """The batch ``index`` padded to its longest text, as tensors on ``device``.
+
+        The same tensors as ``tokenizer.pad`` (and as the tokenizer called with ``padding=True``),
+        filled with numpy: ``tokenizer.pad`` spends more time in Python than a GPU step takes.
+        """
+        pad_values = {
+            "input_ids": self.tokenizer.pad_token_id,
+            "token_type_ids": self.tokenizer.pad_token_type_id,
+            "attention_mask": 0,
+            "special_tokens_mask": 1,
+        }
+        if not set(self.encoded) <= set(pad_values) or pad_values["input_ids"] is None:
+            features = self.tokenizer.pad(
+                {key: [self.encoded[key][i] for i in index] for key in self.encoded}, return_tensors="pt"
+            )
+            return {key: value.to(device) for key, value in features.items()}
+        lengths = self.lengths[index]
+        width = int(lengths.max())
+        left = self.tokenizer.padding_side == "left"
+        features = {}
+        for key, rows in self.encoded.items():
+            array = np.full((len(index), width), pad_values[key], dtype=np.int64)
+            for row, (i, length) in enumerate(zip(index, lengths)):
+                start = width - length if left else 0
+                array[row, start : start + length] = rows[i]
+            features[key] = torch.from_numpy(array).to(device)
+        return features
 
 
 @torch.inference_mode()
