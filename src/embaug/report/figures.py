@@ -94,17 +94,17 @@ def _legend(fig: plt.Figure, colors: Mapping[str, str], labels: Sequence[str], w
         ncol = math.ceil(len(names) / 25)
         fig.legend(handles, names, loc="outside right upper", ncol=ncol, fontsize=7, frameon=False)
     else:
-        ncol = min(len(names), 8)
+        ncol = max(1, min(len(names), int(fig.get_figwidth() / 1.6)))  # ~1.6 inch per column
         fig.legend(handles, names, loc="outside lower center", ncol=ncol, fontsize=7, frameon=False)
 
 
 def tsne_figure(coords: pd.DataFrame, png: str | Path, title: str) -> None:
-    """One t-SNE map coloured by label, legend on the right; data CSV: doc_id, x, y, label."""
-    fig, ax = plt.subplots(figsize=(7.5, 6), layout="constrained")
+    """One t-SNE map coloured by label, legend below; data CSV: doc_id, x, y, label."""
+    fig, ax = plt.subplots(figsize=(8, 8), layout="constrained")
     colors = label_colors(coords["label"])
     _scatter(ax, coords, colors)
-    ax.set_title(title, fontsize=9)
-    _legend(fig, colors, coords["label"], "right")
+    fig.suptitle(title, fontsize=9)
+    _legend(fig, colors, coords["label"], "below")
     save_figure(fig, png, coords[["doc_id", "x", "y", "label"]])
 
 
