@@ -153,7 +153,9 @@ def embed_tokenized(
             index = batch[part]
             features = tokenized.padded(index, device)
             with autocast(device):
-                hidden = model(**features, output_hidden_states=True).hidden_states
+                outputs = model(**features, output_hidden_states=True)
+            # a model without transformer blocks (a bare embedding layer) returns no hidden states
+            hidden = outputs.hidden_states or (outputs.last_hidden_state,)
             for row, layer in enumerate(selected):  # layer by layer: no stacked copy of every state
                 pooled = pool(hidden[layer].float(), features["attention_mask"], pooling)
                 out[row, index] = pooled.cpu().numpy()

@@ -36,6 +36,9 @@ from .models import load_encoder, pool, resolve_device, save_encoder
 class TrainSettings:
     """Every parameter of one fine-tuning run (docs/method.md gives the defaults).
 
+    ``freeze_layers``: ``None`` trains every weight; ``k >= 0`` freezes the embedding layer and
+    the first ``k`` transformer blocks (:func:`freeze_layers`, the paper's Figure 4a).
+
     ``forward_tokens`` only sets the cost: the most padded tokens per forward pass (0: automatic,
     :data:`CPU_TRAIN_FORWARD_TOKENS` on CPU and whole batch sides on GPU; < 0: whole sides), see
     :class:`PairEncoder`.
@@ -58,6 +61,7 @@ class TrainSettings:
     eval_docs: int = 500
     eval_k: int = 10
     forward_tokens: int = 0
+    freeze_layers: int | None = None
 
 
 def info_nce_loss(anchors: torch.Tensor, positives: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -153,9 +157,33 @@ class PairEncoder:
         return pool(hidden.float(), features["attention_mask"], self.settings.pooling)
 
 
+def freeze_layers(model: torch.nn.Module, k: int) -> None:
+    """Freeze the embedding layer and the first ``k`` transformer blocks (``requires_grad=False``).
+
+    ``k`` counts blocks from the input side, ``0 <= k < L`` for a model with ``L`` blocks; with
+    ``k = L`` nothing would be trained (that model is the base model itself), so it is refused.
+    Works for encoders laid out like BERT, RoBERTa and MPNet (``embeddings``, ``encoder.layer``).
+    """
+    blocks = getattr(getattr(model, "encoder", None), "layer", None)
+    if not hasattr(model, "embeddings") or blocks is None:
+        raise EmbaugError(
+            f"training.freeze_layers: {type(model).__name__} has no 'embeddings' and "
+            "'encoder.layer' to freeze"
+        )
+    if not 0 <= k < len(blocks):
+        raise EmbaugError(
+            f"training.freeze_layers: {k} is out of range for a model with {len(blocks)} transformer "
+            f"blocks (use 0..{len(blocks) - 1}; freezing all {len(blocks)} leaves the base model)"
+        )
+    model.embeddings.requires_grad_(False)
+    for block in blocks[:k]:
+        block.requires_grad_(False)
+
+
 def adam(model: torch.nn.Module, learning_rate: float) -> torch.optim.Adam:
-    """Adam without weight decay; the fused kernel where torch has one for the device (same update)."""
-    parameters = list(model.parameters())
+    """Adam without weight decay on the trainable (not frozen) weights; the fused kernel where
+    torch has one for the device (same update)."""
+    parameters = [parameter for parameter in model.parameters() if parameter.requires_grad]
     try:
         return torch.optim.Adam(parameters, lr=learning_rate, fused=True)
     except (RuntimeError, ValueError):  # no fused Adam for this device in this torch
@@ -256,6 +284,8 @@ def finetune(
     mask_generator = torch.Generator().manual_seed(settings.seed)
     device = resolve_device(settings.device)
     model, tokenizer = load_encoder(model_source, device)
+    if settings.freeze_layers is not None:
+        freeze_layers(model, settings.freeze_layers)
     encoder = PairEncoder(model, tokenizer, settings, device, mask_generator)
     optimizer = adam(model, settings.learning_rate)
     # fp16 autocast (GPUs without bf16) needs loss scaling; bf16 and fp32 do not
