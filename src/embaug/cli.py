@@ -113,15 +113,20 @@ def _load_embeddings(embeddings: str, corpus: str) -> tuple[np.ndarray, np.ndarr
 
 
 def cmd_knn(args: argparse.Namespace) -> None:
-    """kNN accuracy per layer, for each distance metric."""
+    """kNN accuracy per layer, for each distance metric (and preprocessing, Table S3)."""
     from functools import partial
 
     from .evaluate.knn import knn_accuracy
+    from .evaluate.preprocess import metric_name, preprocessed
     from .evaluate.scores import score_layers
     from .io import write_csv
 
     layers, layer_ids, labels = _load_embeddings(args.embeddings, args.corpus)
-    scorers = {metric: partial(knn_accuracy, k=args.k, metric=metric) for metric in args.metrics}
+    scorers = {
+        metric_name(prep, metric): preprocessed(partial(knn_accuracy, k=args.k, metric=metric), prep)
+        for prep in args.preprocessing
+        for metric in args.metrics
+    }
     scores = score_layers(layers, layer_ids, labels, scorers, args.test_fraction, args.seed)
     scores.insert(2, "k", args.k)
     write_csv(scores, args.out)
@@ -146,6 +151,56 @@ def cmd_table(args: argparse.Namespace) -> None:
     from .report.tables import Cell, score_table, write_table
 
     table = score_table([Cell(*cell) for cell in args.cell], args.metric)
+    write_table(table, args.out_csv, args.out_md, args.title)
+    print(table.round(1).to_string())
+
+
+def cmd_tfidf(args: argparse.Namespace) -> None:
+    """TF-IDF and TF-IDF + truncated SVD kNN baselines, scored like a model's last layer."""
+    from functools import partial
+
+    from .evaluate.knn import knn_accuracy
+    from .evaluate.scores import score_layers
+    from .evaluate.split import labelled_split
+    from .evaluate.tfidf import svd_vectors, tfidf_vectors
+    from .io import write_csv
+
+    corpus = _read_corpus(args.corpus)
+    labels = corpus["label"].to_numpy(dtype=str)
+    _, test = labelled_split(labels, args.test_fraction, args.seed)
+    fit_rows = np.setdiff1d(np.arange(len(corpus)), test)  # never the kNN queries
+    vectors = tfidf_vectors(corpus["text"].tolist(), fit_rows, json.loads(args.settings))
+    features = {
+        args.out_tfidf: vectors,
+        args.out_svd: svd_vectors(vectors, fit_rows, args.svd_components, args.svd_seed),
+    }
+    scorers = {metric: partial(knn_accuracy, k=args.k, metric=metric) for metric in args.metrics}
+    for out, matrix in features.items():
+        scores = score_layers([matrix], [0], labels, scorers, args.test_fraction, args.seed)
+        scores.insert(2, "k", args.k)
+        write_csv(scores, out)
+        LOG.info(
+            "%s: %d features, %s", out, matrix.shape[1], scores[["metric", "accuracy"]].to_dict("records")
+        )
+
+
+def cmd_split_dataset(args: argparse.Namespace) -> None:
+    """Table S4: a corpus's training part (without the kNN test documents) and its test part."""
+    from .data.heldout import held_out_parts
+    from .io import write_parquet
+
+    train, test = held_out_parts(_read_corpus(args.corpus), args.test_fraction, args.seed)
+    write_parquet(train, args.out_train)
+    write_parquet(test, args.out_test)
+    LOG.info("training part %d documents, held-out test part %d", len(train), len(test))
+
+
+def cmd_grid_table(args: argparse.Namespace) -> None:
+    """Tables S3 / S7: last-layer scores, rows (dataset, model), one column per variant."""
+    from .report.grid_tables import GridCell, grid_table
+    from .report.tables import write_table
+
+    table = grid_table([GridCell(*cell) for cell in args.cell])
     write_table(table, args.out_csv, args.out_md, args.title)
     print(table.round(1).to_string())
 
@@ -322,6 +377,13 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "knn":
             sub.add_argument("--k", type=int, default=10)
             sub.add_argument("--metrics", nargs="+", default=["euclidean", "cosine"])
+            sub.add_argument(
+                "--preprocessing",
+                nargs="+",
+                default=["raw"],
+                choices=["raw", "centred", "whitened"],
+                help="fitted on the training split only; metric column e.g. whitened_cosine",
+            )
         else:
             sub.add_argument("--max-iter", type=int, default=1000)
 
@@ -331,6 +393,37 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--title", default="kNN accuracy (%)")
     sub.add_argument("--out-csv", required=True)
     sub.add_argument("--out-md", required=True)
+
+    sub = stage("grid-table", cmd_grid_table)
+    sub.add_argument(
+        "--cell",
+        nargs=5,
+        action="append",
+        required=True,
+        metavar=("DATASET", "MODEL", "COLUMN", "METRIC", "SCORES"),
+    )
+    sub.add_argument("--title", default="kNN accuracy (%)")
+    sub.add_argument("--out-csv", required=True)
+    sub.add_argument("--out-md", required=True)
+
+    sub = stage("tfidf", cmd_tfidf)
+    sub.add_argument("--corpus", required=True)
+    sub.add_argument("--settings", default="{}", help="TfidfVectorizer arguments as JSON")
+    sub.add_argument("--svd-components", type=int, default=100)
+    sub.add_argument("--svd-seed", type=int, default=42)
+    sub.add_argument("--k", type=int, default=10)
+    sub.add_argument("--metrics", nargs="+", default=["euclidean", "cosine"])
+    sub.add_argument("--test-fraction", type=float, default=0.1)
+    sub.add_argument("--seed", type=int, default=42)
+    sub.add_argument("--out-tfidf", required=True)
+    sub.add_argument("--out-svd", required=True)
+
+    sub = stage("split-dataset", cmd_split_dataset)
+    sub.add_argument("--corpus", required=True)
+    sub.add_argument("--test-fraction", type=float, default=0.1, help="the kNN evaluation's test fraction")
+    sub.add_argument("--seed", type=int, default=42, help="the kNN evaluation's split seed")
+    sub.add_argument("--out-train", required=True)
+    sub.add_argument("--out-test", required=True)
 
     sub = stage("tsne", cmd_tsne)
     sub.add_argument("--embeddings", required=True)
