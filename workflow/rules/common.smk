@@ -6,6 +6,8 @@ import re
 import shlex
 from pathlib import Path
 
+import yaml
+
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
@@ -92,17 +94,128 @@ _resolve_package_sources()
 os.environ.setdefault("HF_HOME", str(Path(config["cache_dir"]).resolve() / "huggingface"))
 
 
-def run_id(model, dataset, augmentation):
-    """A readable, unique run name: base model, training dataset, augmentation."""
-    return f"{model}__{dataset}__{augmentation}"
-
-
-RUNS = {
-    run_id(m, d, a): {"model": m, "dataset": d, "augmentation": a}
-    for m in STUDY["models"]
-    for d in STUDY["train_on"]
-    for a in STUDY["augmentations"]
+# A run is (model, dataset, augmentation, overrides); overrides are the training / chunking
+# settings that differ from the config's, each a segment of the run name (in this order).
+OVERRIDE_SEGMENTS = {
+    "learning_rate": "lr",
+    "temperature": "tau",
+    "mask_fraction": "mask",
+    "sentences": "n",
+    "pooling": "pool",
+    "freeze_layers": "freeze",
+    "epochs": "ep",
+    "seed": "seed",
 }
+
+
+def override_defaults(augmentation):
+    """What each override is when a run does not set it."""
+    training = config["training"]
+    defaults = {key: training.get(key) for key in OVERRIDE_SEGMENTS}
+    defaults["sentences"] = config["chunking"]["sentences"]
+    defaults["mask_fraction"] = config["augmentations"][augmentation].get("mask_fraction", 0.0)
+    return defaults
+
+
+def run_overrides(augmentation, overrides=None):
+    """The overrides that differ from the defaults, in name order (the run's identity)."""
+    defaults = override_defaults(augmentation)
+    overrides = overrides or {}
+    return {k: overrides[k] for k in OVERRIDE_SEGMENTS if k in overrides and overrides[k] != defaults[k]}
+
+
+def _segment(value):
+    text = f"{value:g}" if isinstance(value, float) else str(value)
+    return text.replace(":", "")  # token:7 -> token7
+
+
+def run_id(model, dataset, augmentation, overrides=None):
+    """A readable, unique run name: base model, training dataset, augmentation, non-default settings.
+
+    e.g. minilm__iclr__crops, minilm__iclr__crops__seed-1, minilm__iclr__crops__lr-0.0001__ep-10
+    """
+    name = f"{model}__{dataset}__{augmentation}"
+    for key, value in run_overrides(augmentation, overrides).items():
+        name += f"__{OVERRIDE_SEGMENTS[key]}-{_segment(value)}"
+    return name
+
+
+def _check_override(key, value, where):
+    """A swept / overridden value must be valid for its setting; fail naming the config key."""
+    import jsonschema
+
+    schema = workflow.source_path("../schemas/config.schema.yaml")
+    spec = yaml.safe_load(Path(schema).read_text())["definitions"]["overrides"]["properties"][key]
+    try:
+        jsonschema.validate(value, spec)
+    except jsonschema.ValidationError as exc:
+        raise ValueError(f"config: {where}: {value!r} is not a valid {key} ({exc.message})") from None
+
+
+SWEEP_MODEL = STUDY.get("sweep_model", STUDY.get("table2_model", STUDY["models"][0]))
+SWEEP_ON = STUDY.get("sweep_on", (STUDY["train_on"] or [None])[0])
+
+
+def sweeps():
+    """(setting, values, augmentations) of every sweep in study.sweeps."""
+    found = []
+    for key, entry in STUDY["sweeps"].items():
+        entry = entry if isinstance(entry, dict) else {"values": entry}
+        augmentations = entry.get("augmentations") or STUDY.get("sweep_augmentations") or STUDY["augmentations"]
+        for value in entry["values"]:
+            _check_override(key, value, f"study.sweeps.{key}")
+        found.append((key, entry["values"], augmentations))
+    return found
+
+
+def _run_specs():
+    """(model, dataset, augmentation, overrides) of every run: the study's, seeds, sweeps, Table S6."""
+    core = [(m, d, a, {}) for m in STUDY["models"] for d in STUDY["train_on"] for a in STUDY["augmentations"]]
+    specs = core + [(m, d, a, {"seed": s}) for s in STUDY["seeds"] for m, d, a, _ in core]
+    specs += [
+        (SWEEP_MODEL, SWEEP_ON, a, {key: value}) for key, values, augs in sweeps() for a in augs for value in values
+    ]  # fmt: skip
+    for model, overrides in STUDY["from_scratch"].items():
+        specs += [(model, d, a, overrides) for d in STUDY["train_on"] for a in STUDY["from_scratch_augmentations"]]
+    return specs
+
+
+def _check_variants():
+    """Names used by seeds, sweeps and Table S6 must be defined; fail naming the config key."""
+    names = {
+        "study.sweep_model": ([SWEEP_MODEL] if STUDY["sweeps"] else [], config["models"]),
+        "study.sweep_on": ([SWEEP_ON] if STUDY["sweeps"] else [], STUDY["train_on"]),
+        "study.comparison_models": (STUDY["comparison_models"], config["models"]),
+        "study.from_scratch": (list(STUDY["from_scratch"]), config["models"]),
+        "study.sweep_augmentations": (
+            [a for _, _, augs in sweeps() for a in augs] if STUDY["sweeps"] else [],
+            config["augmentations"],
+        ),
+        "study.from_scratch_augmentations": (
+            STUDY["from_scratch_augmentations"] if STUDY["from_scratch"] else [],
+            config["augmentations"],
+        ),
+    }
+    for key, (used, defined) in names.items():
+        for name in used:
+            if name not in defined:
+                raise ValueError(f"config: {key} names '{name}', which is not defined (defined: {', '.join(defined)})")
+    if STUDY["from_scratch"] and not STUDY["train_on"]:
+        raise ValueError("config: study.from_scratch needs study.train_on (the datasets to train on)")
+
+
+_check_variants()
+
+RUNS = {}
+for _model, _dataset, _augmentation, _overrides in _run_specs():
+    _overrides = run_overrides(_augmentation, _overrides)
+    RUNS[run_id(_model, _dataset, _augmentation, _overrides)] = {
+        "model": _model,
+        "dataset": _dataset,
+        "augmentation": _augmentation,
+        "overrides": _overrides,
+    }
+CORE_RUNS = [run for run, spec in RUNS.items() if not spec["overrides"]]
 
 
 def is_scratch(model):
@@ -127,16 +240,28 @@ def raw(dataset):
     return f"data/raw/{dataset}.parquet"
 
 
-def chunks(dataset):
-    return f"data/chunks/{dataset}/n{config['chunking']['sentences']}.parquet"
+def chunks(dataset, sentences=None):
+    return f"data/chunks/{dataset}/n{sentences or config['chunking']['sentences']}.parquet"
+
+
+def run_chunks(run):
+    """A run's chunk file: its training dataset cut into its sentences per chunk."""
+    spec = RUNS[run]
+    return chunks(spec["dataset"], spec["overrides"].get("sentences"))
+
+
+def embedding_pooling(model):
+    """How a model's documents are pooled: a run's own pooling override, else embedding.pooling."""
+    return RUNS.get(model, {}).get("overrides", {}).get("pooling", config["embedding"]["pooling"])
 
 
 def evaluations():
     """(model, dataset) pairs to score: base models on every dataset, runs in-domain + evaluate_on."""
     datasets = list(dict.fromkeys(STUDY["train_on"] + STUDY["evaluate_on"]))
     pairs = [(m, d) for m in STUDY["models"] for d in datasets]
-    for run, spec in RUNS.items():
-        for dataset in dict.fromkeys([spec["dataset"], *STUDY["evaluate_on"]]):
+    for run, spec in RUNS.items():  # variant runs (seeds, sweeps, Table S6) only in-domain
+        also = [] if spec["overrides"] else STUDY["evaluate_on"]
+        for dataset in dict.fromkeys([spec["dataset"], *also]):
             pairs.append((run, dataset))
     return pairs
 
@@ -167,8 +292,9 @@ def score_tables():
 def all_targets():
     targets = [f"results/tables/{name}.{ext}" for name in score_tables() for ext in ("csv", "md")]
     families = ["knn"] + (["linear"] if config["evaluation"]["linear"]["enabled"] else [])
-    targets += [f"results/scores/{f}/{m}/{d}.csv" for f in families for m, d in evaluations()]
+    targets += [f"results/scores/{f}/{m}/{d}.csv" for f in families for m, d in evaluations() if m not in RUNS or m in CORE_RUNS]
     targets += figure_targets()
+    targets += variant_targets()
     targets += mteb_targets()
     return targets
 
@@ -183,6 +309,7 @@ def train_settings(wildcards):
     """A run's training parameters (JSON): training defaults, its augmentation, the device."""
     run = RUNS[wildcards.run]
     settings = {**config["training"], **config["augmentations"][run["augmentation"]]}
+    settings.update({k: v for k, v in run["overrides"].items() if k != "sentences"})
     settings.update(augmentation=run["augmentation"], device=config["device"])
     return json.dumps(settings, sort_keys=True)
 
@@ -245,7 +372,8 @@ def figure_layers_args(wildcards):
 def curve_entries(evaluated_on=None):
     """(panel, run, run folder, train_log column) per run: Figure 1 in-domain, Figure 3 on a dataset."""
     entries = []
-    for run, spec in RUNS.items():
+    for run in CORE_RUNS:
+        spec = RUNS[run]
         if evaluated_on is None:
             panel, column = f"trained and scored on {spec['dataset']}", "knn_accuracy"
             entries += [(f"MTEB {t} (main score)", run, f"results/models/{run}", f"mteb_{t}")
@@ -277,7 +405,7 @@ def figure_targets():
     """Every t-SNE map and figure the config can make."""
     targets = []
     if TSNE["enabled"]:
-        maps = [(m, d) for m, d in evaluations() if d in tsne_datasets()]
+        maps = [(m, d) for m, d in evaluations() if d in tsne_datasets() and (m not in RUNS or m in CORE_RUNS)]
         targets += [f"results/tsne/{m}/{d}.png" for m, d in dict.fromkeys(maps)]
         targets += [f"results/figures/figure2_tsne_{d}.png" for d in STUDY["train_on"] if d in tsne_datasets()]
     datasets = dict.fromkeys(STUDY["train_on"] + STUDY["evaluate_on"])

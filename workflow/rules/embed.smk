@@ -11,7 +11,7 @@ rule embed:
         model=lambda w: model_path(w.model),
         batch_size=config["embedding"]["batch_size"],
         max_length=config["embedding"]["max_length"],
-        pooling=config["embedding"]["pooling"],
+        pooling=lambda w: embedding_pooling(w.model),
         dtype=config["embedding"]["dtype"],
         layers=(
             "--layers " + " ".join(map(str, config["embedding"]["layers"]))

@@ -129,7 +129,7 @@ rule figure_loss:
 
 rule figure1_training_curves:
     input:
-        [f"results/models/{run}" for run in RUNS],
+        [f"results/models/{run}" for run in CORE_RUNS],
     output:
         png=report(
             "results/figures/figure1_training_curves.png",
@@ -154,7 +154,7 @@ rule figure1_training_curves:
 
 rule figure3_curves:
     input:
-        [f"results/models/{run}" for run in RUNS],
+        [f"results/models/{run}" for run in CORE_RUNS],
     output:
         png=report(
             "results/figures/figure3_curves_{dataset}.png",

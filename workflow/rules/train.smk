@@ -24,7 +24,7 @@ rule finetune:
     input:
         model=lambda w: model_files(RUNS[w.run]["model"]),
         corpus=lambda w: raw(RUNS[w.run]["dataset"]),
-        chunks=lambda w: chunks(RUNS[w.run]["dataset"]),
+        chunks=lambda w: run_chunks(w.run),
         eval_corpora=lambda w: [raw(d) for d in eval_corpora(w.run)],
         eval_mteb=lambda w: [MTEB_TASKS[t]["path"] for t in training_mteb_tasks() if t in MTEB_TASKS],
     output:
