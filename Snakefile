@@ -14,6 +14,7 @@ include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/mteb.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/evaluation_tables.smk"
 include: "workflow/rules/variants.smk"
 
 

@@ -275,7 +275,7 @@ def table_cells(family):
         for augmentation in STUDY["augmentations"]:
             run = run_id(model, dataset, augmentation)
             cells.append((dataset, augmentation, f"results/scores/{family}/{run}/{dataset}.csv"))
-    return cells
+    return cells + baseline_cells(family, STUDY["train_on"])  # TF-IDF columns (evaluation_tables.smk)
 
 
 def score_tables():
@@ -296,6 +296,7 @@ def all_targets():
     targets += figure_targets()
     targets += variant_targets()
     targets += mteb_targets()
+    targets += evaluation_table_targets()
     return targets
 
 
