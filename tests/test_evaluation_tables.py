@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 from functools import partial
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from sklearn.decomposition import PCA
 
 from embaug.cli import main
@@ -137,3 +139,156 @@ def test_grid_table_rows_columns_and_missing_cells(tmp_path):
     assert table.loc[("bbc", "m")].tolist() == pytest.approx([50.0, 70.0])
     assert table.loc[("bbc", "tfidf"), "raw"] == pytest.approx(30.0)
     assert np.isnan(table.loc[("bbc", "tfidf"), "whitened"])
+
+
+# --- the workflow: .test/config.yaml + .test/evaluation_tables.yaml ----------------------------------
+
+TABLES = ["tableS3", "tableS4", "tableS7", "table2_knn"]
+
+
+def evaluation_config() -> dict:
+    """.test/config.yaml updated key by key with .test/evaluation_tables.yaml (as --configfile does)."""
+    from test_workflow import REPO_ROOT, test_config
+
+    config = test_config()
+    overlay = yaml.safe_load((REPO_ROOT / ".test" / "evaluation_tables.yaml").read_text())
+    for key, value in overlay.items():
+        config[key] = {**config.get(key, {}), **value} if isinstance(value, dict) else value
+    return config
+
+
+def table_targets() -> list[str]:
+    return [f"results/tables/{name}.csv" for name in TABLES]
+
+
+def last_layer(path: Path, metric: str) -> float:
+    scores = pd.read_csv(path)
+    chosen = scores[scores["metric"] == metric]
+    return 100 * float(chosen.loc[chosen["layer"].idxmax(), "accuracy"])
+
+
+def test_dry_run_schedules_the_split_baselines_and_pooled_embeddings(tmp_path):
+    from test_workflow import job_stats, output, snakemake
+
+    result = snakemake(tmp_path, evaluation_config(), "--dry-run", *table_targets())
+    text = output(result)
+    assert result.returncode == 0, text[-3000:]
+    stats = job_stats(text)
+    assert stats["download"] == 1 and stats["split_dataset"] == 1  # bbc.train is split, not downloaded
+    assert stats["chunk"] == 2  # bbc (Table 2 runs) and bbc.train (Table S4 run)
+    assert stats["finetune"] == 3 and "output: results/models/tiny__bbc.train__crops" in text
+    assert stats["baselines"] == 1 and stats["knn_preprocessed"] == 2
+    assert stats["embed_pooled"] == 2 and stats["knn_pooled"] == 2  # cls, token:3; mean is the usual file
+    assert stats["grid_table"] == 2 and stats["table_s4"] == 1 and stats["score_table"] == 1
+    assert "--cell bbc tfidf results/scores/baselines/tfidf/bbc.csv" in text  # Table 2 gets the baselines
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"table_s3": {"datasets": ["nosuch"]}}, "table_s3.datasets names 'nosuch'"),
+        ({"table_s7": {"models": ["nosuch"]}}, "table_s7.models names 'nosuch'"),
+        ({"table_s4": {"enabled": False}}, "table_s4.enabled"),
+    ],
+)
+def test_bad_table_config_names_the_key(tmp_path, change, message):
+    from test_workflow import output, snakemake
+
+    config = evaluation_config()
+    for key, value in change.items():
+        config[key].update(value)
+    result = snakemake(tmp_path, config, "--dry-run", *table_targets())
+    assert result.returncode != 0 and message in output(result), output(result)[-3000:]
+
+
+@pytest.fixture(scope="module")
+def tables_study(tmp_path_factory):
+    """The four tables built from scratch on the .test study (about 3 minutes on 2 shared cores)."""
+    from test_workflow import output, snakemake
+
+    config = evaluation_config()
+    if not Path(config["datasets"]["bbc"]["source"]).exists():
+        pytest.skip("shared data missing")
+    workdir = tmp_path_factory.mktemp("tables")
+    result = snakemake(workdir, config, *table_targets())
+    assert result.returncode == 0, output(result)[-6000:]
+    return workdir, config
+
+
+def read_table(workdir: Path, name: str) -> pd.DataFrame:
+    return pd.read_csv(workdir / "results" / "tables" / f"{name}.csv")
+
+
+@pytest.mark.slow
+def test_table_s3_cells_are_the_score_files(tables_study):
+    workdir, _ = tables_study
+    table = read_table(workdir, "tableS3").set_index(["dataset", "model"])
+    columns = [f"{p}_{m}" for p in ("raw", "centred", "whitened") for m in ("euclidean", "cosine")]
+    assert table.columns.tolist() == columns
+    assert table.index.tolist() == [("bbc", m) for m in ("tiny", "tiny__bbc__crops", "tfidf", "tfidf_svd")]
+    scores = workdir / "results" / "scores"
+    for model in ("tiny", "tiny__bbc__crops"):
+        for column in columns:
+            prep, metric = column.split("_")
+            path = scores / ("knn" if prep == "raw" else "knn_preprocessed") / model / "bbc.csv"
+            expected = last_layer(path, metric if prep == "raw" else column)
+            assert table.loc[("bbc", model), column] == pytest.approx(expected, abs=0.01)
+    for baseline in ("tfidf", "tfidf_svd"):
+        path = scores / "baselines" / baseline / "bbc.csv"
+        assert table.loc[("bbc", baseline), "raw_cosine"] == pytest.approx(
+            last_layer(path, "cosine"), abs=0.01
+        )
+        assert table.loc[("bbc", baseline), columns[2:]].isna().all()  # no centred / whitened TF-IDF
+
+
+@pytest.mark.slow
+def test_table_s4_trains_on_the_training_part_and_queries_the_test_part(tables_study):
+    workdir, config = tables_study
+    raw = pd.read_parquet(workdir / "data" / "raw" / "bbc.parquet")
+    train_part = pd.read_parquet(workdir / "data" / "raw" / "bbc.train.parquet")
+    test_part = pd.read_parquet(workdir / "data" / "raw" / "bbc.test.parquet")
+    chunks = pd.read_parquet(workdir / "data" / "chunks" / "bbc.train" / "n2.parquet")
+    held_out = set(test_part["doc_id"])
+    assert not held_out & set(train_part["doc_id"]) and not held_out & set(chunks["doc_id"])
+    assert sorted(held_out | set(train_part["doc_id"])) == sorted(raw["doc_id"])
+    _, test = labelled_split(
+        raw["label"].to_numpy(dtype=str), 0.1, config.get("evaluation", {}).get("seed", 42)
+    )
+    assert held_out == set(raw["doc_id"].iloc[test])  # the kNN queries are exactly the held-out part
+    run = json.loads((workdir / "results" / "models" / "tiny__bbc.train__crops" / "run.json").read_text())
+    assert run["training_documents"] <= len(train_part)
+    table = read_table(workdir, "tableS4").set_index("dataset")
+    assert table.columns.tolist() == ["base", "crops", "tfidf", "tfidf_svd"]
+    assert table.index.tolist() == ["bbc", "average"]
+    scores = workdir / "results" / "scores"
+    expected = {
+        "base": scores / "knn" / "tiny" / "bbc.csv",
+        "crops": scores / "knn" / "tiny__bbc.train__crops" / "bbc.csv",
+        "tfidf": scores / "baselines" / "tfidf" / "bbc.csv",
+        "tfidf_svd": scores / "baselines" / "tfidf_svd" / "bbc.csv",
+    }
+    for column, path in expected.items():
+        assert table.loc["bbc", column] == pytest.approx(last_layer(path, "euclidean"), abs=0.01)
+        assert pd.read_csv(path)["n_test"].iloc[0] == len(test_part)
+
+
+@pytest.mark.slow
+def test_table_s7_and_table2_baselines(tables_study):
+    workdir, _ = tables_study
+    scores = workdir / "results" / "scores"
+    table = read_table(workdir, "tableS7").set_index(["dataset", "model"])
+    assert table.columns.tolist() == ["mean", "cls", "token:3"] and table.index.tolist() == [("bbc", "tiny")]
+    expected = {
+        "mean": scores / "knn" / "tiny" / "bbc.csv",
+        "cls": scores / "knn_pooled" / "cls" / "tiny" / "bbc.csv",
+        "token:3": scores / "knn_pooled" / "token3" / "tiny" / "bbc.csv",
+    }
+    for column, path in expected.items():
+        assert table.loc[("bbc", "tiny"), column] == pytest.approx(last_layer(path, "euclidean"), abs=0.01)
+    with np.load(workdir / "results" / "embeddings_pooled" / "cls" / "tiny" / "bbc.npz") as stored:
+        assert stored["embeddings"].shape == (1, 160, 32) and stored["layer"].tolist() == [2]
+    table2 = read_table(workdir, "table2_knn").set_index("dataset")
+    assert table2.columns.tolist() == ["base", "dropout", "crops", "tfidf", "tfidf_svd"]
+    for baseline in ("tfidf", "tfidf_svd"):
+        expected_value = last_layer(scores / "baselines" / baseline / "bbc.csv", "euclidean")
+        assert table2.loc["bbc", baseline] == pytest.approx(expected_value, abs=0.01)
