@@ -205,6 +205,29 @@ def cmd_grid_table(args: argparse.Namespace) -> None:
     print(table.round(1).to_string())
 
 
+def cmd_seeds_table(args: argparse.Namespace) -> None:
+    """A table over training seeds: mean, sd and n per cell, and a seed-paired difference."""
+    from .report.seeds import SeedCell, seed_display, seed_table, seed_values
+    from .report.tables import write_table
+
+    values = seed_values([SeedCell(*cell) for cell in args.cell], args.metric)
+    table = seed_table(values, tuple(args.difference) if args.difference else None)
+    write_table(table, args.out_csv, args.out_md, args.title, shown=seed_display(table))
+    print(seed_display(table).to_string())
+
+
+def cmd_figure_sweeps(args: argparse.Namespace) -> None:
+    """Figure S1 / 4a: last-layer score against each swept setting, plus its table."""
+    from .report.sweeps import sweep_figure, sweep_scores, sweep_table
+    from .report.tables import write_table
+
+    scores = sweep_scores(args.point, args.reference or [], args.metric)
+    sweep_figure(scores, args.out, args.title)
+    table = sweep_table(scores)
+    write_table(table, args.out_csv, args.out_md, args.title)
+    print(table.round(1).to_string())
+
+
 def _last_layer_accuracy(scores: str | None, metric: str) -> str:
     if not scores:
         return ""
@@ -424,6 +447,29 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--seed", type=int, default=42, help="the kNN evaluation's split seed")
     sub.add_argument("--out-train", required=True)
     sub.add_argument("--out-test", required=True)
+
+    sub = stage("seeds-table", cmd_seeds_table)
+    sub.add_argument(
+        "--cell", nargs=4, action="append", required=True, metavar=("ROW", "COLUMN", "SEED", "SCORES")
+    )
+    sub.add_argument(
+        "--difference", nargs=2, metavar=("A", "B"), help="seed-paired A - B with a 95%% interval"
+    )
+    sub.add_argument("--metric", default="euclidean")
+    sub.add_argument("--title", default="kNN accuracy (%) over seeds")
+    sub.add_argument("--out-csv", required=True)
+    sub.add_argument("--out-md", required=True)
+
+    sub = stage("figure-sweeps", cmd_figure_sweeps)
+    sub.add_argument(
+        "--point", nargs=4, action="append", required=True, metavar=("SETTING", "VALUE", "COLUMN", "SCORES")
+    )
+    sub.add_argument("--reference", nargs=3, action="append", metavar=("LABEL", "COLUMN", "SCORES"))
+    sub.add_argument("--metric", default="euclidean")
+    sub.add_argument("--title", default="")
+    sub.add_argument("--out", required=True, help="the figure (PNG; its data CSV is written beside it)")
+    sub.add_argument("--out-csv", required=True, help="the table")
+    sub.add_argument("--out-md", required=True)
 
     sub = stage("tsne", cmd_tsne)
     sub.add_argument("--embeddings", required=True)

@@ -43,8 +43,17 @@ def score_table(cells: Sequence[Cell], metric: str) -> pd.DataFrame:
     return table
 
 
-def write_table(table: pd.DataFrame, csv_path: str | Path, md_path: str | Path, title: str) -> None:
-    """Write a table as CSV (2 decimals) and as a Markdown file with a title line (1 decimal)."""
+def write_table(
+    table: pd.DataFrame,
+    csv_path: str | Path,
+    md_path: str | Path,
+    title: str,
+    shown: pd.DataFrame | None = None,
+) -> None:
+    """Write a table as CSV (2 decimals) and as a Markdown file with a title line (1 decimal).
+
+    ``shown`` replaces the table in the Markdown file (e.g. cells formatted as text).
+    """
     write_csv(table.round(2).reset_index(), csv_path)
-    markdown = table.reset_index().to_markdown(index=False, floatfmt=".1f")
+    markdown = (table if shown is None else shown).reset_index().to_markdown(index=False, floatfmt=".1f")
     write_text(f"# {title}\n\n{markdown}\n", md_path)
