@@ -1,6 +1,6 @@
-"""Run variants in the workflow: .test/config.yaml + .test/variants.yaml (seeds, sweeps, frozen
-layers, Table S6). Dry runs and bad configs here; the whole study (65 jobs, about 5-10 minutes
-on 2 CPU cores) is one slow test."""
+"""Run variants in the workflow: .test/config.yaml with the overlays of every family at once
+(.test/seeds.yaml, sweeps.yaml, freeze.yaml, tableS6.yaml). Dry runs and bad configs here; the
+whole study (65 jobs, about 10 minutes on 2 busy CPU cores) is one slow test."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import yaml
 from safetensors.torch import load_file
 from test_workflow import REPO_ROOT, job_stats, output, snakemake, test_config
 
+FAMILIES = ["seeds", "sweeps", "freeze", "tableS6"]
 TARGETS = [
     "results/tables/seeds_knn.csv",
     "results/figures/figureS1_sweeps.png",
@@ -46,7 +47,9 @@ def merged(base: dict, overlay: dict) -> dict:
 
 
 def variants_config() -> dict:
-    config = merged(test_config(), yaml.safe_load((REPO_ROOT / ".test" / "variants.yaml").read_text()))
+    config = test_config()
+    for family in FAMILIES:
+        config = merged(config, yaml.safe_load((REPO_ROOT / ".test" / f"{family}.yaml").read_text()))
     for spec in config["datasets"].values():
         if not Path(spec["source"]).exists():
             pytest.skip(f"shared data missing: {spec['source']}")

@@ -104,6 +104,7 @@ OVERRIDE_SEGMENTS = {
     "pooling": "pool",
     "freeze_layers": "freeze",
     "epochs": "ep",
+    "max_steps": "steps",
     "seed": "seed",
 }
 
