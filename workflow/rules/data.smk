@@ -6,6 +6,8 @@ rule download:
         local_source,
     output:
         "data/raw/{dataset}.parquet",
+    wildcard_constraints:  # only configured datasets: data/raw/iclr.train.parquet is split_dataset's
+        dataset="|".join(re.escape(name) for name in config["datasets"]),
     params:
         spec=lambda w: json.dumps(config["datasets"][w.dataset], sort_keys=True),
         cache_dir=config["cache_dir"],
