@@ -344,6 +344,12 @@ def build_parser() -> argparse.ArgumentParser:
         sub.set_defaults(handler=handler)
         return sub
 
+    def table_outputs(sub: argparse.ArgumentParser, title: str) -> None:
+        """A table stage's title and its two files: CSV (data) and Markdown (for reading)."""
+        sub.add_argument("--title", default=title)
+        sub.add_argument("--out-csv", required=True, help="the table")
+        sub.add_argument("--out-md", required=True)
+
     sub = stage("download", cmd_download)
     sub.add_argument("--dataset", required=True)
     sub.add_argument("--spec", required=True, help="the dataset's config entry as JSON")
@@ -413,9 +419,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = stage("table", cmd_table)
     sub.add_argument("--cell", nargs=3, action="append", required=True, metavar=("ROW", "COLUMN", "SCORES"))
     sub.add_argument("--metric", default="euclidean")
-    sub.add_argument("--title", default="kNN accuracy (%)")
-    sub.add_argument("--out-csv", required=True)
-    sub.add_argument("--out-md", required=True)
+    table_outputs(sub, "kNN accuracy (%)")
 
     sub = stage("grid-table", cmd_grid_table)
     sub.add_argument(
@@ -425,9 +429,7 @@ def build_parser() -> argparse.ArgumentParser:
         required=True,
         metavar=("DATASET", "MODEL", "COLUMN", "METRIC", "SCORES"),
     )
-    sub.add_argument("--title", default="kNN accuracy (%)")
-    sub.add_argument("--out-csv", required=True)
-    sub.add_argument("--out-md", required=True)
+    table_outputs(sub, "kNN accuracy (%)")
 
     sub = stage("tfidf", cmd_tfidf)
     sub.add_argument("--corpus", required=True)
@@ -456,9 +458,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--difference", nargs=2, metavar=("A", "B"), help="seed-paired A - B with a 95%% interval"
     )
     sub.add_argument("--metric", default="euclidean")
-    sub.add_argument("--title", default="kNN accuracy (%) over seeds")
-    sub.add_argument("--out-csv", required=True)
-    sub.add_argument("--out-md", required=True)
+    table_outputs(sub, "kNN accuracy (%) over seeds")
 
     sub = stage("figure-sweeps", cmd_figure_sweeps)
     sub.add_argument(
@@ -466,10 +466,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub.add_argument("--reference", nargs=3, action="append", metavar=("LABEL", "COLUMN", "SCORES"))
     sub.add_argument("--metric", default="euclidean")
-    sub.add_argument("--title", default="")
     sub.add_argument("--out", required=True, help="the figure (PNG; its data CSV is written beside it)")
-    sub.add_argument("--out-csv", required=True, help="the table")
-    sub.add_argument("--out-md", required=True)
+    table_outputs(sub, "")
 
     sub = stage("tsne", cmd_tsne)
     sub.add_argument("--embeddings", required=True)
@@ -533,9 +531,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--row", nargs=2, action="append", required=True, metavar=("LABEL", "RESULT_DIR"))
     sub.add_argument("--blocks", required=True, help="JSON: block -> list of task names")
     sub.add_argument("--splits", nargs="+", default=["test"])
-    sub.add_argument("--title", default="MTEB main scores (%)")
-    sub.add_argument("--out-csv", required=True)
-    sub.add_argument("--out-md", required=True)
+    table_outputs(sub, "MTEB main scores (%)")
     return parser
 
 
