@@ -313,7 +313,9 @@ def train_settings(wildcards):
     settings = {**config["training"], **config["augmentations"][run["augmentation"]]}
     settings.update({k: v for k, v in run["overrides"].items() if k != "sentences"})
     settings.update(augmentation=run["augmentation"], device=config["device"])
-    return json.dumps(settings, sort_keys=True)
+    # An unset option (null) is left to TrainSettings' default, so adding a new option to the
+    # schema never changes existing runs' params (which would re-train them).
+    return json.dumps({k: v for k, v in settings.items() if v is not None}, sort_keys=True)
 
 
 def table_cell_args(wildcards):
