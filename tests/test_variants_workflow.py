@@ -85,7 +85,8 @@ def test_overrides_reach_training_chunking_and_embedding(dry_run):
         return json.loads(quoted)
 
     default = settings("tiny__bbc__crops")
-    assert default["freeze_layers"] is None and default["learning_rate"] == 1e-3 and default["seed"] == 42
+    assert "freeze_layers" not in default  # unset: left to TrainSettings' default (train everything)
+    assert default["learning_rate"] == 1e-3 and default["seed"] == 42
     expected = {
         "tiny__bbc__crops__freeze-1": {"freeze_layers": 1},
         "tiny__bbc__crops__lr-0.003": {"learning_rate": 0.003},
