@@ -52,8 +52,11 @@ def write_table(
 ) -> None:
     """Write a table as CSV (2 decimals) and as a Markdown file with a title line (1 decimal).
 
-    ``shown`` replaces the table in the Markdown file (e.g. cells formatted as text).
+    ``shown`` replaces the table in the Markdown file (e.g. cells formatted as text). Empty cells
+    (a model a table has no score for) read as a dash there, empty in the CSV.
     """
     write_csv(table.round(2).reset_index(), csv_path)
-    markdown = (table if shown is None else shown).reset_index().to_markdown(index=False, floatfmt=".1f")
+    markdown_table = (table if shown is None else shown).reset_index()
+    markdown_table = markdown_table.astype(object).where(markdown_table.notna(), None)
+    markdown = markdown_table.to_markdown(index=False, floatfmt=".1f", missingval="—")
     write_text(f"# {title}\n\n{markdown}\n", md_path)
