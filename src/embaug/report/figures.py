@@ -17,6 +17,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from ..data.sources import UNLABELED  # noqa: E402
 from ..errors import EmbaugError  # noqa: E402
@@ -205,6 +206,7 @@ def loss_figure(train_log: pd.DataFrame, png: str | Path, title: str) -> None:
     bottom.plot(data["step"], data["lr"], color="#444444")
     bottom.set_ylabel("learning rate")
     bottom.set_xlabel("batch (optimizer step)")
+    bottom.xaxis.set_major_locator(MaxNLocator(integer=True))  # batches are whole numbers
     bottom.ticklabel_format(axis="y", style="sci", scilimits=(-3, 3))
     bottom.grid(alpha=0.3)
     save_figure(fig, png, data)
@@ -233,6 +235,7 @@ def curves_figure(
             ax.plot(curve["step"], 100 * curve["value"], label=run, markersize=3, **style)
         ax.set_title(panel, fontsize=9)
         ax.set_xlabel("batches of training")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel("MTEB main score (%)" if panel.startswith("MTEB") else ylabel)
         ax.grid(alpha=0.3)
     handles, names = {}, []
