@@ -193,9 +193,14 @@ def train_embaug(job: dict) -> dict:
     if list(map(tuple, expected.to_numpy())) != marks["pairs"]:
         raise RuntimeError("finetune made other pairs than the ones given to sentence-transformers")
     ends = np.concatenate([[0.0], log["seconds"].to_numpy()])
+    return training_result(np.diff(ends), float(log["loss"].iloc[0]), marks)
+
+
+def training_result(step_seconds: np.ndarray, first_loss: float, marks: dict) -> dict:
+    """What a training worker reports: seconds per step, the first loss, memory and attention."""
     return {
-        "step_seconds": np.diff(ends).tolist(),
-        "first_loss": float(log["loss"].iloc[0]),
+        "step_seconds": step_seconds.tolist(),
+        "first_loss": first_loss,
         "peak_mem_mib": marks["peak"],
         "mem_kind": marks["kind"],
         "base_mem_mib": marks["base"],
@@ -274,14 +279,7 @@ def train_sentence_transformers(job: dict) -> dict:
             use_amp=job["st_amp"],
             show_progress_bar=False,
         )
-    return {
-        "step_seconds": np.diff(clock).tolist(),
-        "first_loss": marks["first_loss"],
-        "peak_mem_mib": marks["peak"],
-        "mem_kind": marks["kind"],
-        "base_mem_mib": marks["base"],
-        "attention": marks["attention"],
-    }
+    return training_result(np.diff(clock), marks["first_loss"], marks)
 
 
 def embed_embaug(job: dict) -> dict:
