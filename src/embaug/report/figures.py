@@ -238,18 +238,21 @@ def curves_figure(
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel("MTEB main score (%)" if panel.startswith("MTEB") else ylabel)
         ax.grid(alpha=0.3)
-    handles, names = {}, []
-    for ax in axes[0]:
-        for handle, name in zip(*ax.get_legend_handles_labels()):
-            if name not in handles:
-                handles[name] = handle
-                names.append(name)
-    fig.legend(
-        [handles[n] for n in names], names, loc="outside lower center", ncol=min(3, len(names)), fontsize=8,
-        frameon=False,
-    )  # fmt: skip
+    panels_legend(fig, axes[0], max_columns=3)
     fig.suptitle(title, fontsize=10)
     save_figure(fig, png, curves[["panel", "run", "step", "value"]])
+
+
+def panels_legend(fig: plt.Figure, axes: Sequence[plt.Axes], max_columns: int) -> None:
+    """One legend below the figure for the lines of every panel, each label once (first seen)."""
+    handles: dict[str, object] = {}
+    for ax in axes:
+        for handle, name in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(name, handle)
+    fig.legend(
+        list(handles.values()), list(handles), loc="outside lower center",
+        ncol=min(max_columns, len(handles)), fontsize=8, frameon=False,
+    )  # fmt: skip
 
 
 def read_curves(entries: Sequence[tuple[str, str, str, str]]) -> pd.DataFrame:

@@ -11,7 +11,7 @@ import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
 from ..errors import EmbaugError
-from .figures import AUGMENTATION_COLORS, plt, save_figure
+from .figures import AUGMENTATION_COLORS, panels_legend, plt, save_figure
 from .tables import last_layer_score
 
 Point = tuple[str, str, str, str]
@@ -103,13 +103,6 @@ def sweep_figure(scores: pd.DataFrame, png: str | Path, title: str, ylabel: str 
         ax.set_xlabel(SETTING_LABELS.get(setting, setting))
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
-    handles = {}
-    for ax in axes[0]:
-        for handle, label in zip(*ax.get_legend_handles_labels()):
-            handles.setdefault(label, handle)
-    fig.legend(
-        list(handles.values()), list(handles), loc="outside lower center", ncol=min(4, len(handles)),
-        fontsize=8, frameon=False,
-    )  # fmt: skip
+    panels_legend(fig, axes[0], max_columns=4)
     fig.suptitle(textwrap.fill(title, int(width * 12)), fontsize=10)
     save_figure(fig, png, scores)
