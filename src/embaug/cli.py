@@ -6,7 +6,7 @@ import argparse
 import json
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -114,22 +114,32 @@ def _load_embeddings(embeddings: str, corpus: str) -> tuple[np.ndarray, np.ndarr
 
 def cmd_knn(args: argparse.Namespace) -> None:
     """kNN accuracy per layer, for each distance metric (and preprocessing, Table S3)."""
+    from .io import write_csv
+
+    layers, layer_ids, labels = _load_embeddings(args.embeddings, args.corpus)
+    write_csv(_knn_scores(layers, layer_ids, labels, args, args.preprocessing), args.out)
+
+
+def _knn_scores(
+    layers: Sequence, layer_ids: Sequence[int], labels: np.ndarray, args: argparse.Namespace,
+    preprocessing: Sequence[str] = ("raw",),
+) -> pd.DataFrame:  # fmt: skip
+    """A kNN score file's rows: accuracy per layer and metric (``args.k``, ``args.metrics``, the
+    ``args.test_fraction`` / ``args.seed`` split), for each preprocessing, with the ``k`` column."""
     from functools import partial
 
     from .evaluate.knn import knn_accuracy
     from .evaluate.preprocess import metric_name, preprocessed
     from .evaluate.scores import score_layers
-    from .io import write_csv
 
-    layers, layer_ids, labels = _load_embeddings(args.embeddings, args.corpus)
     scorers = {
         metric_name(prep, metric): preprocessed(partial(knn_accuracy, k=args.k, metric=metric), prep)
-        for prep in args.preprocessing
+        for prep in preprocessing
         for metric in args.metrics
     }
     scores = score_layers(layers, layer_ids, labels, scorers, args.test_fraction, args.seed)
     scores.insert(2, "k", args.k)
-    write_csv(scores, args.out)
+    return scores
 
 
 def cmd_linear(args: argparse.Namespace) -> None:
@@ -157,10 +167,6 @@ def cmd_table(args: argparse.Namespace) -> None:
 
 def cmd_tfidf(args: argparse.Namespace) -> None:
     """TF-IDF and TF-IDF + truncated SVD kNN baselines, scored like a model's last layer."""
-    from functools import partial
-
-    from .evaluate.knn import knn_accuracy
-    from .evaluate.scores import score_layers
     from .evaluate.split import labelled_split
     from .evaluate.tfidf import svd_vectors, tfidf_vectors
     from .io import write_csv
@@ -174,10 +180,8 @@ def cmd_tfidf(args: argparse.Namespace) -> None:
         args.out_tfidf: vectors,
         args.out_svd: svd_vectors(vectors, fit_rows, args.svd_components, args.svd_seed),
     }
-    scorers = {metric: partial(knn_accuracy, k=args.k, metric=metric) for metric in args.metrics}
     for out, matrix in features.items():
-        scores = score_layers([matrix], [0], labels, scorers, args.test_fraction, args.seed)
-        scores.insert(2, "k", args.k)
+        scores = _knn_scores([matrix], [0], labels, args)
         write_csv(scores, out)
         LOG.info(
             "%s: %d features, %s", out, matrix.shape[1], scores[["metric", "accuracy"]].to_dict("records")
