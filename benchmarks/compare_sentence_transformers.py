@@ -67,6 +67,7 @@ from throughput import (
     minilm_path,
     peak_memory_mib,
     prepare_worker,
+    quiet_offline,
     synchronize,
 )
 
@@ -404,9 +405,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.pairs < (args.warmup_steps + 1) * args.batch_size:
         parser.error("--pairs must give more than --warmup-steps batches")
-    os.environ.setdefault("TQDM_DISABLE", "1")  # before tqdm is imported; spawned workers inherit it
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    quiet_offline()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
     from embaug.data.chunking import chunk_corpus  # no torch in this process (see throughput.py)

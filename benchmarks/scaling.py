@@ -41,6 +41,7 @@ from throughput import (
     prepare_worker,
     process_peak_rss_mib,
     process_rss_mib,
+    quiet_offline,
     synchronize,
 )
 
@@ -126,9 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "scaling_cpu.csv"))
     args = parser.parse_args(argv)
-    os.environ.setdefault("TQDM_DISABLE", "1")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    quiet_offline()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
     model_dir = args.model or minilm_path(None)

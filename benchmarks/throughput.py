@@ -126,6 +126,14 @@ def synchronize(device) -> None:
         torch.cuda.synchronize(device)
 
 
+def quiet_offline() -> None:
+    """No progress bars and no hub calls, in this process and the workers it spawns (which inherit
+    the environment); set before tqdm or transformers is imported."""
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
 def prepare_worker(device_name: str, threads: int | None):
     """Set up a measurement process (offline, quiet, threads) and return its torch device.
 
@@ -133,9 +141,7 @@ def prepare_worker(device_name: str, threads: int | None):
     """
     if device_name == "cpu":
         os.environ["CUDA_VISIBLE_DEVICES"] = ""
-    os.environ.setdefault("TQDM_DISABLE", "1")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    quiet_offline()
     src_on_path()
     import torch
 
@@ -330,9 +336,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.steps <= args.warmup_steps:
         parser.error("--steps must exceed --warmup-steps")
     src_on_path()
-    os.environ.setdefault("TQDM_DISABLE", "1")  # set before tqdm is imported; spawned workers inherit it
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    quiet_offline()
 
     from embaug.data.chunking import chunk_corpus  # no torch in this process (see build_scratch)
 
