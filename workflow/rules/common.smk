@@ -141,32 +141,31 @@ def run_id(model, dataset, augmentation, overrides=None):
     return name
 
 
-def _check_override(key, value, where):
-    """A swept / overridden value must be valid for its setting; fail naming the config key."""
-    import jsonschema
-
-    schema = workflow.source_path("../schemas/config.schema.yaml")
-    spec = yaml.safe_load(Path(schema).read_text())["definitions"]["overrides"]["properties"][key]
-    try:
-        jsonschema.validate(value, spec)
-    except jsonschema.ValidationError as exc:
-        raise ValueError(f"config: {where}: {value!r} is not a valid {key} ({exc.message})") from None
-
-
 SWEEP_MODEL = STUDY.get("sweep_model", STUDY.get("table2_model", STUDY["models"][0]))
 SWEEP_ON = STUDY.get("sweep_on", (STUDY["train_on"] or [None])[0])
 
 
-def sweeps():
-    """(setting, values, augmentations) of every sweep in study.sweeps."""
+def _sweeps():
+    """(setting, values, augmentations) of every sweep in study.sweeps; a value that is not valid
+    for its setting fails naming the config key."""
+    import jsonschema
+
+    schema = yaml.safe_load(Path(workflow.source_path("../schemas/config.schema.yaml")).read_text())
+    override_schemas = schema["definitions"]["overrides"]["properties"]
     found = []
     for key, entry in STUDY["sweeps"].items():
         entry = entry if isinstance(entry, dict) else {"values": entry}
         augmentations = entry.get("augmentations") or STUDY.get("sweep_augmentations") or STUDY["augmentations"]
         for value in entry["values"]:
-            _check_override(key, value, f"study.sweeps.{key}")
+            try:
+                jsonschema.validate(value, override_schemas[key])
+            except jsonschema.ValidationError as exc:
+                raise ValueError(f"config: study.sweeps.{key}: {value!r} is not a valid {key} ({exc.message})") from None
         found.append((key, entry["values"], augmentations))
     return found
+
+
+SWEEPS = _sweeps()  # parsed once: input functions read it for every job of the DAG
 
 
 def _run_specs():
@@ -174,7 +173,7 @@ def _run_specs():
     core = [(m, d, a, {}) for m in STUDY["models"] for d in STUDY["train_on"] for a in STUDY["augmentations"]]
     specs = core + [(m, d, a, {"seed": s}) for s in STUDY["seeds"] for m, d, a, _ in core]
     specs += [
-        (SWEEP_MODEL, SWEEP_ON, a, {key: value}) for key, values, augs in sweeps() for a in augs for value in values
+        (SWEEP_MODEL, SWEEP_ON, a, {key: value}) for key, values, augs in SWEEPS for a in augs for value in values
     ]  # fmt: skip
     for model, overrides in STUDY["from_scratch"].items():
         specs += [(model, d, a, overrides) for d in STUDY["train_on"] for a in STUDY["from_scratch_augmentations"]]
@@ -189,7 +188,7 @@ def _check_variants():
         "study.comparison_models": (STUDY["comparison_models"], config["models"]),
         "study.from_scratch": (list(STUDY["from_scratch"]), config["models"]),
         "study.sweep_augmentations": (
-            [a for _, _, augs in sweeps() for a in augs] if STUDY["sweeps"] else [],
+            [a for _, _, augs in SWEEPS for a in augs] if STUDY["sweeps"] else [],
             config["augmentations"],
         ),
         "study.from_scratch_augmentations": (

@@ -8,6 +8,7 @@ rule knn:
     output:
         "results/scores/knn/{model}/{dataset}.csv",
     params:
+        preprocessing="raw",  # Table S3's rule knn_preprocessed scores centred / whitened ones
         k=config["evaluation"]["knn"]["k"],
         metrics=" ".join(config["evaluation"]["knn"]["metrics"]),
         test_fraction=config["evaluation"]["test_fraction"],
@@ -20,8 +21,8 @@ rule knn:
         "../../envs/embaug.yaml"
     shell:
         "embaug knn --embeddings {input.embeddings} --corpus {input.corpus} --k {params.k} "
-        "--metrics {params.metrics} --test-fraction {params.test_fraction} --seed {params.seed} "
-        "--out {output} > {log} 2>&1"
+        "--metrics {params.metrics} --preprocessing {params.preprocessing} "
+        "--test-fraction {params.test_fraction} --seed {params.seed} --out {output} > {log} 2>&1"
 
 
 rule linear:

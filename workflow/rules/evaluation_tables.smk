@@ -117,28 +117,15 @@ def s3_cells():
     return cells
 
 
-rule knn_preprocessed:
-    input:
-        embeddings="results/embeddings/{model}/{dataset}.npz",
-        corpus="data/raw/{dataset}.parquet",
+use rule knn as knn_preprocessed with:
     output:
         "results/scores/knn_preprocessed/{model}/{dataset}.csv",
     params:
         preprocessing=" ".join(s3_preprocessed()),
-        k=config["evaluation"]["knn"]["k"],
-        metrics=" ".join(KNN_METRICS),
-        test_fraction=config["evaluation"]["test_fraction"],
-        seed=config["evaluation"]["seed"],
     log:
         "logs/knn_preprocessed/{model}/{dataset}.log",
     benchmark:
         "results/benchmarks/knn_preprocessed/{model}/{dataset}.tsv"
-    conda:
-        "../../envs/embaug.yaml"
-    shell:
-        "embaug knn --embeddings {input.embeddings} --corpus {input.corpus} --k {params.k} "
-        "--metrics {params.metrics} --preprocessing {params.preprocessing} "
-        "--test-fraction {params.test_fraction} --seed {params.seed} --out {output} > {log} 2>&1"
 
 
 # --- Table S4: fine-tune on a dataset's training part, kNN on its held-out test part -------------
@@ -286,7 +273,7 @@ rule grid_table:
         "--out-csv {output.csv} --out-md {output.md} > {log} 2>&1"
 
 
-rule table_s4:
+use rule score_table as table_s4 with:
     input:
         lambda w: [path for _, _, path in s4_cells()],
     output:
@@ -308,11 +295,6 @@ rule table_s4:
         "logs/tables/tableS4.log",
     benchmark:
         "results/benchmarks/tables/tableS4.tsv"
-    conda:
-        "../../envs/embaug.yaml"
-    shell:
-        "embaug table {params.cells} --metric {params.metric} --title {params.title:q} "
-        "--out-csv {output.csv} --out-md {output.md} > {log} 2>&1"
 
 
 def evaluation_table_targets():

@@ -27,7 +27,7 @@ def sweep_points(freeze):
     """(setting, value, augmentation, scores) of Figure 4a (freeze) or Figure S1 (the others)."""
     return [
         (key, value, augmentation, knn_scores(run_id(SWEEP_MODEL, SWEEP_ON, augmentation, {key: value}), SWEEP_ON))
-        for key, values, augmentations in sweeps()
+        for key, values, augmentations in SWEEPS
         if (key == "freeze_layers") == freeze
         for augmentation in augmentations
         for value in values
@@ -38,7 +38,7 @@ def sweep_references(freeze):
     """Horizontal lines: the base model, and for Figure 4a each augmentation's unfrozen run."""
     lines = [("base (not fine-tuned)", "base", knn_scores(SWEEP_MODEL, SWEEP_ON))]
     if freeze:
-        augmentations = dict.fromkeys(a for key, _, augs in sweeps() if key == "freeze_layers" for a in augs)
+        augmentations = dict.fromkeys(a for key, _, augs in SWEEPS if key == "freeze_layers" for a in augs)
         lines += [
             (f"{a}, nothing frozen", a, knn_scores(run_id(SWEEP_MODEL, SWEEP_ON, a), SWEEP_ON))
             for a in augmentations
