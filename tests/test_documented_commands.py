@@ -18,7 +18,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
-DOCUMENTED = [REPO / "README.md", *sorted((REPO / "config").glob("*.yaml")), *sorted((REPO / ".test").glob("*.yaml"))]
+CONFIGS = sorted((REPO / "config").glob("*.yaml"))
+DOCUMENTED = [REPO / "README.md", *CONFIGS, *sorted((REPO / ".test").glob("*.yaml"))]
 
 
 def documented_commands(path: Path) -> list[str]:
@@ -32,7 +33,7 @@ def documented_commands(path: Path) -> list[str]:
             continue
         current += " " + re.sub(r"\s+#\s.*$", "", line).removesuffix("\\")
         if not line.endswith("\\"):
-            commands.append(current.strip())
+            commands.append(" ".join(current.split()))
             current = None
     return commands
 
@@ -61,14 +62,15 @@ def test_no_target_is_read_as_a_config_file(path: Path) -> None:
 def test_the_command_parser_finds_continued_commands() -> None:
     commands = documented_commands(REPO / "config" / "seeds.yaml")
     assert commands == [
-        "snakemake results/tables/seeds_knn.csv --cores 8 --resources gpu=1 --configfile config.yaml  config/seeds.yaml"
+        "snakemake results/tables/seeds_knn.csv --cores 8 --resources gpu=1 "
+        "--configfile config.yaml config/seeds.yaml"
     ]
     assert targets_swallowed_by_configfile("snakemake --configfile a.yaml results/x.csv") == ["results/x.csv"]
     assert targets_swallowed_by_configfile("snakemake --configfile a.yaml -- results/x.csv") == []
 
 
 @pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="needs ../shared/data beside the checkout")
-@pytest.mark.parametrize("path", sorted((REPO / "config").glob("*.yaml")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
 def test_each_config_documents_a_command_whose_dag_builds(path: Path) -> None:
     """The first command in each config's header comment dry-runs (DAG, schema, targets)."""
     commands = documented_commands(path)
