@@ -74,6 +74,17 @@ def test_every_family_expands_into_its_runs(dry_run):
     assert trained == VARIANT_RUNS
 
 
+def test_baselines_are_columns_of_the_seeds_table_and_table_s6(tmp_path):
+    config = merged(variants_config(), {"baselines": {"enabled": True}})
+    result = snakemake(tmp_path, config, TARGETS[0], TARGETS[3], "--dry-run", "--printshellcmds")
+    assert result.returncode == 0, output(result)[-4000:]
+    (seeds,) = re.findall(r"embaug seeds-table .*", output(result))
+    (table_s6,) = re.findall(r"embaug table .*tableS6.*", output(result))
+    for baseline in ("tfidf", "tfidf_svd"):
+        assert f"--cell bbc {baseline} - results/scores/baselines/{baseline}/bbc.csv" in seeds
+        assert f"--cell bbc {baseline} results/scores/baselines/{baseline}/bbc.csv" in table_s6
+
+
 def finetune_command(text: str, run: str) -> str:
     (line,) = re.findall(rf"embaug finetune .*--run {re.escape(run)} .*", text)
     return line

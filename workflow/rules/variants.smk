@@ -20,7 +20,7 @@ def seed_cells():
             for seed in dict.fromkeys(STUDY["seeds"]):
                 run = run_id(model, dataset, augmentation, {"seed": seed})
                 cells.append((dataset, augmentation, seed, knn_scores(run, dataset)))
-    return cells
+    return cells + [(row, column, "-", path) for row, column, path in baseline_cells("knn", STUDY["train_on"])]
 
 
 def sweep_points(freeze):
@@ -81,7 +81,7 @@ def table_s6_cells():
             for a in STUDY["from_scratch_augmentations"]:
                 run = run_id(name, dataset, a, overrides)
                 cells.append((dataset, _label(name, a, RUNS[run]["overrides"]), knn_scores(run, dataset)))
-    return cells  # fmt: skip
+    return cells + baseline_cells("knn", STUDY["train_on"])  # fmt: skip
 
 
 def variant_targets():
@@ -155,7 +155,7 @@ rule sweep_figure:
         "--out {output.png} --out-csv {output.table} --out-md {output.md} > {log} 2>&1"
 
 
-rule table_s6:
+use rule score_table as table_s6 with:
     input:
         [path for *_, path in table_s6_cells()],
     output:
@@ -175,8 +175,3 @@ rule table_s6:
         "logs/tables/tableS6.log",
     benchmark:
         "results/benchmarks/tables/tableS6.tsv"
-    conda:
-        "../../envs/embaug.yaml"
-    shell:
-        "embaug table {params.cells} --metric {params.metric} --title {params.title:q} "
-        "--out-csv {output.csv} --out-md {output.md} > {log} 2>&1"
