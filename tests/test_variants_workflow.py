@@ -114,6 +114,8 @@ def test_overrides_reach_training_chunking_and_embedding(dry_run):
     assert "--chunks data/chunks/bbc/n2.parquet" in finetune_command(dry_run, "tiny__bbc__crops")
     embeds = {m.group(1): m.group(0) for m in re.finditer(r"embaug embed .*--name (\S+) .*", dry_run)}
     assert "--pooling cls" in embeds["tiny__bbc__crops__pool-cls"]
+    # the pooling panel's base model is embedded with each pooling too (Table S7's knn_pooled)
+    assert "--point pooling cls 'base, same pooling' results/scores/knn_pooled/cls/tiny/bbc.csv" in dry_run
     assert "--pooling mean" in embeds["tiny__bbc__crops__seed-1"]
 
 
@@ -178,7 +180,14 @@ def test_variant_tables_end_to_end(tmp_path):
         assert s6.loc["bbc", column] == pytest.approx(last_layer(tmp_path, model), abs=0.01)
 
     sweeps = pd.read_csv(tables / "figureS1_sweeps.csv")
-    assert list(sweeps.columns) == ["setting", "value", "dropout", "crops", "base (not fine-tuned)"]
+    assert list(sweeps.columns) == [
+        "setting", "value", "dropout", "crops", "base, same pooling", "base (not fine-tuned)"
+    ]  # fmt: skip
+    base_pooled = sweeps[sweeps["setting"] == "pooling"].set_index("value")["base, same pooling"]
+    cls = pd.read_csv(tmp_path / "results/scores/knn_pooled/cls/tiny/bbc.csv").query("metric == 'euclidean'")
+    assert base_pooled.to_dict() == pytest.approx(
+        {"mean": last_layer(tmp_path, "tiny"), "cls": 100 * cls["accuracy"].iloc[-1]}, abs=0.01
+    )
     assert sweeps["setting"].tolist() == [s for s in ("learning_rate", "temperature", "pooling", "sentences",
                                                       "mask_fraction") for _ in range(2)]  # fmt: skip
     row = sweeps[(sweeps["setting"] == "temperature") & (sweeps["value"] == "0.1")].iloc[0]

@@ -200,18 +200,21 @@ def pooling_name(pooling):
     return pooling.replace(":", "")
 
 
+def pooled_knn_scores(model, dataset, pooling):
+    """kNN scores of a model's last layer pooled with `pooling` (embedding.pooling: the usual kNN)."""
+    if pooling == config["embedding"]["pooling"]:
+        return f"results/scores/knn/{model}/{dataset}.csv"
+    return f"results/scores/knn_pooled/{pooling_name(pooling)}/{model}/{dataset}.csv"
+
+
 def s7_cells():
-    """(dataset, model, column, metric, scores) of Table S7; the embedding.pooling column is the usual kNN."""
-    cells = []
-    for dataset in table_datasets(TABLE_S7):
-        for model in table_models(TABLE_S7, dataset):
-            for pooling in TABLE_S7["poolings"]:
-                if pooling == config["embedding"]["pooling"]:
-                    scores = f"results/scores/knn/{model}/{dataset}.csv"
-                else:
-                    scores = f"results/scores/knn_pooled/{pooling_name(pooling)}/{model}/{dataset}.csv"
-                cells.append((dataset, model, pooling, KNN_METRIC, scores))
-    return cells
+    """(dataset, model, column, metric, scores) of Table S7."""
+    return [
+        (dataset, model, pooling, KNN_METRIC, pooled_knn_scores(model, dataset, pooling))
+        for dataset in table_datasets(TABLE_S7)
+        for model in table_models(TABLE_S7, dataset)
+        for pooling in TABLE_S7["poolings"]
+    ]
 
 
 use rule embed as embed_pooled with:

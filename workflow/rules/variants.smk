@@ -24,14 +24,19 @@ def seed_cells():
 
 
 def sweep_points(freeze):
-    """(setting, value, augmentation, scores) of Figure 4a (freeze) or Figure S1 (the others)."""
-    return [
+    """(setting, value, column, scores) of Figure 4a (freeze) or Figure S1 (the others): a column
+    per augmentation, and for pooling the base model embedded with each pooling too."""
+    points = [
         (key, value, augmentation, knn_scores(run_id(SWEEP_MODEL, SWEEP_ON, augmentation, {key: value}), SWEEP_ON))
         for key, values, augmentations in SWEEPS
         if (key == "freeze_layers") == freeze
         for augmentation in augmentations
         for value in values
     ]  # fmt: skip
+    pooling_values = [values for key, values, _ in SWEEPS if key == "pooling" and not freeze]
+    for values in pooling_values:
+        points += [("pooling", v, "base, same pooling", pooled_knn_scores(SWEEP_MODEL, SWEEP_ON, v)) for v in values]
+    return points
 
 
 def sweep_references(freeze):

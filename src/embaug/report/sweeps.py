@@ -84,7 +84,7 @@ def sweep_figure(scores: pd.DataFrame, png: str | Path, title: str, ylabel: str 
         for column, line in part.groupby("column", sort=False):
             x = np.array([where[v] for v in line["value"]])
             order = np.argsort(x, kind="stable")
-            color = AUGMENTATION_COLORS.get(str(column))
+            color = AUGMENTATION_COLORS.get(str(column).split(",")[0])  # "base, same pooling": grey
             ax.plot(x[order], line["accuracy"].to_numpy()[order], marker="o", color=color, label=column)
         for _, reference in references.iterrows():
             base = reference["column"] == "base"
