@@ -77,7 +77,7 @@ def test_every_rule_runs_in_the_conda_env(rule_file):
         assert match, f"{rule_file.name}: rule {name} has no conda: directive"
         assert (rule_file.parent / match.group(1)).resolve() == ENV_FILE, f"rule {name}: {match.group(1)}"
     # `use rule ... with:` inherits the env unless it sets another one
-    assert not re.search(r"^use rule .* with:\n(?:[ \t]+.*\n)*?    conda:", text, re.MULTILINE)
+    assert not re.search(r"^use rule .* with:\n(?:[ \t].*\n)*?    conda:", text, re.MULTILINE)
 
 
 def test_rule_parser_sees_every_rule():
