@@ -148,6 +148,8 @@ SWEEP_ON = STUDY.get("sweep_on", (STUDY["train_on"] or [None])[0])
 def _sweeps():
     """(setting, values, augmentations) of every sweep in study.sweeps; a value that is not valid
     for its setting fails naming the config key."""
+    if not STUDY["sweeps"]:
+        return []  # no schema to read at start-up
     import jsonschema
 
     schema = yaml.safe_load(Path(workflow.source_path("../schemas/config.schema.yaml")).read_text())
@@ -188,7 +190,7 @@ def _check_variants():
         "study.comparison_models": (STUDY["comparison_models"], config["models"]),
         "study.from_scratch": (list(STUDY["from_scratch"]), config["models"]),
         "study.sweep_augmentations": (
-            [a for _, _, augs in SWEEPS for a in augs] if STUDY["sweeps"] else [],
+            [a for _, _, augs in SWEEPS for a in augs],
             config["augmentations"],
         ),
         "study.from_scratch_augmentations": (

@@ -33,9 +33,13 @@ def sweep_points(freeze):
         for augmentation in augmentations
         for value in values
     ]  # fmt: skip
-    pooling_values = [values for key, values, _ in SWEEPS if key == "pooling" and not freeze]
-    for values in pooling_values:
-        points += [("pooling", v, "base, same pooling", pooled_knn_scores(SWEEP_MODEL, SWEEP_ON, v)) for v in values]
+    if not freeze:
+        points += [
+            (key, v, "base, same pooling", pooled_knn_scores(SWEEP_MODEL, SWEEP_ON, v))
+            for key, values, _ in SWEEPS
+            if key == "pooling"
+            for v in values
+        ]  # fmt: skip
     return points
 
 
