@@ -1,12 +1,14 @@
 """embaug: self-supervised fine-tuning of text embeddings with crops, dropout and masking.
 
-    snakemake --cores 8 --resources gpu=1                      # the paper's study (config.yaml)
-    snakemake --cores 2 --configfile config/demo.yaml          # offline CPU demo
-    snakemake results/tables/table2_knn.csv                    # one table and what it needs
+snakemake --cores 8 --resources gpu=1                      # the paper's study (config.yaml)
+snakemake --cores 2 --configfile config/demo.yaml          # offline CPU demo
+snakemake results/tables/table2_knn.csv                    # one table and what it needs
 """
 
 
 include: "workflow/rules/common.smk"
+include: "workflow/rules/evaluation_tables_common.smk"
+include: "workflow/rules/variants_common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/embed.smk"
@@ -19,6 +21,6 @@ include: "workflow/rules/variants.smk"
 
 
 rule all:
+    default_target: True
     input:
         all_targets(),
-    default_target: True

@@ -18,7 +18,6 @@ if not workflow.overwrite_configfiles:  # a --configfile replaces config.yaml, n
     configfile: "config.yaml"
 
 
-
 validate(config, workflow.source_path("../schemas/config.schema.yaml"), set_default=True)
 
 
@@ -58,9 +57,7 @@ def _check_references():
     for name, spec in config["models"].items():
         for dataset in spec.get("tokenizer_corpus", []):
             if dataset not in config["datasets"]:
-                raise ValueError(
-                    f"config: models.{name}.tokenizer_corpus names unknown dataset '{dataset}'"
-                )
+                raise ValueError(f"config: models.{name}.tokenizer_corpus names unknown dataset '{dataset}'")
         if spec["source"] == "scratch" and not spec.get("tokenizer_corpus"):
             raise ValueError(f"config: models.{name}.tokenizer_corpus is required for a scratch model")
 
@@ -157,12 +154,16 @@ def _sweeps():
     found = []
     for key, entry in STUDY["sweeps"].items():
         entry = entry if isinstance(entry, dict) else {"values": entry}
-        augmentations = entry.get("augmentations") or STUDY.get("sweep_augmentations") or STUDY["augmentations"]
+        augmentations = (
+            entry.get("augmentations") or STUDY.get("sweep_augmentations") or STUDY["augmentations"]
+        )
         for value in entry["values"]:
             try:
                 jsonschema.validate(value, override_schemas[key])
             except jsonschema.ValidationError as exc:
-                raise ValueError(f"config: study.sweeps.{key}: {value!r} is not a valid {key} ({exc.message})") from None
+                raise ValueError(
+                    f"config: study.sweeps.{key}: {value!r} is not a valid {key} ({exc.message})"
+                ) from None
         found.append((key, entry["values"], augmentations))
     return found
 
@@ -178,7 +179,9 @@ def _run_specs():
         (SWEEP_MODEL, SWEEP_ON, a, {key: value}) for key, values, augs in SWEEPS for a in augs for value in values
     ]  # fmt: skip
     for model, overrides in STUDY["from_scratch"].items():
-        specs += [(model, d, a, overrides) for d in STUDY["train_on"] for a in STUDY["from_scratch_augmentations"]]
+        specs += [
+            (model, d, a, overrides) for d in STUDY["train_on"] for a in STUDY["from_scratch_augmentations"]
+        ]
     return specs
 
 
@@ -201,7 +204,9 @@ def _check_variants():
     for key, (used, defined) in names.items():
         for name in used:
             if name not in defined:
-                raise ValueError(f"config: {key} names '{name}', which is not defined (defined: {', '.join(defined)})")
+                raise ValueError(
+                    f"config: {key} names '{name}', which is not defined (defined: {', '.join(defined)})"
+                )
     if STUDY["from_scratch"] and not STUDY["train_on"]:
         raise ValueError("config: study.from_scratch needs study.train_on (the datasets to train on)")
 
@@ -294,7 +299,12 @@ def score_tables():
 def all_targets():
     targets = [f"results/tables/{name}.{ext}" for name in score_tables() for ext in ("csv", "md")]
     families = ["knn"] + (["linear"] if config["evaluation"]["linear"]["enabled"] else [])
-    targets += [f"results/scores/{f}/{m}/{d}.csv" for f in families for m, d in evaluations() if m not in RUNS or m in CORE_RUNS]
+    targets += [
+        f"results/scores/{f}/{m}/{d}.csv"
+        for f in families
+        for m, d in evaluations()
+        if m not in RUNS or m in CORE_RUNS
+    ]
     targets += figure_targets()
     targets += variant_targets()
     targets += mteb_targets()
@@ -332,7 +342,9 @@ KNN_METRIC = "euclidean" if "euclidean" in KNN_METRICS else KNN_METRICS[0]
 EVAL_EVERY = config["training"]["eval_every"]
 for _name in (TSNE["datasets"] or []) + STUDY["curves_evaluate_on"]:
     if _name not in config["datasets"]:
-        raise ValueError(f"config: '{_name}' (evaluation.tsne.datasets or study.curves_evaluate_on) is not under datasets")
+        raise ValueError(
+            f"config: '{_name}' (evaluation.tsne.datasets or study.curves_evaluate_on) is not under datasets"
+        )
 
 
 def tsne_datasets():
@@ -410,9 +422,13 @@ def figure_targets():
     """Every t-SNE map and figure the config can make."""
     targets = []
     if TSNE["enabled"]:
-        maps = [(m, d) for m, d in evaluations() if d in tsne_datasets() and (m not in RUNS or m in CORE_RUNS)]
+        maps = [
+            (m, d) for m, d in evaluations() if d in tsne_datasets() and (m not in RUNS or m in CORE_RUNS)
+        ]
         targets += [f"results/tsne/{m}/{d}.png" for m, d in dict.fromkeys(maps)]
-        targets += [f"results/figures/figure2_tsne_{d}.png" for d in STUDY["train_on"] if d in tsne_datasets()]
+        targets += [
+            f"results/figures/figure2_tsne_{d}.png" for d in STUDY["train_on"] if d in tsne_datasets()
+        ]
     datasets = dict.fromkeys(STUDY["train_on"] + STUDY["evaluate_on"])
     targets += [f"results/figures/figure4_layers_knn_{d}.png" for d in datasets]
     targets += [f"results/figures/loss/{run}.png" for run in RUNS]
@@ -458,10 +474,14 @@ def _check_mteb():
         if not re.fullmatch(r"[a-z0-9_]+", table):
             raise ValueError(f"config: mteb.tables.{table}: use lower case letters, digits and _")
         if spec.get("train_on") and spec["train_on"] not in STUDY["train_on"]:
-            raise ValueError(f"config: mteb.tables.{table}.train_on '{spec['train_on']}' is not in study.train_on")
+            raise ValueError(
+                f"config: mteb.tables.{table}.train_on '{spec['train_on']}' is not in study.train_on"
+            )
         for model in spec["models"] + spec.get("references", []):
             if model not in config["models"]:
-                raise ValueError(f"config: mteb.tables.{table} names model '{model}', not defined under models")
+                raise ValueError(
+                    f"config: mteb.tables.{table} names model '{model}', not defined under models"
+                )
     for model in MTEB["layer_models"] or []:
         if model not in config["models"] and model not in RUNS:
             raise ValueError(f"config: mteb.layer_models names '{model}', neither a model nor a run")
@@ -495,7 +515,9 @@ def mteb_local_files(wildcards):
 
 
 def mteb_table_files(table):
-    return [f"results/mteb/{m}/{t}.json" for _, m in mteb_rows(table) for ts in MTEB_BLOCKS.values() for t in ts]
+    return [
+        f"results/mteb/{m}/{t}.json" for _, m in mteb_rows(table) for ts in MTEB_BLOCKS.values() for t in ts
+    ]
 
 
 def mteb_table_args(wildcards):
@@ -539,7 +561,9 @@ def mteb_layer_files(wildcards):
 
 
 def mteb_layer_args(wildcards):
-    return " ".join(f"--row {k} results/mteb/{wildcards.model}/layer{k}" for k in mteb_layers(wildcards.model))
+    return " ".join(
+        f"--row {k} results/mteb/{wildcards.model}/layer{k}" for k in mteb_layers(wildcards.model)
+    )
 
 
 def mteb_targets():

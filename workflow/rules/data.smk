@@ -6,17 +6,17 @@ rule download:
         local_source,
     output:
         "data/raw/{dataset}.parquet",
-    wildcard_constraints:  # only configured datasets: data/raw/iclr.train.parquet is split_dataset's
-        dataset="|".join(re.escape(name) for name in config["datasets"]),
-    params:
-        spec=lambda w: json.dumps(config["datasets"][w.dataset], sort_keys=True),
-        cache_dir=config["cache_dir"],
     log:
         "logs/download/{dataset}.log",
     benchmark:
         "results/benchmarks/download/{dataset}.tsv"
+    wildcard_constraints:  # only configured datasets: data/raw/iclr.train.parquet is split_dataset's
+        dataset="|".join(re.escape(name) for name in config["datasets"]),
     conda:
         "../../envs/embaug.yaml"
+    params:
+        spec=lambda w: json.dumps(config["datasets"][w.dataset], sort_keys=True),
+        cache_dir=config["cache_dir"],
     shell:
         "embaug download --dataset {wildcards.dataset} --spec {params.spec:q} "
         "--cache-dir {params.cache_dir:q} --out {output} > {log} 2>&1"
@@ -27,15 +27,15 @@ rule chunk:
         "data/raw/{dataset}.parquet",
     output:
         "data/chunks/{dataset}/n{n}.parquet",
-    params:
-        min_chars=config["chunking"]["min_chars"],
-        max_chars=config["chunking"]["max_chars"],
     log:
         "logs/chunk/{dataset}/n{n}.log",
     benchmark:
         "results/benchmarks/chunk/{dataset}/n{n}.tsv"
     conda:
         "../../envs/embaug.yaml"
+    params:
+        min_chars=config["chunking"]["min_chars"],
+        max_chars=config["chunking"]["max_chars"],
     shell:
         "embaug chunk --corpus {input} --dataset {wildcards.dataset} --sentences {wildcards.n} "
         "--min-chars {params.min_chars} --max-chars {params.max_chars} --out {output} > {log} 2>&1"

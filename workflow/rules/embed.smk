@@ -7,6 +7,15 @@ rule embed:
         corpus="data/raw/{dataset}.parquet",
     output:
         "results/embeddings/{model}/{dataset}.npz",
+    log:
+        "logs/embed/{model}/{dataset}.log",
+    benchmark:
+        "results/benchmarks/embed/{model}/{dataset}.tsv"
+    conda:
+        "../../envs/embaug.yaml"
+    threads: 8
+    resources:
+        gpu=1,
     params:
         model=lambda w: model_path(w.model),
         batch_size=config["embedding"]["batch_size"],
@@ -19,15 +28,6 @@ rule embed:
             else ""
         ),
         device=config["device"],
-    threads: 8
-    resources:
-        gpu=1,
-    log:
-        "logs/embed/{model}/{dataset}.log",
-    benchmark:
-        "results/benchmarks/embed/{model}/{dataset}.tsv"
-    conda:
-        "../../envs/embaug.yaml"
     shell:
         "embaug embed --model {params.model:q} --name {wildcards.model} --corpus {input.corpus} "
         "--batch-size {params.batch_size} --max-length {params.max_length} "

@@ -7,18 +7,18 @@ rule knn:
         corpus="data/raw/{dataset}.parquet",
     output:
         "results/scores/knn/{model}/{dataset}.csv",
-    params:
-        preprocessing="raw",  # Table S3's rule knn_preprocessed scores centred / whitened ones
-        k=config["evaluation"]["knn"]["k"],
-        metrics=" ".join(config["evaluation"]["knn"]["metrics"]),
-        test_fraction=config["evaluation"]["test_fraction"],
-        seed=config["evaluation"]["seed"],
     log:
         "logs/knn/{model}/{dataset}.log",
     benchmark:
         "results/benchmarks/knn/{model}/{dataset}.tsv"
     conda:
         "../../envs/embaug.yaml"
+    params:
+        preprocessing="raw",  # Table S3's rule knn_preprocessed scores centred / whitened ones
+        k=config["evaluation"]["knn"]["k"],
+        metrics=" ".join(config["evaluation"]["knn"]["metrics"]),
+        test_fraction=config["evaluation"]["test_fraction"],
+        seed=config["evaluation"]["seed"],
     shell:
         "embaug knn --embeddings {input.embeddings} --corpus {input.corpus} --k {params.k} "
         "--metrics {params.metrics} --preprocessing {params.preprocessing} "
@@ -31,16 +31,16 @@ rule linear:
         corpus="data/raw/{dataset}.parquet",
     output:
         "results/scores/linear/{model}/{dataset}.csv",
-    params:
-        max_iter=config["evaluation"]["linear"]["max_iter"],
-        test_fraction=config["evaluation"]["test_fraction"],
-        seed=config["evaluation"]["seed"],
     log:
         "logs/linear/{model}/{dataset}.log",
     benchmark:
         "results/benchmarks/linear/{model}/{dataset}.tsv"
     conda:
         "../../envs/embaug.yaml"
+    params:
+        max_iter=config["evaluation"]["linear"]["max_iter"],
+        test_fraction=config["evaluation"]["test_fraction"],
+        seed=config["evaluation"]["seed"],
     shell:
         "embaug linear --embeddings {input.embeddings} --corpus {input.corpus} "
         "--max-iter {params.max_iter} --test-fraction {params.test_fraction} "

@@ -19,6 +19,13 @@ rule tsne:
             labels={"model": "{model}", "dataset": "{dataset}"},
         ),
         csv="results/tsne/{model}/{dataset}.csv",
+    log:
+        "logs/tsne/{model}/{dataset}.log",
+    benchmark:
+        "results/benchmarks/tsne/{model}/{dataset}.tsv"
+    conda:
+        "../../envs/embaug.yaml"
+    threads: 4
     params:
         perplexity=TSNE["perplexity"],
         learning_rate=TSNE["learning_rate"],
@@ -28,13 +35,6 @@ rule tsne:
         metric=KNN_METRIC,
         test_fraction=config["evaluation"]["test_fraction"],
         split_seed=config["evaluation"]["seed"],
-    threads: 4
-    log:
-        "logs/tsne/{model}/{dataset}.log",
-    benchmark:
-        "results/benchmarks/tsne/{model}/{dataset}.tsv"
-    conda:
-        "../../envs/embaug.yaml"
     shell:
         "embaug tsne --embeddings {input.embeddings} --corpus {input.corpus} --scores {input.scores} "
         "--name {wildcards.model} --perplexity {params.perplexity} "
@@ -59,16 +59,16 @@ rule figure2_tsne:
             labels={"figure": "Figure 2", "dataset": "{dataset}"},
         ),
         csv="results/figures/figure2_tsne_{dataset}.csv",
-    params:
-        panels=figure2_args,
-        metric=KNN_METRIC,
-        title=lambda w: f"t-SNE of the last layer on {w.dataset}, before and after fine-tuning",
     log:
         "logs/figures/figure2_tsne_{dataset}.log",
     benchmark:
         "results/benchmarks/figures/figure2_tsne_{dataset}.tsv"
     conda:
         "../../envs/embaug.yaml"
+    params:
+        panels=figure2_args,
+        metric=KNN_METRIC,
+        title=lambda w: f"t-SNE of the last layer on {w.dataset}, before and after fine-tuning",
     shell:
         "embaug figure-tsne {params.panels} --metric {params.metric} --title {params.title:q} "
         "--out {output.png} > {log} 2>&1"
@@ -85,20 +85,20 @@ rule figure_layers:
             labels={"figure": "Figure 4b", "score": "{family}", "dataset": "{dataset}"},
         ),
         csv="results/figures/figure4_layers_{family}_{dataset}.csv",
+    log:
+        "logs/figures/figure4_layers_{family}_{dataset}.log",
+    benchmark:
+        "results/benchmarks/figures/figure4_layers_{family}_{dataset}.tsv"
     wildcard_constraints:
         family="knn|linear",
+    conda:
+        "../../envs/embaug.yaml"
     params:
         models=figure_layers_args,
         metric=lambda w: KNN_METRIC if w.family == "knn" else "logistic",
         ylabel=lambda w: "kNN accuracy (%)" if w.family == "knn" else "linear accuracy (%)",
         title=lambda w: f"Per-layer {'kNN' if w.family == 'knn' else 'linear'} accuracy on {w.dataset}, "
         "before and after fine-tuning",
-    log:
-        "logs/figures/figure4_layers_{family}_{dataset}.log",
-    benchmark:
-        "results/benchmarks/figures/figure4_layers_{family}_{dataset}.tsv"
-    conda:
-        "../../envs/embaug.yaml"
     shell:
         "embaug figure-layers {params.models} --metric {params.metric} --ylabel {params.ylabel:q} "
         "--title {params.title:q} --out {output.png} > {log} 2>&1"
@@ -115,14 +115,14 @@ rule figure_loss:
             labels={"run": "{run}"},
         ),
         csv="results/figures/loss/{run}.csv",
-    params:
-        title=lambda w: f"{w.run}: training loss and learning rate",
     log:
         "logs/figures/loss/{run}.log",
     benchmark:
         "results/benchmarks/figures/loss/{run}.tsv"
     conda:
         "../../envs/embaug.yaml"
+    params:
+        title=lambda w: f"{w.run}: training loss and learning rate",
     shell:
         "embaug figure-loss --run-dir {input} --title {params.title:q} --out {output.png} > {log} 2>&1"
 
@@ -138,16 +138,16 @@ rule figure1_training_curves:
             labels={"figure": "Figure 1"},
         ),
         csv="results/figures/figure1_training_curves.csv",
-    params:
-        curves=curve_args,
-        title="During fine-tuning: kNN accuracy on held documents of the training dataset"
-        + (" and MTEB main scores" if training_mteb_tasks() else ""),
     log:
         "logs/figures/figure1_training_curves.log",
     benchmark:
         "results/benchmarks/figures/figure1_training_curves.tsv"
     conda:
         "../../envs/embaug.yaml"
+    params:
+        curves=curve_args,
+        title="During fine-tuning: kNN accuracy on held documents of the training dataset"
+        + (" and MTEB main scores" if training_mteb_tasks() else ""),
     shell:
         "embaug figure-curves {params.curves} --title {params.title:q} --out {output.png} > {log} 2>&1"
 
@@ -163,14 +163,14 @@ rule figure3_curves:
             labels={"figure": "Figure 3", "dataset": "{dataset}"},
         ),
         csv="results/figures/figure3_curves_{dataset}.csv",
-    params:
-        curves=curve_args,
-        title=lambda w: f"kNN accuracy on held {w.dataset} documents while training on each dataset",
     log:
         "logs/figures/figure3_curves_{dataset}.log",
     benchmark:
         "results/benchmarks/figures/figure3_curves_{dataset}.tsv"
     conda:
         "../../envs/embaug.yaml"
+    params:
+        curves=curve_args,
+        title=lambda w: f"kNN accuracy on held {w.dataset} documents while training on each dataset",
     shell:
         "embaug figure-curves {params.curves} --title {params.title:q} --out {output.png} > {log} 2>&1"

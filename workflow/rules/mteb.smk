@@ -7,8 +7,17 @@ rule mteb:
         data=mteb_local_files,
     output:
         "results/mteb/{model}/{task}.json",
+    log:
+        "logs/mteb/{model}/{task}.log",
+    benchmark:
+        "results/benchmarks/mteb/{model}/{task}.tsv"
     wildcard_constraints:
         task=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
+    conda:
+        "../../envs/embaug.yaml"
+    threads: 2
+    resources:
+        gpu=1,
     params:
         model=lambda w: model_path(w.model),
         layer=lambda w: f"--layer {w.layer}" if hasattr(w, "layer") else "",
@@ -18,15 +27,6 @@ rule mteb:
         max_length=MTEB["max_length"],
         pooling=config["embedding"]["pooling"],
         device=config["device"],
-    threads: 2
-    resources:
-        gpu=1,
-    log:
-        "logs/mteb/{model}/{task}.log",
-    benchmark:
-        "results/benchmarks/mteb/{model}/{task}.tsv"
-    conda:
-        "../../envs/embaug.yaml"
     shell:
         "embaug mteb --model {params.model:q} --name {wildcards.model} --task {wildcards.task} "
         "{params.layer} {params.local} --splits {params.splits} --cache-dir results/mteb "
@@ -38,13 +38,13 @@ rule mteb:
 use rule mteb as mteb_layer with:
     output:
         "results/mteb/{model}/layer{layer}/{task}.json",
-    wildcard_constraints:
-        task=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
-        layer=r"\d+",
     log:
         "logs/mteb/{model}/layer{layer}/{task}.log",
     benchmark:
         "results/benchmarks/mteb/{model}/layer{layer}/{task}.tsv"
+    wildcard_constraints:
+        task=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
+        layer=r"\d+",
 
 
 rule mteb_table:
@@ -58,18 +58,18 @@ rule mteb_table:
             labels={"table": "{table}"},
         ),
         md="results/tables/{table}.md",
-    wildcard_constraints:
-        table="|".join(MTEB_TABLES) or "$^",
-    params:
-        rows=mteb_table_args,
-        blocks=json.dumps(MTEB_BLOCKS),
-        splits=" ".join(MTEB["splits"]),
     log:
         "logs/tables/{table}.log",
     benchmark:
         "results/benchmarks/tables/{table}.tsv"
+    wildcard_constraints:
+        table="|".join(MTEB_TABLES) or "$^",
     conda:
         "../../envs/embaug.yaml"
+    params:
+        rows=mteb_table_args,
+        blocks=json.dumps(MTEB_BLOCKS),
+        splits=" ".join(MTEB["splits"]),
     shell:
         "embaug mteb-table {params.rows} --blocks {params.blocks:q} --splits {params.splits} "
         "--title 'MTEB main scores (%), last layer, mean pooling' "
@@ -82,16 +82,16 @@ rule mteb_layer_table:
     output:
         csv="results/scores/mteb_layers/{model}.csv",
         md="results/scores/mteb_layers/{model}.md",
-    params:
-        rows=mteb_layer_args,
-        blocks=json.dumps(mteb_layer_blocks()),
-        splits=" ".join(MTEB["splits"]),
     log:
         "logs/mteb_layers/{model}.log",
     benchmark:
         "results/benchmarks/mteb_layers/{model}.tsv"
     conda:
         "../../envs/embaug.yaml"
+    params:
+        rows=mteb_layer_args,
+        blocks=json.dumps(mteb_layer_blocks()),
+        splits=" ".join(MTEB["splits"]),
     shell:
         "embaug mteb-table {params.rows} --blocks {params.blocks:q} --splits {params.splits} "
         "--title 'MTEB main scores (%) per layer of {wildcards.model}' "
@@ -109,15 +109,15 @@ rule figure4c_mteb_layers:
             labels={"figure": "Figure 4c", "score": "MTEB"},
         ),
         csv="results/figures/figure4c_mteb_layers.csv",
-    params:
-        models=" ".join(f"--model {m} results/scores/mteb_layers/{m}.csv" for m in mteb_layer_models()),
-        ylabel=f"MTEB main score (%), mean of {', '.join(MTEB['layer_tasks'])}",
     log:
         "logs/figures/figure4c_mteb_layers.log",
     benchmark:
         "results/benchmarks/figures/figure4c_mteb_layers.tsv"
     conda:
         "../../envs/embaug.yaml"
+    params:
+        models=" ".join(f"--model {m} results/scores/mteb_layers/{m}.csv" for m in mteb_layer_models()),
+        ylabel=f"MTEB main score (%), mean of {', '.join(MTEB['layer_tasks'])}",
     shell:
         "embaug figure-layers {params.models} --metric mteb --ylabel {params.ylabel:q} "
         "--title 'Per-layer MTEB score, before and after fine-tuning' --out {output.png} > {log} 2>&1"

@@ -12,18 +12,18 @@ rule score_table:
             labels={"table": "{table}"},
         ),
         md="results/tables/{table}.md",
-    wildcard_constraints:
-        table="|".join(SCORE_TABLES),
-    params:
-        cells=table_cell_args,
-        metric=lambda w: SCORE_TABLES[w.table][1],
-        title=lambda w: SCORE_TABLES[w.table][2].format(k=config["evaluation"]["knn"]["k"]),
     log:
         "logs/tables/{table}.log",
     benchmark:
         "results/benchmarks/tables/{table}.tsv"
+    wildcard_constraints:
+        table="|".join(SCORE_TABLES),
     conda:
         "../../envs/embaug.yaml"
+    params:
+        cells=table_cell_args,
+        metric=lambda w: SCORE_TABLES[w.table][1],
+        title=lambda w: SCORE_TABLES[w.table][2].format(k=config["evaluation"]["knn"]["k"]),
     shell:
         "embaug table {params.cells} --metric {params.metric} --title {params.title:q} "
         "--out-csv {output.csv} --out-md {output.md} > {log} 2>&1"

@@ -6,15 +6,15 @@ rule init_model:
         lambda w: [raw(d) for d in config["models"][w.model]["tokenizer_corpus"]],
     output:
         directory("results/base_models/{model}"),
-    params:
-        architecture=lambda w: json.dumps(config["models"][w.model]["architecture"], sort_keys=True),
-        seed=lambda w: config["models"][w.model]["seed"],
     log:
         "logs/init_model/{model}.log",
     benchmark:
         "results/benchmarks/init_model/{model}.tsv"
     conda:
         "../../envs/embaug.yaml"
+    params:
+        architecture=lambda w: json.dumps(config["models"][w.model]["architecture"], sort_keys=True),
+        seed=lambda w: config["models"][w.model]["seed"],
     shell:
         "embaug init-model --corpus {input} --architecture {params.architecture:q} "
         "--seed {params.seed} --out {output} > {log} 2>&1"
@@ -29,20 +29,20 @@ rule finetune:
         eval_mteb=lambda w: [MTEB_TASKS[t]["path"] for t in training_mteb_tasks() if t in MTEB_TASKS],
     output:
         directory("results/models/{run}"),
-    params:
-        model=lambda w: model_path(RUNS[w.run]["model"]),
-        settings=train_settings,
-        eval_corpora=lambda w: " ".join(f"--eval-corpus {d}={raw(d)}" for d in eval_corpora(w.run)),
-        eval_mteb=training_mteb_args,
-    threads: 8
-    resources:
-        gpu=1,
     log:
         "logs/finetune/{run}.log",
     benchmark:
         "results/benchmarks/finetune/{run}.tsv"
     conda:
         "../../envs/embaug.yaml"
+    threads: 8
+    resources:
+        gpu=1,
+    params:
+        model=lambda w: model_path(RUNS[w.run]["model"]),
+        settings=train_settings,
+        eval_corpora=lambda w: " ".join(f"--eval-corpus {d}={raw(d)}" for d in eval_corpora(w.run)),
+        eval_mteb=training_mteb_args,
     shell:
         "embaug finetune --model {params.model:q} --corpus {input.corpus} --chunks {input.chunks} "
         "--settings {params.settings:q} --run {wildcards.run} {params.eval_corpora} {params.eval_mteb} "

@@ -1,0 +1,112 @@
+"""Cells, sweep points and targets of the run variants (rules: variants.smk)."""
+
+
+def knn_scores(model, dataset):
+    return f"results/scores/knn/{model}/{dataset}.csv"
+
+
+def _quoted(*words):
+    return " ".join(shlex.quote(str(word)) for word in words)
+
+
+def seed_cells():
+    """(row, column, seed, scores) of seeds_knn: Table 2's cells, each augmentation once per seed."""
+    model = STUDY.get("table2_model", STUDY["models"][0])
+    cells = []
+    for dataset in STUDY["train_on"]:
+        cells.append((dataset, "base", "-", knn_scores(model, dataset)))
+        for augmentation in STUDY["augmentations"]:
+            for seed in dict.fromkeys(STUDY["seeds"]):
+                run = run_id(model, dataset, augmentation, {"seed": seed})
+                cells.append((dataset, augmentation, seed, knn_scores(run, dataset)))
+    return cells + [
+        (row, column, "-", path) for row, column, path in baseline_cells("knn", STUDY["train_on"])
+    ]
+
+
+def sweep_points(freeze):
+    """(setting, value, column, scores) of Figure 4a (freeze) or Figure S1 (the others): a column
+    per augmentation, and for pooling the base model embedded with each pooling too."""
+    points = [
+        (key, value, augmentation, knn_scores(run_id(SWEEP_MODEL, SWEEP_ON, augmentation, {key: value}), SWEEP_ON))
+        for key, values, augmentations in SWEEPS
+        if (key == "freeze_layers") == freeze
+        for augmentation in augmentations
+        for value in values
+    ]  # fmt: skip
+    if not freeze:
+        points += [
+            (key, v, "base, same pooling", pooled_knn_scores(SWEEP_MODEL, SWEEP_ON, v))
+            for key, values, _ in SWEEPS
+            if key == "pooling"
+            for v in values
+        ]  # fmt: skip
+    return points
+
+
+def sweep_references(freeze):
+    """Horizontal lines: the base model, and for Figure 4a each augmentation's unfrozen run."""
+    lines = [("base (not fine-tuned)", "base", knn_scores(SWEEP_MODEL, SWEEP_ON))]
+    if freeze:
+        augmentations = dict.fromkeys(a for key, _, augs in SWEEPS if key == "freeze_layers" for a in augs)
+        lines += [
+            (f"{a}, nothing frozen", a, knn_scores(run_id(SWEEP_MODEL, SWEEP_ON, a), SWEEP_ON))
+            for a in augmentations
+        ]
+    return lines
+
+
+SWEEP_FIGURES = {  # name -> (freeze?, title)
+    "figureS1_sweeps": (False, "Figure S1: last-layer kNN accuracy against each swept setting"),
+    "figure4a_freeze": (True, "Figure 4a: last-layer kNN accuracy with the embedding layer and the first k blocks frozen"),
+}  # fmt: skip
+
+
+def sweep_figure_files(name):
+    freeze = SWEEP_FIGURES[name][0]
+    return [path for *_, path in sweep_points(freeze) + sweep_references(freeze)]
+
+
+def sweep_figure_args(wildcards):
+    """`--point SETTING VALUE COLUMN SCORES` and `--reference LABEL COLUMN SCORES` arguments."""
+    freeze = SWEEP_FIGURES[wildcards.figure][0]
+    points = [f"--point {_quoted(*point)}" for point in sweep_points(freeze)]
+    return " ".join(points + [f"--reference {_quoted(*line)}" for line in sweep_references(freeze)])
+
+
+def _label(model, augmentation, overrides):
+    settings = ", ".join(f"{key} {value}" for key, value in overrides.items())
+    return f"{model} + {augmentation}" + (f" ({settings})" if settings else "")
+
+
+def table_s6_cells():
+    """Table S6: Table 2's model and runs, comparison models, and models trained from scratch."""
+    model = STUDY.get("table2_model", STUDY["models"][0])
+    cells = []
+    for dataset in STUDY["train_on"]:
+        cells.append((dataset, model, knn_scores(model, dataset)))
+        cells += [
+            (dataset, f"{model} + {a}", knn_scores(run_id(model, dataset, a), dataset))
+            for a in STUDY["augmentations"]
+        ]
+        cells += [(dataset, name, knn_scores(name, dataset)) for name in STUDY["comparison_models"]]
+        for name, overrides in STUDY["from_scratch"].items():
+            for a in STUDY["from_scratch_augmentations"]:
+                run = run_id(name, dataset, a, overrides)
+                cells.append((dataset, _label(name, a, RUNS[run]["overrides"]), knn_scores(run, dataset)))
+    return cells + baseline_cells("knn", STUDY["train_on"])  # fmt: skip
+
+
+def variant_targets():
+    """The seeds table, the sweep figures and Table S6, when the config asks for them."""
+    targets = []
+    if STUDY["seeds"] and STUDY["train_on"]:
+        targets += [f"results/tables/seeds_knn.{ext}" for ext in ("csv", "md")]
+    for name, (freeze, _) in SWEEP_FIGURES.items():
+        if sweep_points(freeze):
+            targets += [f"results/figures/{name}.png"] + [
+                f"results/tables/{name}.{ext}" for ext in ("csv", "md")
+            ]
+    if (STUDY["comparison_models"] or STUDY["from_scratch"]) and STUDY["train_on"]:
+        targets += [f"results/tables/tableS6.{ext}" for ext in ("csv", "md")]
+    return targets
