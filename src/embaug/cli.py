@@ -115,29 +115,38 @@ def _load_embeddings(embeddings: str, corpus: str) -> tuple[np.ndarray, np.ndarr
 def cmd_knn(args: argparse.Namespace) -> None:
     """kNN accuracy per layer, for each distance metric (and preprocessing, Table S3)."""
     from .io import write_csv
+    from .models import resolve_device, set_threads
 
+    set_threads(args.threads)
     layers, layer_ids, labels = _load_embeddings(args.embeddings, args.corpus)
-    write_csv(_knn_scores(layers, layer_ids, labels, args, args.preprocessing), args.out)
+    scores = _knn_scores(layers, layer_ids, labels, args, args.preprocessing, resolve_device(args.device))
+    write_csv(scores, args.out)
 
 
 def _knn_scores(
     layers: Sequence, layer_ids: Sequence[int], labels: np.ndarray, args: argparse.Namespace,
-    preprocessing: Sequence[str] = ("raw",),
+    preprocessing: Sequence[str] = ("raw",), device: str = "cpu",
 ) -> pd.DataFrame:  # fmt: skip
     """A kNN score file's rows: accuracy per layer and metric (``args.k``, ``args.metrics``, the
-    ``args.test_fraction`` / ``args.seed`` split), for each preprocessing, with the ``k`` column."""
+    ``args.test_fraction`` / ``args.seed`` split), for each preprocessing, with the ``k`` column.
+    Both metrics of a preprocessing share one pass over the layer (``knn_accuracies``)."""
     from functools import partial
 
-    from .evaluate.knn import knn_accuracy
+    from .evaluate.knn import knn_accuracies
     from .evaluate.preprocess import metric_name, preprocessed
     from .evaluate.scores import score_layers
 
-    scorers = {
-        metric_name(prep, metric): preprocessed(partial(knn_accuracy, k=args.k, metric=metric), prep)
-        for prep in preprocessing
-        for metric in args.metrics
-    }
-    scores = score_layers(layers, layer_ids, labels, scorers, args.test_fraction, args.seed)
+    knn = partial(knn_accuracies, k=args.k, metrics=args.metrics, device=device)
+    scorers = [(prep, preprocessed(knn, prep)) for prep in preprocessing]
+
+    def score(embeddings, labels: np.ndarray, train: np.ndarray, test: np.ndarray) -> dict[str, float]:
+        return {
+            metric_name(prep, metric): accuracy
+            for prep, scorer in scorers
+            for metric, accuracy in scorer(embeddings, labels, train, test).items()
+        }
+
+    scores = score_layers(layers, layer_ids, labels, score, args.test_fraction, args.seed)
     scores.insert(2, "k", args.k)
     return scores
 
@@ -409,7 +418,11 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--out", required=True)
         if name == "knn":
             sub.add_argument("--k", type=int, default=10)
-            sub.add_argument("--metrics", nargs="+", default=["euclidean", "cosine"])
+            sub.add_argument(
+                "--metrics", nargs="+", default=["euclidean", "cosine"], choices=["euclidean", "cosine"]
+            )
+            sub.add_argument("--device", default="auto", help="auto: CUDA when present, else CPU")
+            sub.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
             sub.add_argument(
                 "--preprocessing",
                 nargs="+",

@@ -13,16 +13,21 @@ rule knn:
         "results/benchmarks/knn/{model}/{dataset}.tsv"
     conda:
         "../../envs/embaug.yaml"
+    threads: 8
+    resources:
+        gpu=1,  # exact kNN runs on the GPU when there is one, chunked on `threads` CPU cores otherwise
     params:
         preprocessing="raw",  # Table S3's rule knn_preprocessed scores centred / whitened ones
         k=config["evaluation"]["knn"]["k"],
         metrics=" ".join(config["evaluation"]["knn"]["metrics"]),
         test_fraction=config["evaluation"]["test_fraction"],
         seed=config["evaluation"]["seed"],
+        device=config["device"],
     shell:
         "embaug knn --embeddings {input.embeddings} --corpus {input.corpus} --k {params.k} "
         "--metrics {params.metrics} --preprocessing {params.preprocessing} "
-        "--test-fraction {params.test_fraction} --seed {params.seed} --out {output} > {log} 2>&1"
+        "--test-fraction {params.test_fraction} --seed {params.seed} "
+        "--device {params.device:q} --threads {threads} --out {output} > {log} 2>&1"
 
 
 rule linear:

@@ -1,13 +1,63 @@
-"""k-nearest-neighbour accuracy of embeddings (the paper's Table 2 metric)."""
+"""k-nearest-neighbour accuracy of embeddings (the paper's Table 2 metric), exact at any corpus size.
+
+Dense embeddings (an array, a float16 memory map, or any object whose ``[index]`` gives rows) are
+searched by brute force in chunks, so memory is bounded by the chunk sizes, never by test x train:
+
+1. **Candidates** (float32, torch, on the GPU when one is given): for each chunk of queries, one
+   matrix product ``G = X Y^T`` per chunk of references serves both metrics. Euclidean ranks by
+   ``|y|^2 - 2 x.y`` (``|x|^2`` is the same along a row), cosine by ``-x.y / |y|`` (``|x|`` likewise),
+   so no normalised copy and no second product is needed. The ``k + margin`` best of every row are
+   kept with ``torch.topk``.
+2. **Exact order** (float64, numpy): the candidates' distances are recomputed from the rows (squared
+   differences; cosine from the float64 dot product and norms) and ordered by (distance, training
+   index), scikit-learn's rule for tied distances: its brute-force Euclidean search keeps, of equally
+   distant neighbours, the one with the smaller index.
+3. **Proof of completeness**: float32 rounding moves a candidate score by at most ``bound`` (the
+   standard dot-product error bound, doubled). A row whose ``(k + margin)``-th float32 score lies more
+   than ``bound`` beyond its exact ``k``-th score has all its ``k`` nearest neighbours among the
+   candidates; any other row (many exact ties, or near-ties wider than the margin) is searched again
+   exactly in float64 against every reference.
+
+The vote is scikit-learn's: the most frequent class among the ``k`` neighbours, ties going to the
+class first in sorted label order. So the accuracy equals ``KNeighborsClassifier(algorithm="brute")``
+on the same split. Where scikit-learn's own choice is arbitrary it may differ: for ``cosine`` it keeps
+tied neighbours in ``numpy.argpartition``'s unspecified order and ranks in float32 arithmetic.
+
+Sparse matrices (the TF-IDF baselines) go to scikit-learn directly.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
 import numpy as np
+import scipy.sparse
+import torch
 from sklearn.neighbors import KNeighborsClassifier
+
+from ..errors import EmbaugError
+
+METRICS = ("euclidean", "cosine")
+_UNIT_ROUNDOFF = 2.0**-24  # float32
+_REFINE_BATCH = 256  # queries whose candidate rows are gathered at once in float64 (~60 MB at k = 10)
+
+
+@dataclass(frozen=True)
+class Chunks:
+    """Rows per block: queries per pass over the references, references per matrix product."""
+
+    queries: int = 16384
+    references: int = 1024
+
+    @classmethod
+    def for_device(cls, device: torch.device) -> Chunks:
+        """Larger blocks on a GPU, where the reference set is kept in device memory."""
+        return cls(queries=8192, references=32768) if device.type == "cuda" else cls()
 
 
 def knn_accuracy(
-    embeddings: np.ndarray,
+    embeddings,
     labels: np.ndarray,
     train: np.ndarray,
     test: np.ndarray,
@@ -15,6 +65,178 @@ def knn_accuracy(
     metric: str = "euclidean",
 ) -> float:
     """Accuracy of a brute-force ``k``-NN classifier fitted on ``train`` rows, scored on ``test``."""
+    return knn_accuracies(embeddings, labels, train, test, k, (metric,))[metric]
+
+
+def knn_accuracies(
+    embeddings,
+    labels: np.ndarray,
+    train: np.ndarray,
+    test: np.ndarray,
+    k: int = 10,
+    metrics: Sequence[str] = ("euclidean",),
+    device: torch.device | str = "cpu",
+    chunks: Chunks | None = None,
+) -> dict[str, float]:
+    """``knn_accuracy`` for several metrics, sharing one pass (and one matrix product) over the data."""
+    unknown = [metric for metric in metrics if metric not in METRICS]
+    if unknown:
+        raise EmbaugError(f"unknown kNN metric {unknown[0]!r} (use {', '.join(METRICS)})")
+    labels = np.asarray(labels)
+    if scipy.sparse.issparse(embeddings):
+        return {metric: _sklearn_accuracy(embeddings, labels, train, test, k, metric) for metric in metrics}
+    classes, train_codes = np.unique(labels[train], return_inverse=True)
+    test_labels = labels[test]
+    correct = dict.fromkeys(metrics, 0)
+    device = torch.device(device)
+    search = _Search(embeddings, np.asarray(train), k, tuple(metrics), device, chunks or Chunks.for_device(device))
+    for rows, neighbours in search.neighbours(np.asarray(test)):
+        for metric, index in neighbours.items():
+            correct[metric] += int((classes[_vote(train_codes[index], len(classes))] == test_labels[rows]).sum())
+    return {metric: correct[metric] / len(test) for metric in metrics}
+
+
+def _sklearn_accuracy(embeddings, labels, train, test, k: int, metric: str) -> float:
     classifier = KNeighborsClassifier(n_neighbors=k, metric=metric, algorithm="brute")
     classifier.fit(embeddings[train], labels[train])
     return float(classifier.score(embeddings[test], labels[test]))
+
+
+def _vote(codes: np.ndarray, n_classes: int) -> np.ndarray:
+    """Most frequent code per row; ties to the smallest code (scikit-learn's mode, sorted classes)."""
+    offsets = np.arange(len(codes))[:, None] * n_classes
+    counts = np.bincount((codes + offsets).ravel(), minlength=len(codes) * n_classes)
+    return counts.reshape(len(codes), n_classes).argmax(axis=1)
+
+
+def _rows(embeddings, index: np.ndarray, dtype) -> np.ndarray:
+    return np.asarray(embeddings[index], dtype=dtype)
+
+
+class _Search:
+    """Exact k-NN of query rows among ``train`` rows of ``embeddings``, for each metric."""
+
+    def __init__(self, embeddings, train: np.ndarray, k: int, metrics: tuple[str, ...], device, chunks: Chunks):
+        if not 1 <= k <= len(train):
+            raise EmbaugError(f"k = {k} neighbours, but the training split has {len(train)} documents")
+        self.embeddings, self.train, self.k, self.metrics = embeddings, train, k, metrics
+        self.device, self.chunks = device, chunks
+        self.candidates = min(len(train), 2 * k + 16)
+        squared = np.concatenate(
+            [
+                np.einsum("ij,ij->i", block, block)
+                for block in (
+                    _rows(embeddings, train[start : start + chunks.references], np.float64)
+                    for start in range(0, len(train), chunks.references)
+                )
+            ]
+        )
+        self.norms = np.sqrt(squared)
+        self.dim = int(np.shape(embeddings)[1])
+        self.squared_t = torch.from_numpy(squared.astype(np.float32)).to(device)
+        inverse = np.divide(1.0, self.norms, out=np.zeros_like(self.norms), where=self.norms > 0)
+        self.inverse_t = torch.from_numpy(inverse.astype(np.float32)).to(device)
+        self.cached = self._cache_references() if device.type == "cuda" else None
+
+    def _cache_references(self) -> list[torch.Tensor]:
+        """The float32 reference rows in device memory, read from the host once per search."""
+        return [block for _, block in self._stream_references()]
+
+    def _stream_references(self) -> Iterator[tuple[int, torch.Tensor]]:
+        step = self.chunks.references
+        for start in range(0, len(self.train), step):
+            block = _rows(self.embeddings, self.train[start : start + step], np.float32)
+            yield start, torch.from_numpy(block).to(self.device)
+
+    def _references(self) -> Iterator[tuple[int, torch.Tensor]]:
+        if self.cached is None:
+            yield from self._stream_references()
+        else:
+            step = self.chunks.references
+            yield from ((i * step, block) for i, block in enumerate(self.cached))
+
+    def neighbours(self, test: np.ndarray) -> Iterator[tuple[slice, dict[str, np.ndarray]]]:
+        """Per chunk of ``test``: its rows and, per metric, ``k`` neighbours (positions in ``train``)."""
+        for start in range(0, len(test), self.chunks.queries):
+            rows = slice(start, start + self.chunks.queries)
+            yield rows, self._chunk_neighbours(test[rows])
+
+    def _chunk_neighbours(self, queries: np.ndarray) -> dict[str, np.ndarray]:
+        candidates = self._candidates(queries)
+        found = {}
+        for metric, (scores, index) in candidates.items():
+            found[metric] = np.concatenate(
+                [
+                    self._exact(metric, queries[start : start + _REFINE_BATCH], *batch)
+                    for start, batch in _batches(scores, index, _REFINE_BATCH)
+                ]
+            )
+        return found
+
+    def _candidates(self, queries: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Per metric, float32 scores and training positions of each query's best candidates."""
+        x = torch.from_numpy(_rows(self.embeddings, queries, np.float32)).to(self.device)
+        best: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        for start, block in self._references():
+            product = x @ block.T
+            span = slice(start, start + len(block))
+            for metric in self.metrics:
+                if metric == "euclidean":
+                    scores = self.squared_t[span] - 2.0 * product
+                else:
+                    scores = -product * self.inverse_t[span]
+                top = torch.topk(scores, min(self.candidates, scores.shape[1]), dim=1, largest=False)
+                values, index = top.values, top.indices + start
+                if metric in best:
+                    values = torch.cat([best[metric][0], values], dim=1)
+                    index = torch.cat([best[metric][1], index], dim=1)
+                    top = torch.topk(values, min(self.candidates, values.shape[1]), dim=1, largest=False)
+                    values, index = top.values, index.gather(1, top.indices)
+                best[metric] = (values, index)
+        return {metric: (v.cpu().numpy(), i.cpu().numpy()) for metric, (v, i) in best.items()}
+
+    def _exact_scores(self, metric: str, x: np.ndarray, index: np.ndarray) -> np.ndarray:
+        """float64 scores (the candidate pass's units) of ``x``'s rows against training positions."""
+        y = _rows(self.embeddings, self.train[index.ravel()], np.float64).reshape(*index.shape, -1)
+        if metric == "euclidean":
+            return ((x[:, None, :] - y) ** 2).sum(axis=2) - np.einsum("ij,ij->i", x, x)[:, None]
+        inverse = np.divide(1.0, self.norms[index], out=np.zeros(index.shape), where=self.norms[index] > 0)
+        return -np.einsum("ij,ikj->ik", x, y) * inverse
+
+    def _exact(self, metric: str, queries: np.ndarray, scores: np.ndarray, index: np.ndarray) -> np.ndarray:
+        x = _rows(self.embeddings, queries, np.float64)
+        exact = self._exact_scores(metric, x, index)
+        order = np.lexsort((index, exact), axis=1)
+        index = np.take_along_axis(index, order, axis=1)
+        if self.candidates == len(self.train):
+            return index[:, : self.k]
+        kth = np.take_along_axis(exact, order[:, self.k - 1 : self.k], axis=1)[:, 0]
+        unsure = scores.max(axis=1) - self._bound(metric, x) <= kth
+        for row in np.flatnonzero(unsure):
+            index[row] = self._full_scan(metric, x[row : row + 1])[: self.candidates]
+        return index[:, : self.k]
+
+    def _bound(self, metric: str, x: np.ndarray) -> np.ndarray:
+        """Twice the float32 rounding bound of a candidate score (dot products of ``dim`` terms)."""
+        gamma = 2.0 * (self.dim + 4) * _UNIT_ROUNDOFF
+        norm_x = np.sqrt(np.einsum("ij,ij->i", x, x))
+        if metric == "euclidean":
+            largest = self.norms.max()
+            return gamma * (largest**2 + 2.0 * norm_x * largest)
+        return gamma * norm_x
+
+    def _full_scan(self, metric: str, x: np.ndarray) -> np.ndarray:
+        """Training positions of one query row ordered by exact (score, index), over every reference."""
+        step = self.chunks.references
+        scores = np.concatenate(
+            [
+                self._exact_scores(metric, x, np.arange(start, min(start + step, len(self.train)))[None, :])[0]
+                for start in range(0, len(self.train), step)
+            ]
+        )
+        return np.lexsort((np.arange(len(scores)), scores))
+
+
+def _batches(scores: np.ndarray, index: np.ndarray, size: int) -> Iterator[tuple[int, tuple[np.ndarray, np.ndarray]]]:
+    for start in range(0, len(scores), size):
+        yield start, (scores[start : start + size], index[start : start + size])
