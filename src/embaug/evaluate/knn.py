@@ -10,8 +10,7 @@ searched by brute force in chunks, so memory is bounded by the chunk sizes, neve
    kept with ``torch.topk``.
 2. **Exact order** (float64, numpy): the candidates' distances are recomputed from the rows (squared
    differences; cosine from the float64 dot product and norms) and ordered by (distance, training
-   index), scikit-learn's rule for tied distances: its brute-force Euclidean search keeps, of equally
-   distant neighbours, the one with the smaller index.
+   index): of references at exactly the same distance, the one with the smaller index comes first.
 3. **Proof of completeness**: float32 rounding moves a candidate score by at most ``bound`` (the
    standard dot-product error bound, doubled). A row whose ``(k + margin)``-th float32 score lies more
    than ``bound`` beyond its exact ``k``-th score has all its ``k`` nearest neighbours among the
@@ -19,9 +18,15 @@ searched by brute force in chunks, so memory is bounded by the chunk sizes, neve
    exactly in float64 against every reference.
 
 The vote is scikit-learn's: the most frequent class among the ``k`` neighbours, ties going to the
-class first in sorted label order. So the accuracy equals ``KNeighborsClassifier(algorithm="brute")``
-on the same split. Where scikit-learn's own choice is arbitrary it may differ: for ``cosine`` it keeps
-tied neighbours in ``numpy.argpartition``'s unspecified order and ranks in float32 arithmetic.
+class first in sorted label order (its ``classes_``). So the accuracy equals
+``KNeighborsClassifier(algorithm="brute")``'s on the same split, except where scikit-learn's choice
+among references tied at exactly the ``k``-th distance is an artefact of its implementation rather
+than a rule and the tied references' labels change the vote. Its Euclidean search keeps a max-heap
+of ``k`` that rejects a candidate equal to its largest, so the first tied references it meets stay
+(the smaller indices, as here) until a nearer reference evicts one of them: which one depends on the
+heap's layout. Its cosine search takes the ``k`` smallest of each row with ``numpy.argpartition``,
+whose order among equal values is unspecified, in float32 arithmetic. Such ties need identical
+vectors (duplicate documents) or exactly equal distances, which usually share the label.
 
 Sparse matrices (the TF-IDF baselines) go to scikit-learn directly.
 """
@@ -47,8 +52,8 @@ _REFINE_BATCH = 256  # queries whose candidate rows are gathered at once in floa
 class Chunks:
     """Rows per block: queries per pass over the references, references per matrix product."""
 
-    queries: int = 16384
-    references: int = 1024
+    queries: int = 8192
+    references: int = 2048
 
     @classmethod
     def for_device(cls, device: torch.device) -> Chunks:
@@ -89,10 +94,14 @@ def knn_accuracies(
     test_labels = labels[test]
     correct = dict.fromkeys(metrics, 0)
     device = torch.device(device)
-    search = _Search(embeddings, np.asarray(train), k, tuple(metrics), device, chunks or Chunks.for_device(device))
+    search = _Search(
+        embeddings, np.asarray(train), k, tuple(metrics), device, chunks or Chunks.for_device(device)
+    )
     for rows, neighbours in search.neighbours(np.asarray(test)):
         for metric, index in neighbours.items():
-            correct[metric] += int((classes[_vote(train_codes[index], len(classes))] == test_labels[rows]).sum())
+            correct[metric] += int(
+                (classes[_vote(train_codes[index], len(classes))] == test_labels[rows]).sum()
+            )
     return {metric: correct[metric] / len(test) for metric in metrics}
 
 
@@ -116,7 +125,9 @@ def _rows(embeddings, index: np.ndarray, dtype) -> np.ndarray:
 class _Search:
     """Exact k-NN of query rows among ``train`` rows of ``embeddings``, for each metric."""
 
-    def __init__(self, embeddings, train: np.ndarray, k: int, metrics: tuple[str, ...], device, chunks: Chunks):
+    def __init__(
+        self, embeddings, train: np.ndarray, k: int, metrics: tuple[str, ...], device, chunks: Chunks
+    ):
         if not 1 <= k <= len(train):
             raise EmbaugError(f"k = {k} neighbours, but the training split has {len(train)} documents")
         self.embeddings, self.train, self.k, self.metrics = embeddings, train, k, metrics
@@ -135,7 +146,7 @@ class _Search:
         self.dim = int(np.shape(embeddings)[1])
         self.squared_t = torch.from_numpy(squared.astype(np.float32)).to(device)
         inverse = np.divide(1.0, self.norms, out=np.zeros_like(self.norms), where=self.norms > 0)
-        self.inverse_t = torch.from_numpy(inverse.astype(np.float32)).to(device)
+        self.negative_inverse_t = torch.from_numpy(-inverse.astype(np.float32)).to(device)
         self.cached = self._cache_references() if device.type == "cuda" else None
 
     def _cache_references(self) -> list[torch.Tensor]:
@@ -182,17 +193,17 @@ class _Search:
             span = slice(start, start + len(block))
             for metric in self.metrics:
                 if metric == "euclidean":
-                    scores = self.squared_t[span] - 2.0 * product
+                    scores = torch.add(self.squared_t[span], product, alpha=-2.0)
                 else:
-                    scores = -product * self.inverse_t[span]
-                top = torch.topk(scores, min(self.candidates, scores.shape[1]), dim=1, largest=False)
-                values, index = top.values, top.indices + start
+                    scores = product * self.negative_inverse_t[span]
+                index = torch.arange(start, start + len(block), device=self.device).expand_as(scores)
                 if metric in best:
-                    values = torch.cat([best[metric][0], values], dim=1)
+                    scores = torch.cat([best[metric][0], scores], dim=1)
                     index = torch.cat([best[metric][1], index], dim=1)
-                    top = torch.topk(values, min(self.candidates, values.shape[1]), dim=1, largest=False)
-                    values, index = top.values, index.gather(1, top.indices)
-                best[metric] = (values, index)
+                top = torch.topk(
+                    scores, min(self.candidates, scores.shape[1]), dim=1, largest=False, sorted=False
+                )
+                best[metric] = (top.values, index.gather(1, top.indices))
         return {metric: (v.cpu().numpy(), i.cpu().numpy()) for metric, (v, i) in best.items()}
 
     def _exact_scores(self, metric: str, x: np.ndarray, index: np.ndarray) -> np.ndarray:
@@ -230,13 +241,17 @@ class _Search:
         step = self.chunks.references
         scores = np.concatenate(
             [
-                self._exact_scores(metric, x, np.arange(start, min(start + step, len(self.train)))[None, :])[0]
+                self._exact_scores(metric, x, np.arange(start, min(start + step, len(self.train)))[None, :])[
+                    0
+                ]
                 for start in range(0, len(self.train), step)
             ]
         )
         return np.lexsort((np.arange(len(scores)), scores))
 
 
-def _batches(scores: np.ndarray, index: np.ndarray, size: int) -> Iterator[tuple[int, tuple[np.ndarray, np.ndarray]]]:
+def _batches(
+    scores: np.ndarray, index: np.ndarray, size: int
+) -> Iterator[tuple[int, tuple[np.ndarray, np.ndarray]]]:
     for start in range(0, len(scores), size):
         yield start, (scores[start : start + size], index[start : start + size])

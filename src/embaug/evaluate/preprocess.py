@@ -7,7 +7,8 @@ Both fit and apply work on blocks of rows, so a 733k x 768 memory-mapped layer n
 in memory: the mean and the covariance are summed block by block in float64 (two passes: the mean
 first, then the centred scatter matrix, which keeps the sums well conditioned), and whitening is the
 projection onto the covariance's eigenvectors scaled by one over the square root of their
-eigenvalues: scikit-learn's ``PCA(whiten=True)``, with its sign convention for the components. The transformed rows are computed whenever a scorer indexes them.
+eigenvalues: scikit-learn's ``PCA(whiten=True)``, with its sign convention for the components.
+The transformed rows are computed whenever a scorer indexes them.
 """
 
 from __future__ import annotations
@@ -68,9 +69,9 @@ class TransformedRows:
         return self.transform(np.asarray(self.embeddings[index], dtype=np.float64))
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
-        return np.concatenate(list(map(self.transform, _blocks(self.embeddings, np.arange(len(self)))))).astype(
-            dtype or np.float64
-        )
+        return np.concatenate(
+            list(map(self.transform, _blocks(self.embeddings, np.arange(len(self)))))
+        ).astype(dtype or np.float64)
 
 
 def preprocessed(scorer: Callable, name: str) -> Callable:
@@ -79,7 +80,9 @@ def preprocessed(scorer: Callable, name: str) -> Callable:
         return scorer
 
     def score(embeddings, labels: np.ndarray, train: np.ndarray, test: np.ndarray):
-        return scorer(TransformedRows(embeddings, fit_transform(name, embeddings, train)), labels, train, test)
+        return scorer(
+            TransformedRows(embeddings, fit_transform(name, embeddings, train)), labels, train, test
+        )
 
     return score
 
