@@ -98,9 +98,16 @@ def test_embed_and_knn_stages(tmp_path, tiny_model_dir, corpus):
         "--max-length",
         "64",
     ]
-    assert main([*args, "--dtype", "float32", "--device", "cpu", "--threads", "1", "--out", str(store_path)]) == 0
+    assert (
+        main([*args, "--dtype", "float32", "--device", "cpu", "--threads", "1", "--out", str(store_path)])
+        == 0
+    )
     store = EmbeddingStore(store_path)
-    assert store.layers == [0, 1, 2] and (store.n_docs, store.dim, store.dtype) == (len(corpus), 32, "float32")
+    assert store.layers == [0, 1, 2] and (store.n_docs, store.dim, store.dtype) == (
+        len(corpus),
+        32,
+        "float32",
+    )
     assert store.doc_ids.tolist() == corpus["doc_id"].tolist()
     embeddings = np.stack(list(store))
 
@@ -111,7 +118,17 @@ def test_embed_and_knn_stages(tmp_path, tiny_model_dir, corpus):
     np.testing.assert_allclose(last_store.layer(2), embeddings[2], rtol=1e-3, atol=1e-3)
 
     scores_path = tmp_path / "scores.csv"
-    knn_args = ["knn", "--embeddings", str(store_path), "--corpus", str(raw), "--k", "3", "--out", str(scores_path)]
+    knn_args = [
+        "knn",
+        "--embeddings",
+        str(store_path),
+        "--corpus",
+        str(raw),
+        "--k",
+        "3",
+        "--out",
+        str(scores_path),
+    ]
     assert main(knn_args) == 0
     scores = pd.read_csv(scores_path)
     assert list(scores.columns) == ["layer", "metric", "k", "accuracy", "n_train", "n_test"]

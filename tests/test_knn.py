@@ -172,8 +172,8 @@ def sklearn_neighbours(x, train, test, k, metric="euclidean"):
     return np.sort(fitted.kneighbors(x[test], return_distance=False), axis=1)
 
 
-def our_neighbours(x, train, test, k, metrics, chunks):
-    search = _Search(x, train, k, metrics, torch.device("cpu"), chunks)
+def our_neighbours(x, train, test, k, metrics, chunks, cache=False):
+    search = _Search(x, train, k, metrics, torch.device("cpu"), chunks, cache)
     found = {metric: [] for metric in metrics}
     for _, neighbours in search.neighbours(test):
         for metric, index in neighbours.items():
@@ -251,18 +251,20 @@ def test_float16_memory_map_matches_scikit_learn_for_both_metrics(tmp_path, k):
     np.save(tmp_path / "layer.npy", data)
     stored = np.load(tmp_path / "layer.npy", mmap_mode="r")
     train, test = labelled_split(labels, 0.2, 42)
-    ours = knn_accuracies(stored, labels, train, test, k, ("euclidean", "cosine"), chunks=Chunks(50, 64))
+    accuracies = knn_accuracies(
+        stored, labels, train, test, k, ("euclidean", "cosine"), chunks=Chunks(50, 64)
+    )
     x = data.astype(np.float32)
-    for metric, accuracy in ours.items():
+    for metric, accuracy in accuracies.items():
         classifier = KNeighborsClassifier(n_neighbors=k, metric=metric, algorithm="brute").fit(
             x[train], labels[train]
         )
         assert accuracy == classifier.score(x[test], labels[test])
-        np.testing.assert_array_equal(
-            train[our_neighbours(stored, train, test, k, (metric,), Chunks(50, 64))[metric]],
-            train[sklearn_neighbours(x, train, test, k, metric)],
-        )
-    assert 0.3 < ours["euclidean"] < 1.0  # not a trivial case
+        expected = sklearn_neighbours(x, train, test, k, metric)
+        for cache in (False, True):  # True: the GPU's path, reference rows held in one tensor
+            ours = our_neighbours(stored, train, test, k, (metric,), Chunks(50, 64, 30), cache)
+            np.testing.assert_array_equal(ours[metric], expected)
+    assert 0.3 < accuracies["euclidean"] < 1.0  # not a trivial case
 
 
 def test_zero_vectors_and_bad_arguments():

@@ -46,20 +46,21 @@ from ..errors import EmbaugError
 METRICS = ("euclidean", "cosine")
 _UNIT_ROUNDOFF = 2.0**-24  # float32
 _GROUP = 8  # columns per group in the candidate pre-selection (``_smallest``)
-_REFINE_BATCH = 256  # queries whose candidate rows are gathered at once in float64 (~60 MB at k = 10)
 
 
 @dataclass(frozen=True)
 class Chunks:
-    """Rows per block: queries per pass over the references, references per matrix product."""
+    """Rows per block: queries per pass over the references, references per matrix product, and
+    queries re-ranked at once (their candidates' rows gathered in float64)."""
 
     queries: int = 8192
     references: int = 2048
+    refine: int = 256
 
     @classmethod
     def for_device(cls, device: torch.device) -> Chunks:
         """Larger blocks on a GPU, where the reference set is kept in device memory."""
-        return cls(queries=8192, references=32768) if device.type == "cuda" else cls()
+        return cls(queries=8192, references=32768, refine=8192) if device.type == "cuda" else cls()
 
 
 def knn_accuracy(
@@ -124,48 +125,54 @@ def _rows(embeddings, index: np.ndarray, dtype) -> np.ndarray:
 
 
 class _Search:
-    """Exact k-NN of query rows among ``train`` rows of ``embeddings``, for each metric."""
+    """Exact k-NN of query rows among ``train`` rows of ``embeddings``, for each metric.
+
+    On a GPU (``cache``, default: on CUDA) the float32 reference rows are copied to the device once
+    per search (2 GB at 660k x 768); when they are exact (float16 or float32 input) the float64
+    re-ranking reads them there too.
+    """
 
     def __init__(
-        self, embeddings, train: np.ndarray, k: int, metrics: tuple[str, ...], device, chunks: Chunks
+        self,
+        embeddings,
+        train: np.ndarray,
+        k: int,
+        metrics: tuple[str, ...],
+        device: torch.device,
+        chunks: Chunks,
+        cache: bool | None = None,
     ):
         if not 1 <= k <= len(train):
             raise EmbaugError(f"k = {k} neighbours, but the training split has {len(train)} documents")
         self.embeddings, self.train, self.k, self.metrics = embeddings, train, k, metrics
         self.device, self.chunks = device, chunks
         self.candidates = min(len(train), 2 * k + 16)
-        squared = np.concatenate(
-            [
-                np.einsum("ij,ij->i", block, block)
-                for block in (
-                    _rows(embeddings, train[start : start + chunks.references], np.float64)
-                    for start in range(0, len(train), chunks.references)
-                )
-            ]
-        )
-        self.norms = np.sqrt(squared)
         self.dim = int(np.shape(embeddings)[1])
-        self.squared_t = torch.from_numpy(squared.astype(np.float32)).to(device)
+        blocks = [
+            train[start : start + chunks.references] for start in range(0, len(train), chunks.references)
+        ]
+        squared = np.concatenate([_squared_norms(_rows(embeddings, block, np.float64)) for block in blocks])
+        self.norms = np.sqrt(squared)
         inverse = np.divide(1.0, self.norms, out=np.zeros_like(self.norms), where=self.norms > 0)
+        self.squared_t = torch.from_numpy(squared.astype(np.float32)).to(device)
         self.negative_inverse_t = torch.from_numpy(-inverse.astype(np.float32)).to(device)
-        self.cached = self._cache_references() if device.type == "cuda" else None
-
-    def _cache_references(self) -> list[torch.Tensor]:
-        """The float32 reference rows in device memory, read from the host once per search."""
-        return [block for _, block in self._stream_references()]
-
-    def _stream_references(self) -> Iterator[tuple[int, torch.Tensor]]:
-        step = self.chunks.references
-        for start in range(0, len(self.train), step):
-            block = _rows(self.embeddings, self.train[start : start + step], np.float32)
-            yield start, torch.from_numpy(block).to(self.device)
+        self.inverse_64 = torch.from_numpy(inverse).to(device)
+        self.cached = None
+        if device.type == "cuda" if cache is None else cache:
+            self.cached = torch.empty((len(train), self.dim), dtype=torch.float32, device=device)
+            for block, rows in zip(blocks, range(0, len(train), chunks.references)):
+                self.cached[rows : rows + len(block)] = torch.from_numpy(_rows(embeddings, block, np.float32))
+        exact_input = np.dtype(getattr(embeddings, "dtype", np.float64)) in (np.float16, np.float32)
+        self.exact_cache = self.cached is not None and exact_input
 
     def _references(self) -> Iterator[tuple[int, torch.Tensor]]:
-        if self.cached is None:
-            yield from self._stream_references()
-        else:
-            step = self.chunks.references
-            yield from ((i * step, block) for i, block in enumerate(self.cached))
+        step = self.chunks.references
+        for start in range(0, len(self.train), step):
+            if self.cached is not None:
+                yield start, self.cached[start : start + step]
+            else:
+                block = _rows(self.embeddings, self.train[start : start + step], np.float32)
+                yield start, torch.from_numpy(block).to(self.device)
 
     def neighbours(self, test: np.ndarray) -> Iterator[tuple[slice, dict[str, np.ndarray]]]:
         """Per chunk of ``test``: its rows and, per metric, ``k`` neighbours (positions in ``train``)."""
@@ -175,15 +182,21 @@ class _Search:
 
     def _chunk_neighbours(self, queries: np.ndarray) -> dict[str, np.ndarray]:
         candidates = self._candidates(queries)
-        found = {}
-        for metric, (scores, index) in candidates.items():
-            found[metric] = np.concatenate(
+        step = self.chunks.refine
+        return {
+            metric: np.concatenate(
                 [
-                    self._exact(metric, queries[start : start + _REFINE_BATCH], *batch)
-                    for start, batch in _batches(scores, index, _REFINE_BATCH)
+                    self._exact(
+                        metric,
+                        queries[start : start + step],
+                        scores[start : start + step],
+                        index[start : start + step],
+                    )
+                    for start in range(0, len(queries), step)
                 ]
             )
-        return found
+            for metric, (scores, index) in candidates.items()
+        }
 
     def _candidates(self, queries: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """Per metric, float32 scores and training positions of each query's best candidates."""
@@ -207,23 +220,33 @@ class _Search:
                 best[metric] = (values, index)
         return {metric: (v.cpu().numpy(), i.cpu().numpy()) for metric, (v, i) in best.items()}
 
-    def _exact_scores(self, metric: str, x: np.ndarray, index: np.ndarray) -> np.ndarray:
-        """float64 scores (the candidate pass's units) of ``x``'s rows against training positions."""
-        y = _rows(self.embeddings, self.train[index.ravel()], np.float64).reshape(*index.shape, -1)
+    def _exact_rows(self, positions: np.ndarray) -> torch.Tensor:
+        """float64 training rows at ``positions`` (any shape), from the device cache when exact."""
+        if self.exact_cache:
+            flat = torch.from_numpy(positions.ravel()).to(self.device)
+            return self.cached[flat].double().reshape(*positions.shape, self.dim)
+        rows = _rows(self.embeddings, self.train[positions.ravel()], np.float64)
+        return torch.from_numpy(rows).to(self.device).reshape(*positions.shape, self.dim)
+
+    def _exact_scores(self, metric: str, x: torch.Tensor, index: np.ndarray) -> np.ndarray:
+        """float64 scores (the candidate pass's units) of rows ``x`` against training positions."""
+        y = self._exact_rows(index)
         if metric == "euclidean":
-            return ((x[:, None, :] - y) ** 2).sum(axis=2) - np.einsum("ij,ij->i", x, x)[:, None]
-        inverse = np.divide(1.0, self.norms[index], out=np.zeros(index.shape), where=self.norms[index] > 0)
-        return -np.einsum("ij,ikj->ik", x, y) * inverse
+            scores = ((x[:, None, :] - y) ** 2).sum(dim=2) - (x * x).sum(dim=1, keepdim=True)
+        else:
+            inverse = self.inverse_64[torch.from_numpy(index).to(self.device)]
+            scores = -(y @ x[:, :, None])[:, :, 0] * inverse
+        return scores.cpu().numpy()
 
     def _exact(self, metric: str, queries: np.ndarray, scores: np.ndarray, index: np.ndarray) -> np.ndarray:
-        x = _rows(self.embeddings, queries, np.float64)
+        x = torch.from_numpy(_rows(self.embeddings, queries, np.float64)).to(self.device)
         exact = self._exact_scores(metric, x, index)
         order = np.lexsort((index, exact), axis=1)
         index = np.take_along_axis(index, order, axis=1)
         if self.candidates == len(self.train):
             return index[:, : self.k]
         kth = np.take_along_axis(exact, order[:, self.k - 1 : self.k], axis=1)[:, 0]
-        unsure = scores.max(axis=1) - self._bound(metric, x) <= kth
+        unsure = scores.max(axis=1) - self._bound(metric, x.cpu().numpy()) <= kth
         for row in np.flatnonzero(unsure):
             index[row] = self._full_scan(metric, x[row : row + 1])[: self.candidates]
         return index[:, : self.k]
@@ -231,24 +254,26 @@ class _Search:
     def _bound(self, metric: str, x: np.ndarray) -> np.ndarray:
         """Twice the float32 rounding bound of a candidate score (dot products of ``dim`` terms)."""
         gamma = 2.0 * (self.dim + 4) * _UNIT_ROUNDOFF
-        norm_x = np.sqrt(np.einsum("ij,ij->i", x, x))
+        norm_x = np.sqrt(_squared_norms(x))
         if metric == "euclidean":
             largest = self.norms.max()
             return gamma * (largest**2 + 2.0 * norm_x * largest)
         return gamma * norm_x
 
-    def _full_scan(self, metric: str, x: np.ndarray) -> np.ndarray:
+    def _full_scan(self, metric: str, x: torch.Tensor) -> np.ndarray:
         """Training positions of one query row ordered by exact (score, index), over every reference."""
-        step = self.chunks.references
+        step, n = self.chunks.references, len(self.train)
         scores = np.concatenate(
             [
-                self._exact_scores(metric, x, np.arange(start, min(start + step, len(self.train)))[None, :])[
-                    0
-                ]
-                for start in range(0, len(self.train), step)
+                self._exact_scores(metric, x, np.arange(start, min(start + step, n))[None, :])[0]
+                for start in range(0, n, step)
             ]
         )
-        return np.lexsort((np.arange(len(scores)), scores))
+        return np.lexsort((np.arange(n), scores))
+
+
+def _squared_norms(rows: np.ndarray) -> np.ndarray:
+    return np.einsum("ij,ij->i", rows, rows)
 
 
 def _smallest(scores: torch.Tensor, count: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -274,10 +299,3 @@ def _smallest(scores: torch.Tensor, count: int) -> tuple[torch.Tensor, torch.Ten
         columns = torch.cat([columns, tail], dim=1)
     top = torch.topk(scores.gather(1, columns), count, dim=1, largest=False, sorted=False)
     return top.values, columns.gather(1, top.indices)
-
-
-def _batches(
-    scores: np.ndarray, index: np.ndarray, size: int
-) -> Iterator[tuple[int, tuple[np.ndarray, np.ndarray]]]:
-    for start in range(0, len(scores), size):
-        yield start, (scores[start : start + size], index[start : start + size])
