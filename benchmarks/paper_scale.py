@@ -341,8 +341,13 @@ def main() -> None:
             "store_layers": args.store_layers,
             "text": bool({"chunk", "embed"} & set(args.stages)),
         }
-        setup = run_stage("setup", work, options)
-        print(f"{size} documents: synthetic corpus and store written in {setup['wall_s']:.0f} s", flush=True)
+        if (work / "store").exists() and not options["text"]:  # a --workdir kept from an earlier run
+            print(f"{size} documents: reusing {work / 'store'}", flush=True)
+        else:
+            setup = run_stage("setup", work, options)
+            print(
+                f"{size} documents: synthetic corpus and store written in {setup['wall_s']:.0f} s", flush=True
+            )
         for stage in args.stages:
             if f"{size}:{stage}" in args.skip:
                 continue
