@@ -55,7 +55,7 @@ class Chunks:
 
     queries: int = 8192
     references: int = 2048
-    refine: int = 256
+    refine: int = 512
 
     @classmethod
     def for_device(cls, device: torch.device) -> Chunks:
@@ -146,7 +146,7 @@ class _Search:
             raise EmbaugError(f"k = {k} neighbours, but the training split has {len(train)} documents")
         self.embeddings, self.train, self.k, self.metrics = embeddings, train, k, metrics
         self.device, self.chunks = device, chunks
-        self.candidates = min(len(train), 2 * k + 16)
+        self.candidates = min(len(train), k + 10)  # the margin: near-ties it absorbs without a rescan
         self.dim = int(np.shape(embeddings)[1])
         blocks = [
             train[start : start + chunks.references] for start in range(0, len(train), chunks.references)
