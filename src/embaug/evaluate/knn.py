@@ -34,7 +34,7 @@ Sparse matrices (the TF-IDF baselines) go to scikit-learn directly.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import scipy.sparse
@@ -61,6 +61,12 @@ class Chunks:
     def for_device(cls, device: torch.device) -> Chunks:
         """Larger blocks on a GPU, where the reference set is kept in device memory."""
         return cls(queries=8192, references=32768, refine=8192) if device.type == "cuda" else cls()
+
+    def for_queries(self, n_queries: int) -> Chunks:
+        """With fewer queries than a block, more references per product (the same product size):
+        fewer, larger operations."""
+        queries = max(1, min(self.queries, n_queries))
+        return replace(self, queries=queries, references=self.queries * self.references // queries)
 
 
 def knn_accuracy(
@@ -96,9 +102,8 @@ def knn_accuracies(
     test_labels = labels[test]
     correct = dict.fromkeys(metrics, 0)
     device = torch.device(device)
-    search = _Search(
-        embeddings, np.asarray(train), k, tuple(metrics), device, chunks or Chunks.for_device(device)
-    )
+    chunks = chunks or Chunks.for_device(device).for_queries(len(test))
+    search = _Search(embeddings, np.asarray(train), k, tuple(metrics), device, chunks)
     for rows, neighbours in search.neighbours(np.asarray(test)):
         for metric, index in neighbours.items():
             correct[metric] += int(
