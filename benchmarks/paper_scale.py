@@ -229,11 +229,14 @@ def worker(stage: str, work: Path, options: dict) -> dict:
         }
     if stage == "preprocess":
         from embaug.evaluate.preprocess import TransformedRows, fit_transform
+        from embaug.evaluate.knn import Chunks
+
+        preprocess_block = Chunks().references
 
         start = time.perf_counter()
         rows = TransformedRows(last, fit_transform("whitened", last, train))
-        for begin in range(0, len(labels), BLOCK):
-            rows[np.arange(begin, min(begin + BLOCK, len(labels)))]
+        for begin in range(0, len(labels), preprocess_block):  # blocks as the kNN search reads them
+            rows[np.arange(begin, min(begin + preprocess_block, len(labels)))]
         measured = "whitening of 1 of 13 layers: fit on train rows + one pass over all rows"
         return {"seconds": time.perf_counter() - start, "factor": LAYERS, "measured": measured}
     raise ValueError(stage)

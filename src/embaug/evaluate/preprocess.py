@@ -44,7 +44,7 @@ def fit_transform(name: str, embeddings, train: np.ndarray) -> RowTransform | No
     mean = sum(block.sum(axis=0) for block in _blocks(embeddings, train)) / len(train)
     if name == "centred":
         return lambda rows: rows - mean
-    scatter = sum((block - mean).T @ (block - mean) for block in _blocks(embeddings, train))
+    scatter = sum(centred.T @ centred for centred in (block - mean for block in _blocks(embeddings, train)))
     variances, vectors = np.linalg.eigh(scatter / (len(train) - 1))
     kept = np.argsort(variances)[::-1][: min(len(train), len(variances))]  # PCA's component count
     scale = np.maximum(np.sqrt(np.clip(variances[kept], 0.0, None)), np.finfo(np.float64).eps)
