@@ -228,8 +228,8 @@ def worker(stage: str, work: Path, options: dict) -> dict:
             "measured": f"last layer, {len(rows)} docs mapped",
         }
     if stage == "preprocess":
-        from embaug.evaluate.preprocess import TransformedRows, fit_transform
         from embaug.evaluate.knn import Chunks
+        from embaug.evaluate.preprocess import TransformedRows, fit_transform
 
         preprocess_block = Chunks().references
 
