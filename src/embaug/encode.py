@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import nullcontext
 
@@ -241,5 +242,9 @@ def embed_to_store(
             ):
                 writer.write(offset + index, position, pooled)
             offset += tokenized.size
+            del tokenized  # before the next window is tokenized: one window's tokens at a time
+            # transformers' per-pass outputs leave reference cycles that Python's full collection
+            # reaches only rarely; collecting once a window keeps the heap flat over a long corpus
+            gc.collect()
     if offset != writer.n_docs:
         raise EmbaugError(f"{writer.path}: {offset} texts for {writer.n_docs} documents")

@@ -3,7 +3,7 @@
 
 rule knn:
     input:
-        embeddings="results/embeddings/{model}/{dataset}.npz",
+        embeddings="results/embeddings/{model}/{dataset}",
         corpus="data/raw/{dataset}.parquet",
     output:
         "results/scores/knn/{model}/{dataset}.csv",
@@ -27,7 +27,7 @@ rule knn:
 
 rule linear:
     input:
-        embeddings="results/embeddings/{model}/{dataset}.npz",
+        embeddings="results/embeddings/{model}/{dataset}",
         corpus="data/raw/{dataset}.parquet",
     output:
         "results/scores/linear/{model}/{dataset}.csv",
@@ -38,10 +38,15 @@ rule linear:
     conda:
         "../../envs/embaug.yaml"
     params:
-        max_iter=config["evaluation"]["linear"]["max_iter"],
+        C=f"--C {float(LINEAR['C'])}" if LINEAR["C"] is not None else "",  # none: no penalty
+        solver=LINEAR["solver"],
+        tol=LINEAR["tol"],
+        max_iter=LINEAR["max_iter"],
+        max_train=LINEAR["max_train"] if LINEAR["max_train"] is not None else "none",
         test_fraction=config["evaluation"]["test_fraction"],
         seed=config["evaluation"]["seed"],
     shell:
-        "embaug linear --embeddings {input.embeddings} --corpus {input.corpus} "
-        "--max-iter {params.max_iter} --test-fraction {params.test_fraction} "
-        "--seed {params.seed} --out {output} > {log} 2>&1"
+        "embaug linear --embeddings {input.embeddings:q} --corpus {input.corpus:q} "
+        "{params.C} --solver {params.solver:q} "
+        "--tol {params.tol} --max-iter {params.max_iter} --max-train {params.max_train} "
+        "--test-fraction {params.test_fraction} --seed {params.seed} --out {output:q} > {log:q} 2>&1"
