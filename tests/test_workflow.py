@@ -183,8 +183,9 @@ def test_score_files_one_row_per_layer_and_metric(study, model):
     )
     assert (knn["k"] == 10).all()
     linear = read_scores(workdir, "linear", model)
-    assert list(linear.columns) == ["layer", "metric", "accuracy", "n_train", "n_test"]
+    assert list(linear.columns) == ["layer", "metric", "accuracy", "n_train", "n_fit", "n_test"]
     assert linear["layer"].tolist() == [0, 1, 2] and (linear["metric"] == "logistic").all()
+    assert (linear["n_fit"] == 144).all()  # below evaluation.linear.max_train: the whole training split
     for scores in (knn, linear):
         assert (scores["n_train"] == 144).all() and (scores["n_test"] == 16).all()  # 90/10 of 160
         # accuracies on 16 test documents are multiples of 1/16
