@@ -18,11 +18,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from .errors import EmbaugError
+
+if TYPE_CHECKING:  # torch is imported where masking runs: the workflow reads PAIR_MAKERS at parse time
+    import torch
 
 
 @dataclass(frozen=True)
@@ -97,6 +100,8 @@ def mask_tokens(
 
     ``special_tokens_mask`` is 1 at special and padding positions, which are never masked.
     """
+    import torch
+
     if fraction <= 0:
         return input_ids
     draw = torch.rand(input_ids.shape, generator=generator, device="cpu").to(input_ids.device)
