@@ -191,14 +191,19 @@ def check_config(config: dict[str, Any], pair_makers: Iterable[str]) -> None:
 
 
 def check_evaluation_data(
-    labels: Sequence[str] | np.ndarray, dataset: str, k: int | None, test_fraction: float, seed: int
+    labels: Sequence[str] | np.ndarray,
+    dataset: str,
+    k: int | None,
+    test_fraction: float,
+    seed: int,
+    min_test: int = MIN_TEST_DOCUMENTS,
 ) -> dict[str, int]:
     """What the kNN and linear evaluation need of a dataset's labels, before any model is trained.
 
     At least two classes among the labelled documents; a test split (``test_fraction`` of them,
-    drawn with ``seed``) of at least :data:`MIN_TEST_DOCUMENTS` documents and at least one per
-    class; and, for kNN (``k`` not ``None``), more reference documents (the labelled ones outside
-    the test split) than ``k``. Returns the counts.
+    drawn with ``seed``) of at least ``min_test`` documents and at least one per class (``min_test
+    = 0``: no minimum, as for the stages that only score); and, for kNN (``k`` not ``None``), more
+    reference documents (the labelled ones outside the test split) than ``k``. Returns the counts.
     """
     from .data.sources import UNLABELED
     from .evaluate.split import labelled_split
@@ -214,12 +219,12 @@ def check_evaluation_data(
             "label column)"
         )
     train, test = labelled_split(labels, test_fraction, seed)
-    needed = max(MIN_TEST_DOCUMENTS, classes)
+    needed = max(min_test, classes) if min_test else 0
     if len(test) < needed:
         raise EmbaugError(
             f"evaluation.test_fraction: {test_fraction:g} of the {len(labelled)} labelled documents "
             f"of dataset '{dataset}' is {len(test)} test documents; an accuracy needs at least "
-            f"{needed} ({MIN_TEST_DOCUMENTS}, and one per class: {classes} classes)"
+            f"{needed} ({min_test}, and one per class: {classes} classes)"
         )
     if k is not None and k >= len(train):
         raise EmbaugError(
@@ -248,16 +253,10 @@ def check_vocabulary(tokenizer_size: int, embedding_rows: int, model: str) -> No
         )
 
 
-def check_max_length(max_length: int, tokenizer_limit: int | None, positions: int, key: str, model: str) -> int:
-    """The tokens an input is cut to: ``max_length``, capped by the tokenizer's own limit.
-
-    When the tokenizer does not cap inputs within the model's ``positions`` (a tokenizer saved
-    without, or with a wrong, ``model_max_length``), a longer ``max_length`` fails naming ``key``.
-    """
-    length = min(max_length, tokenizer_limit) if tokenizer_limit else max_length
+def check_max_length(max_length: int, length: int, positions: int, key: str, model: str) -> None:
+    """``length`` (``max_length`` after the tokenizer's own cap) must fit the model's positions."""
     if length > positions:
         raise EmbaugError(
             f"{key}: {max_length} tokens exceed the {positions} position embeddings of model "
             f"'{model}' (its tokenizer does not cap inputs there); set {key} to at most {positions}"
         )
-    return length

@@ -257,6 +257,17 @@ def chunks(dataset, sentences=None):
     return f"data/chunks/{dataset}/n{sentences or config['chunking']['sentences']}.parquet"
 
 
+def run_checks(wildcards):
+    """The checks of the datasets a run is scored on (rule check_dataset), so that a dataset the
+    evaluation cannot use stops the workflow before fine-tuning. Ancient: a re-check (k changed)
+    re-trains nothing."""
+    spec = RUNS[wildcards.run]
+    trained_on = spec["dataset"]  # Table S4's {dataset}.train is scored on {dataset}
+    scored_on = trained_on if trained_on in config["datasets"] else trained_on.removesuffix(".train")
+    datasets = dict.fromkeys([scored_on, *STUDY["evaluate_on"]])
+    return [ancient(f"data/checks/{dataset}.json") for dataset in datasets]
+
+
 def run_chunks(run):
     """A run's chunk file: its training dataset cut into its sentences per chunk."""
     spec = RUNS[run]

@@ -167,12 +167,11 @@ def wrap_encoder(
     pooling: str = "mean",
 ):
     """An mteb encoder for a loaded model; ``fingerprint`` identifies its weights in the revision."""
+    from ..config_checks import check_layers
     from ..models import check_pooling
 
-    n_layers = model.config.num_hidden_layers + 1
-    if layer is not None and not -n_layers <= layer < n_layers:
-        raise EmbaugError(f"model '{model_name}' has layers 0..{n_layers - 1}; got layer {layer}")
-    layer = None if layer is None else layer % n_layers
+    if layer is not None:
+        [layer] = check_layers([layer], model.config.num_hidden_layers + 1, "mteb.layers", model_name)
     max_length = min(max_length, getattr(model.config, "max_position_embeddings", max_length))
     settings = {
         "layer": layer,
