@@ -18,9 +18,10 @@ include: "workflow/rules/mteb.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/evaluation_tables.smk"
 include: "workflow/rules/variants.smk"
+include: "workflow/rules/paper.smk"
 
 
 rule all:
     default_target: True
     input:
-        all_targets(),
+        all_targets() + paper_companion_targets(all_targets()),

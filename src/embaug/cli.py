@@ -364,6 +364,14 @@ def cmd_mteb_table(args: argparse.Namespace) -> None:
     print(table.round(1).to_string())
 
 
+def cmd_vs_paper(args: argparse.Namespace) -> None:
+    """A table beside the paper's numbers: ours, paper and difference per cell."""
+    from .report.paper import write_comparison
+
+    cells = write_comparison(args.ours, args.paper, args.out_csv, args.out_md, args.title)
+    print(cells.round(1).to_string(index=False))
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``embaug`` argument parser, one subcommand per workflow stage."""
     parser = argparse.ArgumentParser(prog="embaug", description=__doc__)
@@ -570,6 +578,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--blocks", required=True, help="JSON: block -> list of task names")
     sub.add_argument("--splits", nargs="+", default=["test"])
     table_outputs(sub, "MTEB main scores (%)")
+
+    sub = stage("vs-paper", cmd_vs_paper)
+    sub.add_argument("--ours", required=True, help="a table CSV of this project")
+    sub.add_argument("--paper", required=True, help="the paper's table (workflow/reference/paper_*.csv)")
+    table_outputs(sub, "Ours beside the paper")
     return parser
 
 

@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
 from . import __version__
-from .augment import TrainingDocument, get_pair_maker, make_pairs, mask_tokens
+from .augment import WHOLE_DOCUMENT_MAKERS, TrainingDocument, get_pair_maker, make_pairs, mask_tokens
 from .encode import (
     TokenizedTexts,
     autocast,
@@ -191,14 +191,20 @@ def adam(model: torch.nn.Module, learning_rate: float) -> torch.optim.Adam:
         return torch.optim.Adam(parameters, lr=learning_rate)
 
 
-def training_documents(corpus: pd.DataFrame, chunks: pd.DataFrame) -> list[TrainingDocument]:
-    """Documents with at least two chunks, in corpus order (the others cannot give a pair)."""
+def training_documents(
+    corpus: pd.DataFrame, chunks: pd.DataFrame, whole_documents: bool = False
+) -> list[TrainingDocument]:
+    """The documents that can give a pair, in corpus order.
+
+    Those with at least two chunks; with ``whole_documents`` (a pair maker that reads only the
+    full text) every document, its chunks attached where it has any.
+    """
     grouped = chunks.sort_values(["doc_id", "chunk_id"]).groupby("doc_id", sort=False)["text"]
-    by_doc = {doc_id: list(texts) for doc_id, texts in grouped if len(texts) >= 2}
+    by_doc = {doc_id: list(texts) for doc_id, texts in grouped if whole_documents or len(texts) >= 2}
     return [
-        TrainingDocument(text, by_doc[doc_id])
+        TrainingDocument(text, by_doc.get(doc_id, []))
         for doc_id, text in zip(corpus["doc_id"], corpus["text"])
-        if doc_id in by_doc
+        if whole_documents or doc_id in by_doc
     ]
 
 
@@ -277,7 +283,7 @@ def finetune(
     of each MTEB task at the same steps (column ``mteb_{task}``, the paper's Figure 1).
     """
     maker = get_pair_maker(settings.pairs, settings.augmentation)
-    documents = training_documents(corpus, chunks)
+    documents = training_documents(corpus, chunks, settings.pairs in WHOLE_DOCUMENT_MAKERS)
     if not documents:
         raise EmbaugError(f"run '{run_name}': no document has two chunks, so no pair can be made")
     torch.manual_seed(settings.seed)
@@ -296,9 +302,9 @@ def finetune(
     total_steps = steps_per_epoch * settings.epochs
     if settings.max_steps:
         total_steps = min(total_steps, settings.max_steps)
-    scheduler = get_linear_schedule_with_warmup(
-        optimizer, int(settings.warmup_fraction * total_steps), total_steps
-    )
+    # the authors warm up over a fraction of ONE epoch's steps, however many epochs follow
+    warmup_steps = int(settings.warmup_fraction * min(steps_per_epoch, total_steps))
+    scheduler = get_linear_schedule_with_warmup(optimizer, warmup_steps, total_steps)
 
     evaluators: dict[str, Callable[[torch.nn.Module], float]] = {}
     if settings.eval_every > 0:

@@ -336,9 +336,16 @@ def local_source(wildcards):
 
 
 def train_settings(wildcards):
-    """A run's training parameters (JSON): training defaults, its augmentation, the device."""
+    """A run's training parameters (JSON): training defaults, its dataset's, its augmentation, the device."""
     run = RUNS[wildcards.run]
-    settings = {**config["training"], **config["augmentations"][run["augmentation"]]}
+    dataset = run["dataset"]
+    if dataset not in config["datasets"]:  # Table S4's training part {dataset}.train: its dataset's
+        dataset = dataset.removesuffix(".train")
+    settings = {
+        **config["training"],
+        **config["datasets"][dataset].get("training", {}),
+        **config["augmentations"][run["augmentation"]],
+    }
     settings.update({k: v for k, v in run["overrides"].items() if k != "sentences"})
     settings.update(augmentation=run["augmentation"], device=config["device"])
     # An unset option (null) is left to TrainSettings' default, so adding a new option to the
@@ -459,6 +466,8 @@ def figure_targets():
 MTEB = config["mteb"]
 MTEB_TASKS = config["mteb_tasks"]
 MTEB_BLOCKS = {block: tasks for block, tasks in MTEB["blocks"].items() if tasks}
+if MTEB["layer_tasks"] == "all":  # Figure 4c over every task of the blocks, as the authors
+    MTEB["layer_tasks"] = [task for tasks in MTEB_BLOCKS.values() for task in tasks]
 
 
 def _mteb_tables():
