@@ -318,10 +318,27 @@ def local_source(wildcards):
     return [str(source)] if source.is_file() else []
 
 
+NOT_TRAINING_SETTINGS = {"checkpoint_every"}  # how a run is carried out, not what it trains
+
+
+def checkpoint_args(wildcards, output):
+    """`--checkpoint-dir results/checkpoints/{run} --checkpoint-every N` of a fine-tuning run.
+
+    Next to results/models, not inside the run's output, which Snakemake deletes before it
+    reruns a failed job. A function of ``output``, so Snakemake does not count it among the
+    params that make a result outdated: how often a run checkpoints does not change its model.
+    """
+    folder = Path(output[0]).parent.parent / "checkpoints" / wildcards.run
+    return shlex.join(
+        ["--checkpoint-dir", str(folder), "--checkpoint-every", str(config["training"]["checkpoint_every"])]
+    )
+
+
 def train_settings(wildcards):
     """A run's training parameters (JSON): training defaults, its augmentation, the device."""
     run = RUNS[wildcards.run]
-    settings = {**config["training"], **config["augmentations"][run["augmentation"]]}
+    training = {k: v for k, v in config["training"].items() if k not in NOT_TRAINING_SETTINGS}
+    settings = {**training, **config["augmentations"][run["augmentation"]]}
     settings.update({k: v for k, v in run["overrides"].items() if k != "sentences"})
     settings.update(augmentation=run["augmentation"], device=config["device"])
     # An unset option (null) is left to TrainSettings' default, so adding a new option to the
