@@ -72,6 +72,8 @@ def cmd_finetune(args: argparse.Namespace) -> None:
         args.run,
         eval_corpora,
         {task: path or None for task, _, path in (e.partition("=") for e in args.eval_mteb or [])},
+        args.checkpoint_dir,
+        args.checkpoint_every,
     )
 
 
@@ -427,6 +429,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--eval-mteb", action="append", metavar="TASK[=PATH]", help="also score this MTEB task (local file)"
     )
     sub.add_argument("--threads", type=int)
+    sub.add_argument(
+        "--checkpoint-dir", help="keep the training state here, and resume from it (default: no checkpoints)"
+    )
+    sub.add_argument(
+        "--checkpoint-every", type=int, default=1000, metavar="N", help="batches between checkpoints"
+    )
     sub.add_argument("--out", required=True)
 
     sub = stage("embed", cmd_embed)

@@ -10,6 +10,7 @@ import torch
 from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from .config_checks import check_vocabulary, is_local_path
+from .devices import own_gpu
 from .downloads import Entry, hub_error, hub_unreachable
 from .errors import EmbaugError
 
@@ -17,9 +18,15 @@ POOLING_PATTERN = re.compile(r"^(mean|cls|sep|token:\d+)$")
 
 
 def resolve_device(device: str = "auto") -> torch.device:
-    """``auto`` picks CUDA when present (the device CUDA_VISIBLE_DEVICES exposes), else CPU."""
+    """``auto`` picks CUDA when present (among the devices CUDA_VISIBLE_DEVICES exposes), else CPU.
+
+    ``auto`` and ``cuda`` with several GPUs visible take one that no other embaug job holds
+    (:func:`embaug.devices.own_gpu`); ``cpu`` and ``cuda:N`` are used as given.
+    """
     if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and torch.cuda.is_available():
+        return own_gpu()
     return torch.device(device)
 
 

@@ -335,14 +335,31 @@ def local_source(wildcards):
     return [str(source)] if source.is_file() else []
 
 
+NOT_TRAINING_SETTINGS = {"checkpoint_every"}  # how a run is carried out, not what it trains
+
+
+def checkpoint_args(wildcards, output):
+    """`--checkpoint-dir results/checkpoints/{run} --checkpoint-every N` of a fine-tuning run.
+
+    Next to results/models, not inside the run's output, which Snakemake deletes before it
+    reruns a failed job. A function of ``output``, so Snakemake does not count it among the
+    params that make a result outdated: how often a run checkpoints does not change its model.
+    """
+    folder = Path(output[0]).parent.parent / "checkpoints" / wildcards.run
+    return shlex.join(
+        ["--checkpoint-dir", str(folder), "--checkpoint-every", str(config["training"]["checkpoint_every"])]
+    )
+
+
 def train_settings(wildcards):
     """A run's training parameters (JSON): training defaults, its dataset's, its augmentation, the device."""
     run = RUNS[wildcards.run]
     dataset = run["dataset"]
     if dataset not in config["datasets"]:  # Table S4's training part {dataset}.train: its dataset's
         dataset = dataset.removesuffix(".train")
+    training = {k: v for k, v in config["training"].items() if k not in NOT_TRAINING_SETTINGS}
     settings = {
-        **config["training"],
+        **training,
         **config["datasets"][dataset].get("training", {}),
         **config["augmentations"][run["augmentation"]],
     }

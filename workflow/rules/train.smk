@@ -44,8 +44,9 @@ rule finetune:
         settings=train_settings,
         eval_corpora=lambda w: " ".join(f"--eval-corpus {d}={raw(d)}" for d in eval_corpora(w.run)),
         eval_mteb=training_mteb_args,
+        checkpoints=checkpoint_args,
     shell:
         "embaug finetune --model {params.model:q} --corpus {input.corpus} --chunks {input.chunks} "
         "--settings {params.settings:q} --run {wildcards.run} {params.eval_corpora} {params.eval_mteb} "
-        "--threads {threads} "
+        "--threads {threads} {params.checkpoints} "
         "--out {output} > {log} 2>&1"
