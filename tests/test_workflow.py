@@ -103,9 +103,6 @@ def reasons(text: str) -> dict[str, set[str]]:
 def study(tmp_path_factory):
     """The .test study, run once: ``(workdir, config, job stats of the run)``."""
     config = test_config()
-    for spec in config["datasets"].values():
-        if not Path(spec["source"]).exists():
-            pytest.skip(f"shared data missing: {spec['source']}")
     workdir = tmp_path_factory.mktemp("study")
     result = snakemake(workdir, config)
     assert result.returncode == 0, output(result)[-6000:]
