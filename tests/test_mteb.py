@@ -184,3 +184,9 @@ def test_cli_writes_result_and_table(tiny_models, sts_file, tmp_path):
     assert row["STS15"] == pytest.approx(100 * data["embaug"]["main_score"], abs=0.01)
     markdown = (tmp_path / "t.md").read_text()
     assert "| task " in markdown and "block average" in markdown
+
+
+def test_hub_model_fingerprint_changes_with_the_resolved_revision():
+    one, other = (em.model_fingerprint("org/model", revision) for revision in ("a" * 40, "b" * 40))
+    assert one != other and one == em.model_fingerprint("org/model", "a" * 40)
+    assert em.model_fingerprint("org/model") != one  # unresolved is its own identity

@@ -194,13 +194,7 @@ def assert_requests_fit_the_rules(sbatches: list[dict]) -> None:
             assert f"-p {spec['default-resources']['slurm_partition']}" in line and "--cpus-per-task=" in line
 
 
-@pytest.fixture
-def shared_data() -> None:
-    if not Path(test_config()["datasets"]["bbc"]["source"]).exists():
-        pytest.skip("shared data missing")
-
-
-def test_profile_submits_gpu_jobs_with_a_gpu_and_cpu_jobs_without(slurm, shared_data, tmp_path):
+def test_profile_submits_gpu_jobs_with_a_gpu_and_cpu_jobs_without(slurm, tmp_path):
     result = run_on_stub_cluster(tmp_path, "results/embeddings/tiny/bbc.npz")
     assert result.returncode == 0, output(result)[-6000:]
     sbatches = calls(slurm, "sbatch")
@@ -212,7 +206,7 @@ def test_profile_submits_gpu_jobs_with_a_gpu_and_cpu_jobs_without(slurm, shared_
 
 
 @pytest.mark.slow
-def test_profile_runs_table2_on_the_stub_cluster(slurm, shared_data, tmp_path):
+def test_profile_runs_table2_on_the_stub_cluster(slurm, tmp_path):
     result = run_on_stub_cluster(tmp_path, TABLE)
     assert result.returncode == 0, output(result)[-6000:]
     table = pd.read_csv(tmp_path / TABLE)

@@ -52,6 +52,14 @@ def cmd_init_model(args: argparse.Namespace) -> None:
         build_scratch_model(texts, tmp, json.loads(args.architecture), args.seed)
 
 
+def cmd_download_model(args: argparse.Namespace) -> None:
+    """Download a hub model at a pinned revision into the cache directory."""
+    from .models import download_hub_model
+
+    folder = download_hub_model(args.repo, args.revision, args.cache_dir, args.name)
+    LOG.info("%s at %s: %s", args.repo, args.revision, folder)
+
+
 def cmd_finetune(args: argparse.Namespace) -> None:
     """Fine-tune one run contrastively and save the model, its log and its parameters."""
     from .models import set_threads
@@ -417,6 +425,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--architecture", required=True, help="BertConfig fields and vocab_size, JSON")
     sub.add_argument("--seed", type=int, default=42)
     sub.add_argument("--out", required=True)
+
+    sub = stage("download-model", cmd_download_model)
+    sub.add_argument("--repo", required=True, help="hub model id, e.g. microsoft/mpnet-base")
+    sub.add_argument("--revision", required=True, help="the repository's commit")
+    sub.add_argument("--cache-dir", required=True, help="huggingface_hub cache folder (cache_dir/hub)")
+    sub.add_argument("--name", default="", help="the model's config name, for error messages")
 
     sub = stage("finetune", cmd_finetune)
     sub.add_argument("--model", required=True, help="hub id or local directory")

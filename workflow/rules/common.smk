@@ -1,7 +1,6 @@
 """Config validation, run naming and the target lists every other rule file uses."""
 
 import json
-import os
 import re
 import shlex
 from pathlib import Path
@@ -91,12 +90,6 @@ def _resolve_package_sources():
 
 
 _resolve_package_sources()
-
-# Hub models and datasets (transformers, datasets, mteb) are cached under cache_dir too, unless
-# the user already points HF_HOME elsewhere; jobs inherit this (also on a cluster, where each
-# job parses the workflow again).
-os.environ.setdefault("HF_HOME", str(Path(config["cache_dir"]).resolve() / "huggingface"))
-
 
 # A run is (model, dataset, augmentation, overrides); overrides are the training / chunking
 # settings that differ from the config's, each a segment of the run name (in this order).
@@ -235,18 +228,41 @@ def is_scratch(model):
     return model in config["models"] and config["models"][model]["source"] == "scratch"
 
 
+def is_pinned_hub_model(model):
+    """A hub model with a `revision`: downloaded by the download_model rule into cache_dir."""
+    spec = config["models"].get(model, {})
+    return "revision" in spec and not is_scratch(model) and not Path(spec["source"]).exists()
+
+
+def hub_model_dir(model):
+    """The folder huggingface_hub's snapshot_download gives a pinned hub model in cache_dir/hub."""
+    spec = config["models"][model]
+    repo = "--".join(spec["source"].removeprefix("hf://").split("/"))
+    return f"{config['cache_dir']}/hub/models--{repo}/snapshots/{spec['revision']}"
+
+
+def hub_model_name(repo, revision):
+    """The config name of the pinned hub model stored as ``models--{repo}/snapshots/{revision}``."""
+    for name in config["models"]:
+        if is_pinned_hub_model(name) and hub_model_dir(name).endswith(f"models--{repo}/snapshots/{revision}"):
+            return name
+    return repo.replace("--", "/")
+
+
 def model_path(model):
-    """What `embaug` loads for a model name: a run's or scratch model's folder, else the source."""
+    """What `embaug` loads for a model name: a run's, scratch or pinned hub model's folder, else the source."""
     if model in RUNS:
         return f"results/models/{model}"
     if is_scratch(model):
         return f"results/base_models/{model}"
+    if is_pinned_hub_model(model):
+        return hub_model_dir(model)
     return config["models"][model]["source"]
 
 
 def model_files(model):
-    """The files a model depends on (none for a hub id or an existing local directory)."""
-    return [model_path(model)] if model in RUNS or is_scratch(model) else []
+    """The files a model depends on (none for an unpinned hub id or an existing local directory)."""
+    return [model_path(model)] if model in RUNS or is_scratch(model) or is_pinned_hub_model(model) else []
 
 
 def raw(dataset):
@@ -583,8 +599,10 @@ def mteb_layers(model):
         return list(range(config["models"][base]["architecture"].get("num_hidden_layers", 12) + 1))
     from transformers import AutoConfig
 
-    try:
-        n = AutoConfig.from_pretrained(config["models"][base]["source"]).num_hidden_layers
+    spec = config["models"][base]
+    try:  # only config.json, read while the DAG is built (into the user's HF cache, not cache_dir/hub,
+        # where a folder with config.json alone would look like a finished download_model)
+        n = AutoConfig.from_pretrained(spec["source"], revision=spec.get("revision")).num_hidden_layers
     except (OSError, ValueError) as exc:
         raise ValueError(f"config: cannot read the layer count of '{base}' ({exc}); set mteb.layers") from exc
     return list(range(n + 1))

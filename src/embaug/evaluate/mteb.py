@@ -46,12 +46,13 @@ def mteb_model_name(model: str, layer: int | None = None) -> str:
     return f"embaug/{model}" if layer is None else f"embaug/{model}__layer{layer}"
 
 
-def model_fingerprint(source: str | Path) -> str:
-    """sha256 of a local model's weight, config and vocabulary files; the id itself for a hub id."""
+def model_fingerprint(source: str | Path, revision: str | None = None) -> str:
+    """sha256 of a local model's weight, config and vocabulary files; for a hub id, of the id and
+    the commit it resolved to (``revision``), so a model updated on the hub gets new results."""
     path = Path(source)
     digest = hashlib.sha256()
     if not path.is_dir():
-        digest.update(f"hub:{source}".encode())
+        digest.update(f"hub:{source}@{revision or 'unresolved'}".encode())
         return digest.hexdigest()
     files = sorted({f for pattern in _WEIGHT_FILES for f in path.glob(pattern)})
     if not files:
@@ -149,8 +150,9 @@ def make_encoder(
     from ..models import load_encoder, resolve_device
 
     model, tokenizer = load_encoder(source, resolve_device(device), model_name)
+    fingerprint = model_fingerprint(source, getattr(model.config, "_commit_hash", None))  # hub commit
     return wrap_encoder(
-        model, tokenizer, model_name, model_fingerprint(source), layer=layer,
+        model, tokenizer, model_name, fingerprint, layer=layer,
         batch_size=batch_size, max_length=max_length, pooling=pooling,
     )  # fmt: skip
 
