@@ -77,6 +77,8 @@ MEM_STEP_MB = 256
 MAX_MEM_MB = 256_000
 MAX_MINUTES = 7 * 24 * 60
 MAX_THREADS = 32
+CPU_THREAD_CAP = 16
+"""Most threads a CPU job asks for (beyond that, matrix products and openTSNE gain little)."""
 GPU_HOST_THREADS = 8
 """CPU threads of a GPU job (tokenizing, batching, copying results back)."""
 CPU_TARGET_MINUTES = 60
@@ -164,6 +166,22 @@ def corpus_size(path: str | Path, text_column: str = "text") -> CorpusSize:
     return CorpusSize(meta.num_rows, text_bytes)
 
 
+def table_text_size(path: str | Path) -> CorpusSize:
+    """Texts and text bytes of every string column of a Parquet table (an MTEB task file), from its
+    footer: ``rows x string columns`` texts (an upper bound: a label or split column counts too)."""
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    if not path.exists():
+        raise _missing(path)
+    meta = pq.ParquetFile(path).metadata
+    strings = [i for i in range(meta.num_columns) if meta.schema.column(i).logical_type.type == "STRING"]
+    text_bytes = sum(
+        meta.row_group(g).column(i).total_uncompressed_size for g in range(meta.num_row_groups) for i in strings
+    )
+    return CorpusSize(meta.num_rows * max(1, len(strings)), text_bytes)
+
+
 def label_count(path: str | Path, label_column: str = "label") -> int:
     """Distinct labels of a Parquet table (reads that one column only)."""
     import pyarrow.compute as pc
@@ -223,7 +241,7 @@ def _request(mem_bytes: float, minutes: float, threads: int, attempt: int = 1) -
     )
 
 
-def cpu_threads(flops: float, cap: int = 16) -> int:
+def cpu_threads(flops: float, cap: int = CPU_THREAD_CAP) -> int:
     """Threads so that ``flops`` take about :data:`CPU_TARGET_MINUTES` (1 .. ``cap``)."""
     return max(1, min(cap, math.ceil(flops / (CPU_FLOPS_PER_THREAD * CPU_TARGET_MINUTES * 60))))
 
@@ -330,7 +348,7 @@ def tsne_request(
     iteration (early exaggeration's 250 included), spread over the threads.
     """
     work = TSNE_SECONDS_PER_POINT_ITERATION * documents * (iterations + 250)
-    threads = max(1, min(16, math.ceil(work / (CPU_TARGET_MINUTES * 60))))
+    threads = max(1, min(CPU_THREAD_CAP, math.ceil(work / (CPU_TARGET_MINUTES * 60))))
     memory = (
         _mb(BASELINE_MB)
         + 2 * documents * dim * FLOAT32_BYTES
