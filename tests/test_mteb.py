@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -230,7 +231,7 @@ def test_cli_writes_one_result_per_layer(tiny_models, sts_file, tmp_path):
                "--local-path", str(sts_file), "--device", "cpu", "--cache-dir", str(tmp_path / "c"),
                "--out", *outs])  # fmt: skip
     assert rc == 0
-    written = [json.loads(open(path).read())["embaug"] for path in outs]
+    written = [json.loads(Path(path).read_text())["embaug"] for path in outs]
     assert [w["layer"] for w in written] == [0, 2] and written[0]["main_score"] != written[1]["main_score"]
     rc = main(["mteb", "--model", tiny_models[0], "--name", "tiny", "--task", "STS15", "--layer", "0", "2",
                "--device", "cpu", "--out", outs[0]])  # fmt: skip

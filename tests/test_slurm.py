@@ -29,7 +29,16 @@ pytest.importorskip("snakemake_executor_plugin_slurm", reason='pip install -e ".
 PROFILE = REPO_ROOT / "profiles" / "slurm"
 TABLE = "results/tables/table2_knn.csv"
 # the rules with `resources: gpu=1` (and their use-rule variants)
-GPU_RULES = {"finetune", "embed", "embed_pooled", "knn", "knn_preprocessed", "knn_pooled", "mteb", "mteb_layers"}
+GPU_RULES = {
+    "finetune",
+    "embed",
+    "embed_pooled",
+    "knn",
+    "knn_preprocessed",
+    "knn_pooled",
+    "mteb",
+    "mteb_layers",
+}
 SIZED_RULES = GPU_RULES | {"linear", "tsne"}  # memory, time and threads computed from the inputs
 SUBMITTED = Counter(download=1, chunk=1, init_model=1, finetune=2, embed=3, knn=3)  # score_table is local
 
@@ -263,16 +272,21 @@ def test_dry_run_shows_each_jobs_resources_from_its_inputs(tmp_path):
     threads, computed from the corpus and the model; a job whose input is not made yet shows <TBD>
     (Snakemake sizes it once the input exists, before submitting it)."""
     config = test_config()
-    documents = pd.DataFrame({"id": [f"d{i}" for i in range(3000)], "label": [f"c{i % 5}" for i in range(3000)],
-                              "text": [f"document {i} " + "words " * (50 + i % 300) for i in range(3000)]})  # fmt: skip
+    documents = pd.DataFrame(
+        {
+            "id": [f"d{i}" for i in range(3000)],
+            "label": [f"c{i % 5}" for i in range(3000)],
+            "text": [f"document {i} " + "words " * (50 + i % 300) for i in range(3000)],
+        }
+    )
     source = tmp_path / "source.parquet"
     documents.to_parquet(source)
     config["datasets"]["bbc"] = {"source": str(source), "id": "id"}
     (tmp_path / "data/raw").mkdir(parents=True)
     corpus = tmp_path / "data/raw/bbc.parquet"  # newer than its source: up to date
     documents.rename(columns={"id": "doc_id"}).to_parquet(corpus)
-    result = snakemake(tmp_path, config, "--profile", str(PROFILE), "-n", TABLE, "results/scores/linear/tiny/bbc.csv",
-                       "results/tsne/tiny/bbc.png")  # fmt: skip
+    targets = [TABLE, "results/scores/linear/tiny/bbc.csv", "results/tsne/tiny/bbc.png"]
+    result = snakemake(tmp_path, config, "--profile", str(PROFILE), "-n", *targets)
     assert result.returncode == 0, output(result)[-4000:]
     jobs = job_resources(output(result))
     assert {rule for rule, _ in jobs} >= {"embed", "knn", "linear", "tsne", "finetune", "score_table"}
@@ -326,6 +340,13 @@ def test_tables_and_figures_are_local_rules(tmp_path):
         rule for rule, files in outputs.items()
         if files and all(re.match(r"results/(tables|figures|scores/mteb_layers)/", f) for f in files)
     }  # fmt: skip
-    assert reports >= {"score_table", "mteb_table", "figure_layers", "figure2_tsne", "sweep_figure", "table_s4"}
+    assert reports >= {
+        "score_table",
+        "mteb_table",
+        "figure_layers",
+        "figure2_tsne",
+        "sweep_figure",
+        "table_s4",
+    }
     assert set(local) == reports | {"all"}
     assert not set(local) & SIZED_RULES

@@ -313,7 +313,9 @@ def cmd_mteb(args: argparse.Namespace) -> None:
 
     layers = args.layer or [None]
     if len(args.out) != len(layers):
-        raise EmbaugError(f"mteb: {len(layers)} layer(s) but {len(args.out)} --out file(s); give one per layer")
+        raise EmbaugError(
+            f"mteb: {len(layers)} layer(s) but {len(args.out)} --out file(s); give one per layer"
+        )
     set_threads(args.threads)
     settings = dict(
         cache_dir=args.cache_dir, local_path=args.local_path or None, batch_size=args.batch_size,
@@ -327,7 +329,9 @@ def cmd_mteb(args: argparse.Namespace) -> None:
         score = main_score(result, args.splits)
         extra = {"model": args.name, "layer": layer, "local_path": args.local_path, "main_score": score}
         write_result(result, out, extra)
-        LOG.info("%s %s%s: main score %.4f", args.name, args.task, f" layer {layer}" * (layer is not None), score)
+        LOG.info(
+            "%s %s%s: main score %.4f", args.name, args.task, f" layer {layer}" * (layer is not None), score
+        )
 
 
 def cmd_mteb_table(args: argparse.Namespace) -> None:

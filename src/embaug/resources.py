@@ -177,7 +177,9 @@ def table_text_size(path: str | Path) -> CorpusSize:
     meta = pq.ParquetFile(path).metadata
     strings = [i for i in range(meta.num_columns) if meta.schema.column(i).logical_type.type == "STRING"]
     text_bytes = sum(
-        meta.row_group(g).column(i).total_uncompressed_size for g in range(meta.num_row_groups) for i in strings
+        meta.row_group(g).column(i).total_uncompressed_size
+        for g in range(meta.num_row_groups)
+        for i in strings
     )
     return CorpusSize(meta.num_rows * max(1, len(strings)), text_bytes)
 
@@ -329,9 +331,7 @@ def linear_request(
     queries = math.ceil(test_fraction * documents)
     fitted = documents - queries if max_train is None else min(max_train, documents - queries)
     memory = (
-        _mb(BASELINE_MB)
-        + 2 * (fitted + queries) * dim * FLOAT32_BYTES
-        + 2 * fitted * max(2, classes) * 8
+        _mb(BASELINE_MB) + 2 * (fitted + queries) * dim * FLOAT32_BYTES + 2 * fitted * max(2, classes) * 8
     )
     flops = LINEAR_EPOCHS * 2.0 * fitted * dim * max(2, classes) * layers
     seconds = flops / SAGA_FLOPS + _read_seconds(documents, dim, layers)
@@ -386,7 +386,7 @@ def finetune_request(
     gpu: bool,
     attempt: int = 1,
 ) -> Request:
-    """Contrastive fine-tuning: two views of each chunk in a pair, ``epochs`` passes (at most ``max_steps`` steps).
+    """Contrastive fine-tuning: a pair of two views per chunk, ``epochs`` passes, at most ``max_steps``.
 
     Memory: baseline + weights, gradients and Adam's two moments (4 x float32 weights) + the
     chunks' texts. Time: ``3 x`` the forward FLOPs (forward + backward) of both views of every

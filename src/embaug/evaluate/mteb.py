@@ -143,7 +143,15 @@ def _encoder_class():
         a :class:`LayerCache` shared by the encoders of several layers)."""
 
         def __init__(
-            self, model, tokenizer, meta, layer=None, batch_size=64, max_length=512, pooling="mean", cache=None
+            self,
+            model,
+            tokenizer,
+            meta,
+            layer=None,
+            batch_size=64,
+            max_length=512,
+            pooling="mean",
+            cache=None,
         ):
             self.model, self.tokenizer, self.mteb_model_meta = model, tokenizer, meta
             self.layer, self.batch_size, self.max_length, self.pooling = (
@@ -460,7 +468,9 @@ def evaluate_layers(
             model_name, source, task_name, cache_dir=cache_dir, local_path=local_path,
             batch_size=batch_size, splits=splits, encoder=encoder,
         )  # fmt: skip
-    LOG.info("%s on %s: %d texts encoded once for %d layers", model_name, task_name, shared.n_encoded, len(layers))
+    LOG.info(
+        "%s on %s: %d texts encoded once for %d layers", model_name, task_name, shared.n_encoded, len(layers)
+    )
     return results, shared
 
 
