@@ -340,28 +340,34 @@ def cmd_figure_curves(args: argparse.Namespace) -> None:
 
 
 def cmd_mteb(args: argparse.Namespace) -> None:
-    """Score one model (or one layer of it) on one MTEB task; mteb's result JSON, cached by name+revision."""
-    from .evaluate.mteb import evaluate_task, main_score, write_result
+    """Score one model (or layers of it) on one MTEB task; mteb's result JSON, cached by name+revision.
+
+    With several ``--layer``, the task's texts are encoded once for all of them and each layer's
+    result goes to the ``--out`` at the same position."""
+    from .evaluate.mteb import evaluate_layers, evaluate_task, main_score, write_result
     from .models import set_threads
 
+    layers = args.layer or [None]
+    if len(args.out) != len(layers):
+        raise EmbaugError(
+            f"mteb: {len(layers)} layer(s) but {len(args.out)} --out file(s); give one per layer"
+        )
     set_threads(args.threads)
-    result = evaluate_task(
-        args.name,
-        args.model,
-        args.task,
-        cache_dir=args.cache_dir,
-        local_path=args.local_path or None,
-        layer=args.layer,
-        batch_size=args.batch_size,
-        max_length=args.max_length,
-        pooling=args.pooling,
-        device=args.device,
-        splits=args.splits,
-    )
-    score = main_score(result, args.splits)
-    extra = {"model": args.name, "layer": args.layer, "local_path": args.local_path, "main_score": score}
-    write_result(result, args.out, extra)
-    LOG.info("%s %s: main score %.4f", args.name, args.task, score)
+    settings = dict(
+        cache_dir=args.cache_dir, local_path=args.local_path or None, batch_size=args.batch_size,
+        max_length=args.max_length, pooling=args.pooling, device=args.device, splits=args.splits,
+    )  # fmt: skip
+    if args.layer:
+        results, _ = evaluate_layers(args.name, args.model, args.task, args.layer, **settings)
+    else:
+        results = {None: evaluate_task(args.name, args.model, args.task, **settings)}
+    for (layer, result), out in zip(results.items(), args.out, strict=True):
+        score = main_score(result, args.splits)
+        extra = {"model": args.name, "layer": layer, "local_path": args.local_path, "main_score": score}
+        write_result(result, out, extra)
+        LOG.info(
+            "%s %s%s: main score %.4f", args.name, args.task, f" layer {layer}" * (layer is not None), score
+        )
 
 
 def cmd_mteb_table(args: argparse.Namespace) -> None:
@@ -585,7 +591,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--name", required=True, help="the model's name in the study (mteb: embaug/NAME)")
     sub.add_argument("--task", required=True, help="MTEB task name, e.g. STS15")
     sub.add_argument("--local-path", default="", help="local task data (else the hub)")
-    sub.add_argument("--layer", type=int, help="score this layer's pooled output (default: last layer)")
+    sub.add_argument(
+        "--layer", type=int, nargs="+", help="score these layers' pooled outputs (default: the last layer)"
+    )
     sub.add_argument("--splits", nargs="+", default=["test"])
     sub.add_argument("--cache-dir", default="results/mteb", help="mteb ResultCache folder")
     sub.add_argument("--batch-size", type=int, default=64)
@@ -593,7 +601,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--pooling", default="mean")
     sub.add_argument("--device", default="auto")
     sub.add_argument("--threads", type=int)
-    sub.add_argument("--out", required=True)
+    sub.add_argument("--out", nargs="+", required=True, help="result JSON (one per --layer)")
 
     sub = stage("mteb-table", cmd_mteb_table)
     sub.add_argument("--row", nargs=2, action="append", required=True, metavar=("LABEL", "RESULT_DIR"))

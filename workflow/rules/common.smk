@@ -608,6 +608,24 @@ def mteb_layers(model):
     return list(range(n + 1))
 
 
+def _mteb_layer_plan():
+    """(layers, models) of the per-layer jobs: one job per (model, task) writes every layer's file,
+    so its outputs are one layer list: the first per-layer model's; models scored on other layers
+    (another depth, with mteb.layers null) fail in mteb_layer_files. A model whose layer count
+    cannot be read here is left out (asking for its scores names mteb.layers, via mteb_layers).
+    """
+    groups = {}
+    for model in mteb_layer_models() if MTEB["layer_tasks"] else []:
+        try:
+            groups.setdefault(tuple(mteb_layers(model)), []).append(model)
+        except ValueError:
+            continue
+    return next(iter(groups.items()), ((), []))
+
+
+MTEB_LAYERS, MTEB_LAYER_MODELS = _mteb_layer_plan()
+
+
 def mteb_layer_blocks():
     """The per-layer tasks grouped by their block (tasks in no block go to 'other')."""
     blocks = {b: [t for t in ts if t in MTEB["layer_tasks"]] for b, ts in MTEB_BLOCKS.items()}
@@ -618,6 +636,12 @@ def mteb_layer_blocks():
 
 def mteb_layer_files(wildcards):
     layers = mteb_layers(wildcards.model)
+    if wildcards.model not in MTEB_LAYER_MODELS or tuple(layers) != tuple(MTEB_LAYERS):
+        raise ValueError(
+            f"config: per-layer MTEB of '{wildcards.model}' (layers {layers}): the per-layer models "
+            f"{MTEB_LAYER_MODELS} are scored on layers {list(MTEB_LAYERS)}; set mteb.layers (one list "
+            "for every model) or mteb.layer_models (models of one depth)"
+        )
     return [f"results/mteb/{wildcards.model}/layer{k}/{t}.json" for k in layers for t in MTEB["layer_tasks"]]
 
 

@@ -36,9 +36,11 @@ rule finetune:
         "results/benchmarks/finetune/{run}.tsv"
     conda:
         "../../envs/embaug.yaml"
-    threads: 8
+    threads: FINETUNE_THREADS
     resources:
         gpu=1,
+        mem_mb=FINETUNE_MEM_MB,
+        runtime=FINETUNE_RUNTIME,
     params:
         model=lambda w: model_path(RUNS[w.run]["model"]),
         settings=train_settings,
