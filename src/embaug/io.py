@@ -61,4 +61,3 @@ def write_text(text: str, path: str | Path) -> None:
 def write_json(obj: Any, path: str | Path) -> None:
     """Write an object as indented JSON atomically."""
     write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n", path)
-
