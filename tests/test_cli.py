@@ -98,37 +98,23 @@ def test_embed_and_knn_stages(tmp_path, tiny_model_dir, corpus):
         "--max-length",
         "64",
     ]
-    assert (
-        main([*args, "--dtype", "float32", "--device", "cpu", "--threads", "1", "--out", str(store_path)])
-        == 0
-    )
+    args += ["--device", "cpu", "--threads", "1"]
+    assert main([*args, "--dtype", "float32", "--out", str(store_path)]) == 0
     store = EmbeddingStore(store_path)
-    assert store.layers == [0, 1, 2] and (store.n_docs, store.dim, store.dtype) == (
-        len(corpus),
-        32,
-        "float32",
-    )
+    assert store.layers == [0, 1, 2]
+    assert (store.n_docs, store.dim, store.dtype) == (len(corpus), 32, "float32")
     assert store.doc_ids.tolist() == corpus["doc_id"].tolist()
     embeddings = np.stack(list(store))
 
     last = tmp_path / "last"
-    assert main([*args, "--layers", "-1", "--device", "cpu", "--out", str(last)]) == 0  # float16 by default
+    assert main([*args, "--layers", "-1", "--out", str(last)]) == 0  # float16 by default
     last_store = EmbeddingStore(last)
     assert last_store.layers == [2] and last_store.layer(2).dtype == np.float16
     np.testing.assert_allclose(last_store.layer(2), embeddings[2], rtol=1e-3, atol=1e-3)
 
     scores_path = tmp_path / "scores.csv"
-    knn_args = [
-        "knn",
-        "--embeddings",
-        str(store_path),
-        "--corpus",
-        str(raw),
-        "--k",
-        "3",
-        "--out",
-        str(scores_path),
-    ]
+    knn_args = ["knn", "--embeddings", str(store_path), "--corpus", str(raw), "--k", "3"]
+    knn_args += ["--out", str(scores_path)]
     assert main(knn_args) == 0
     scores = pd.read_csv(scores_path)
     assert list(scores.columns) == ["layer", "metric", "k", "accuracy", "n_train", "n_test"]

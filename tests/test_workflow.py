@@ -19,6 +19,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from embaug.store import EmbeddingStore
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TEST_CONFIG = REPO_ROOT / ".test" / "config.yaml"
 MODELS = ["tiny", "tiny__bbc__dropout", "tiny__bbc__crops"]
@@ -103,9 +105,6 @@ def reasons(text: str) -> dict[str, set[str]]:
 def study(tmp_path_factory):
     """The .test study, run once: ``(workdir, config, job stats of the run)``."""
     config = test_config()
-    for spec in config["datasets"].values():
-        if not Path(spec["source"]).exists():
-            pytest.skip(f"shared data missing: {spec['source']}")
     workdir = tmp_path_factory.mktemp("study")
     result = snakemake(workdir, config)
     assert result.returncode == 0, output(result)[-6000:]
@@ -181,8 +180,9 @@ def test_score_files_one_row_per_layer_and_metric(study, model):
     )
     assert (knn["k"] == 10).all()
     linear = read_scores(workdir, "linear", model)
-    assert list(linear.columns) == ["layer", "metric", "accuracy", "n_train", "n_test"]
+    assert list(linear.columns) == ["layer", "metric", "accuracy", "n_train", "n_fit", "n_test"]
     assert linear["layer"].tolist() == [0, 1, 2] and (linear["metric"] == "logistic").all()
+    assert (linear["n_fit"] == 144).all()  # below evaluation.linear.max_train: the whole training split
     for scores in (knn, linear):
         assert (scores["n_train"] == 144).all() and (scores["n_test"] == 16).all()  # 90/10 of 160
         # accuracies on 16 test documents are multiples of 1/16
@@ -194,11 +194,11 @@ def test_score_files_one_row_per_layer_and_metric(study, model):
 def test_embeddings(study, model):
     workdir, _, _ = study
     raw = pd.read_parquet(workdir / "data" / "raw" / "bbc.parquet")
-    with np.load(workdir / "results" / "embeddings" / model / "bbc.npz") as stored:
-        assert stored["embeddings"].shape == (3, 160, 32)
-        assert stored["layer"].tolist() == [0, 1, 2]
-        assert stored["doc_id"].tolist() == raw["doc_id"].tolist()
-        assert np.isfinite(stored["embeddings"]).all()
+    stored = EmbeddingStore(workdir / "results" / "embeddings" / model / "bbc")
+    assert (stored.n_docs, stored.dim, stored.dtype) == (160, 32, "float16")
+    assert stored.layers == [0, 1, 2]
+    assert stored.doc_ids.tolist() == raw["doc_id"].tolist()
+    assert all(np.isfinite(layer).all() for layer in stored)
 
 
 @pytest.mark.parametrize("augmentation", ["dropout", "crops"])
@@ -353,3 +353,30 @@ def test_missing_text_column_fails_download_with_key_in_log(tmp_path):
     assert "datasets.broken.text" in log
     assert "embaug download: error: dataset 'broken'" in log
     assert not (tmp_path / "data" / "raw" / "broken.parquet").exists()
+
+
+REVISION = "6996ce1e91bd2a9c7d7f61daec37463394f73f09"  # a commit of microsoft/mpnet-base
+
+
+def test_pinned_hub_model_is_downloaded_once_into_the_cache_dir(tmp_path):
+    """A hub model with a revision: one download_model job into cache_dir/hub, read by its users."""
+    config = test_config()
+    config["models"]["hub"] = {"source": "org/some-model", "revision": REVISION}
+    config["study"]["models"] = ["tiny", "hub"]
+    result = snakemake(tmp_path, config, "--dry-run", "--printshellcmds")
+    text = output(result)
+    assert result.returncode == 0, text[-3000:]
+    folder = f"data/cache/hub/models--org--some-model/snapshots/{REVISION}"
+    assert job_stats(text)["download_model"] == 1
+    assert (
+        f"embaug download-model --repo org/some-model --revision {REVISION} --cache-dir data/cache/hub "
+        "--name hub" in text
+    )
+    assert f"embaug finetune --model {folder} " in text and f"embaug embed --model {folder} " in text
+
+
+def test_model_revision_must_be_a_commit(tmp_path):
+    config = test_config()
+    config["models"]["hub"] = {"source": "org/some-model", "revision": "main"}
+    result = snakemake(tmp_path, config, "--dry-run")
+    assert result.returncode != 0 and "revision" in output(result), output(result)[-2000:]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import nullcontext
 
@@ -10,8 +11,9 @@ import torch
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from .config_checks import check_layers, check_max_length
 from .errors import EmbaugError
-from .models import pool
+from .models import pool, position_limit
 from .store import EmbeddingWriter
 
 CPU_FORWARD_TOKENS = 2048
@@ -70,6 +72,16 @@ def capped_max_length(tokenizer: PreTrainedTokenizerBase, max_length: int) -> in
     """``max_length`` capped at what the model accepts (``tokenizer.model_max_length``)."""
     limit = tokenizer.model_max_length
     return min(max_length, limit) if isinstance(limit, int) and limit > 0 else max_length
+
+
+def input_length(
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, max_length: int, key: str, name: str
+) -> int:
+    """The tokens inputs are cut to (:func:`capped_max_length`); when that is more than the
+    model's positions (a tokenizer that does not cap inputs there), fails naming ``key``."""
+    length = capped_max_length(tokenizer, max_length)
+    check_max_length(max_length, length, position_limit(model), key, name)
+    return length
 
 
 class TokenizedTexts:
@@ -135,8 +147,7 @@ PooledBatch = tuple[np.ndarray, int, np.ndarray]
 
 def selected_layers(model: PreTrainedModel, layers: Sequence[int] | None = None) -> list[int]:
     """The non-negative layer indices ``layers`` names (default: all; negative count from the last)."""
-    n_layers = model.config.num_hidden_layers + 1
-    return list(range(n_layers)) if layers is None else [i % n_layers for i in layers]
+    return check_layers(layers, model.config.num_hidden_layers + 1, "layers", model.name_or_path)
 
 
 @torch.inference_mode()
@@ -241,5 +252,9 @@ def embed_to_store(
             ):
                 writer.write(offset + index, position, pooled)
             offset += tokenized.size
+            del tokenized  # before the next window is tokenized: one window's tokens at a time
+            # transformers' per-pass outputs leave reference cycles that Python's full collection
+            # reaches only rarely; collecting once a window keeps the heap flat over a long corpus
+            gc.collect()
     if offset != writer.n_docs:
         raise EmbaugError(f"{writer.path}: {offset} texts for {writer.n_docs} documents")

@@ -10,7 +10,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 
@@ -62,9 +61,3 @@ def write_text(text: str, path: str | Path) -> None:
 def write_json(obj: Any, path: str | Path) -> None:
     """Write an object as indented JSON atomically."""
     write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n", path)
-
-
-def write_npz(path: str | Path, **arrays: np.ndarray) -> None:
-    """Write arrays to an uncompressed ``.npz`` atomically."""
-    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-        np.savez(handle, **arrays)

@@ -6,16 +6,18 @@ rule embed:
         model=lambda w: model_files(w.model),
         corpus="data/raw/{dataset}.parquet",
     output:
-        "results/embeddings/{model}/{dataset}.npz",
+        directory("results/embeddings/{model}/{dataset}"),
     log:
         "logs/embed/{model}/{dataset}.log",
     benchmark:
         "results/benchmarks/embed/{model}/{dataset}.tsv"
     conda:
         "../../envs/embaug.yaml"
-    threads: 8
+    threads: EMBED_THREADS
     resources:
         gpu=1,
+        mem_mb=EMBED_MEM_MB,
+        runtime=EMBED_RUNTIME,
     params:
         model=lambda w: model_path(w.model),
         batch_size=config["embedding"]["batch_size"],

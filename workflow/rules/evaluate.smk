@@ -3,7 +3,7 @@
 
 rule knn:
     input:
-        embeddings="results/embeddings/{model}/{dataset}.npz",
+        embeddings="results/embeddings/{model}/{dataset}",
         corpus="data/raw/{dataset}.parquet",
     output:
         "results/scores/knn/{model}/{dataset}.csv",
@@ -13,9 +13,11 @@ rule knn:
         "results/benchmarks/knn/{model}/{dataset}.tsv"
     conda:
         "../../envs/embaug.yaml"
-    threads: 8
+    threads: KNN_THREADS
     resources:
         gpu=1,  # exact kNN runs on the GPU when there is one, chunked on `threads` CPU cores otherwise
+        mem_mb=KNN_MEM_MB,
+        runtime=KNN_RUNTIME,
     params:
         preprocessing="raw",  # Table S3's rule knn_preprocessed scores centred / whitened ones
         k=config["evaluation"]["knn"]["k"],
@@ -32,7 +34,7 @@ rule knn:
 
 rule linear:
     input:
-        embeddings="results/embeddings/{model}/{dataset}.npz",
+        embeddings="results/embeddings/{model}/{dataset}",
         corpus="data/raw/{dataset}.parquet",
     output:
         "results/scores/linear/{model}/{dataset}.csv",
@@ -42,11 +44,20 @@ rule linear:
         "results/benchmarks/linear/{model}/{dataset}.tsv"
     conda:
         "../../envs/embaug.yaml"
+    threads: LINEAR_THREADS
+    resources:
+        mem_mb=LINEAR_MEM_MB,
+        runtime=LINEAR_RUNTIME,
     params:
-        max_iter=config["evaluation"]["linear"]["max_iter"],
+        C=f"--C {float(LINEAR['C'])}" if LINEAR["C"] is not None else "",  # none: no penalty
+        solver=LINEAR["solver"],
+        tol=LINEAR["tol"],
+        max_iter=LINEAR["max_iter"],
+        max_train=LINEAR["max_train"] if LINEAR["max_train"] is not None else "none",
         test_fraction=config["evaluation"]["test_fraction"],
         seed=config["evaluation"]["seed"],
     shell:
-        "embaug linear --embeddings {input.embeddings} --corpus {input.corpus} "
-        "--max-iter {params.max_iter} --test-fraction {params.test_fraction} "
-        "--seed {params.seed} --out {output} > {log} 2>&1"
+        "embaug linear --embeddings {input.embeddings:q} --corpus {input.corpus:q} "
+        "{params.C} --solver {params.solver:q} "
+        "--tol {params.tol} --max-iter {params.max_iter} --max-train {params.max_train} "
+        "--test-fraction {params.test_fraction} --seed {params.seed} --out {output:q} > {log:q} 2>&1"

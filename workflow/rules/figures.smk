@@ -6,7 +6,7 @@ report: "../report/workflow.rst"
 
 rule tsne:
     input:
-        embeddings="results/embeddings/{model}/{dataset}.npz",
+        embeddings="results/embeddings/{model}/{dataset}",
         corpus="data/raw/{dataset}.parquet",
         scores="results/scores/knn/{model}/{dataset}.csv",
     output:
@@ -25,9 +25,17 @@ rule tsne:
         "results/benchmarks/tsne/{model}/{dataset}.tsv"
     conda:
         "../../envs/embaug.yaml"
-    threads: 4
+    threads: TSNE_THREADS
+    resources:
+        mem_mb=TSNE_MEM_MB,
+        runtime=TSNE_RUNTIME,
     params:
+        affinity=TSNE["affinity"],
+        neighbors_k=TSNE["k"],
         perplexity=TSNE["perplexity"],
+        initialization=TSNE["initialization"],
+        neighbors=TSNE["neighbors"],
+        max_docs=TSNE["max_docs"] if TSNE["max_docs"] is not None else "none",
         learning_rate=TSNE["learning_rate"],
         n_iter=TSNE["n_iter"],
         seed=TSNE["seed"],
@@ -37,7 +45,9 @@ rule tsne:
         split_seed=config["evaluation"]["seed"],
     shell:
         "embaug tsne --embeddings {input.embeddings} --corpus {input.corpus} --scores {input.scores} "
-        "--name {wildcards.model} --perplexity {params.perplexity} "
+        "--name {wildcards.model} --affinity {params.affinity:q} --neighbors-k {params.neighbors_k} "
+        "--perplexity {params.perplexity} --initialization {params.initialization:q} "
+        "--neighbors {params.neighbors:q} --max-docs {params.max_docs} "
         "--learning-rate {params.learning_rate} --n-iter {params.n_iter} --seed {params.seed} "
         "--k {params.k} --metric {params.metric} --test-fraction {params.test_fraction} "
         "--split-seed {params.split_seed} --threads {threads} "

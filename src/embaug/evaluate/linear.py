@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
+from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from ..store import float32_rows
@@ -41,6 +41,20 @@ class LinearSettings:
     seed: int = 42
 
 
+def probe(settings: LinearSettings = LinearSettings()) -> Pipeline:
+    """The unfitted probe: standardisation, then logistic regression with ``settings``."""
+    return make_pipeline(
+        StandardScaler(),
+        LogisticRegression(
+            C=np.inf if settings.C is None else settings.C,
+            solver=settings.solver,
+            tol=settings.tol,
+            max_iter=settings.max_iter,
+            random_state=settings.seed,
+        ),
+    )
+
+
 def linear_accuracy(
     embeddings: np.ndarray,
     labels: np.ndarray,
@@ -55,16 +69,7 @@ def linear_accuracy(
     A fit that stops at ``max_iter`` before reaching ``tol`` is kept (as the authors' is).
     """
     fit = stratified_subsample(train, labels, settings.max_train, settings.seed)
-    classifier = make_pipeline(
-        StandardScaler(),
-        LogisticRegression(
-            C=np.inf if settings.C is None else settings.C,
-            solver=settings.solver,
-            tol=settings.tol,
-            max_iter=settings.max_iter,
-            random_state=settings.seed,
-        ),
-    )
+    classifier = probe(settings)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         classifier.fit(float32_rows(embeddings, fit), labels[fit])
