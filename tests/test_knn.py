@@ -291,3 +291,15 @@ def test_score_layers_takes_one_scorer_for_several_metrics():
     assert calls == [60, 60]
     assert scores["metric"].tolist() == ["euclidean", "cosine"] * 2
     assert scores["accuracy"].tolist() == [0.5, 0.25] * 2
+
+
+def test_blocks_for_few_queries_hold_more_references_and_tf32_setting_is_restored():
+    assert Chunks(8192, 2048).for_queries(1000) == Chunks(1000, 16777, 512)
+    assert Chunks(8192, 2048).for_queries(50_000) == Chunks(8192, 2048, 512)
+    torch.backends.cuda.matmul.allow_tf32 = True
+    try:
+        x = np.random.default_rng(0).normal(size=(30, 4))
+        knn_accuracy(x, np.array(["a", "b"] * 15), np.arange(20), np.arange(20, 30), k=3)
+        assert torch.backends.cuda.matmul.allow_tf32  # restored after the search
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = False

@@ -204,7 +204,16 @@ class _Search:
         }
 
     def _candidates(self, queries: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        """Per metric, float32 scores and training positions of each query's best candidates."""
+        """Per metric, float32 scores and training positions of each query's best candidates
+        (in full float32: TensorFloat-32 products would break the rounding bound)."""
+        tf32 = torch.backends.cuda.matmul.allow_tf32
+        torch.backends.cuda.matmul.allow_tf32 = False
+        try:
+            return self._float32_candidates(queries)
+        finally:
+            torch.backends.cuda.matmul.allow_tf32 = tf32
+
+    def _float32_candidates(self, queries: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         x = torch.from_numpy(_rows(self.embeddings, queries, np.float32)).to(self.device)
         best: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         for start, block in self._references():
