@@ -18,8 +18,8 @@ rule download:
         spec=lambda w: json.dumps(config["datasets"][w.dataset], sort_keys=True),
         cache_dir=config["cache_dir"],
     shell:
-        "embaug download --dataset {wildcards.dataset} --spec {params.spec:q} "
-        "--cache-dir {params.cache_dir:q} --out {output} > {log} 2>&1"
+        "embaug download --dataset {wildcards.dataset:q} --spec {params.spec:q} "
+        "--cache-dir {params.cache_dir:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule chunk:
@@ -37,5 +37,5 @@ rule chunk:
         min_chars=config["chunking"]["min_chars"],
         max_chars=config["chunking"]["max_chars"],
     shell:
-        "embaug chunk --corpus {input} --dataset {wildcards.dataset} --sentences {wildcards.n} "
-        "--min-chars {params.min_chars} --max-chars {params.max_chars} --out {output} > {log} 2>&1"
+        "embaug chunk --corpus {input:q} --dataset {wildcards.dataset:q} --sentences {wildcards.n:q} "
+        "--min-chars {params.min_chars:q} --max-chars {params.max_chars:q} --out {output:q} > {log:q} 2>&1"
