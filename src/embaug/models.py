@@ -90,20 +90,22 @@ def build_scratch_model(
 ) -> None:
     """A randomly initialised BERT with a WordPiece tokenizer fitted on ``texts``, saved to a dir."""
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
-    from tokenizers.trainers import WordPieceTrainer
     from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
 
+    from .wordpiece import count_words, train_vocabulary
+
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tok.decoder = decoders.WordPiece()
+    normalizer = normalizers.BertNormalizer(lowercase=True)
+    pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     vocab_size = int(architecture.get("vocab_size", 8000))
-    tok.train_from_iterator(texts, WordPieceTrainer(vocab_size=vocab_size, special_tokens=specials))
-    # The trainer numbers part of the vocabulary in hash-map order; renumber it (specials first,
-    # then sorted) so the same texts always give the same token ids.
-    learned = sorted(set(tok.get_vocab()) - set(specials))
-    tok.model = models.WordPiece({token: i for i, token in enumerate(specials + learned)}, unk_token="[UNK]")
+    # Not WordPieceTrainer: its ties depend on hash-map order (see embaug.wordpiece). Token ids:
+    # specials first, then sorted, as before.
+    learned = train_vocabulary(count_words(texts, normalizer, pre_tokenizer), vocab_size, specials)
+    ordered = specials + sorted(set(learned) - set(specials))
+    tok = Tokenizer(models.WordPiece({token: i for i, token in enumerate(ordered)}, unk_token="[UNK]"))
+    tok.normalizer = normalizer
+    tok.pre_tokenizer = pre_tokenizer
+    tok.decoder = decoders.WordPiece()
     cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]",
