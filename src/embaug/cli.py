@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -539,9 +540,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def stop_with_parent() -> None:
+    """On Linux, end this process (SIGTERM) when its parent dies, e.g. a killed snakemake.
+
+    A job's shell execs ``embaug``, so the parent is snakemake itself (or the job's shell, which
+    snakemake's death ends too). SIGTERM exits through Python, so an unfinished output's
+    temporary folder is removed (:func:`embaug.io.atomic_path`).
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    parent = os.getppid()
+    pr_set_pdeathsig = 1  # <linux/prctl.h>
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    if os.getppid() != parent:  # the parent died before the request was made
+        sys.exit(128 + signal.SIGTERM)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one stage; input errors print one clear line and exit with status 1."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    if argv is None:  # the `embaug` command, not a call from Python
+        stop_with_parent()
     args = build_parser().parse_args(argv)
     try:
         args.handler(args)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import platform
+import random
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from importlib.metadata import version
 from itertools import islice
@@ -248,6 +250,26 @@ class HeldOutKnn:
         return correct / len(self.labels)
 
 
+@contextmanager
+def global_rng_kept(device: torch.device) -> Iterator[None]:
+    """Run a block without changing the global random states training draws from afterwards.
+
+    Dropout draws from torch's global generator; evaluation libraries reseed the global
+    generators (mteb seeds python, numpy and torch to 42 for every task), so scoring during
+    training would otherwise change every later dropout mask, i.e. the trained model.
+    """
+    python_state, numpy_state = random.getstate(), np.random.get_state()  # noqa: NPY002
+    cuda = []
+    if device.type == "cuda":
+        cuda = [device.index if device.index is not None else torch.cuda.current_device()]
+    try:
+        with torch.random.fork_rng(devices=cuda):
+            yield
+    finally:
+        random.setstate(python_state)
+        np.random.set_state(numpy_state)  # noqa: NPY002
+
+
 def library_versions() -> dict[str, str]:
     """Versions of the libraries that shape a run's numbers."""
     names = ["torch", "transformers", "sentence-transformers", "tokenizers", "numpy"]
@@ -313,7 +335,8 @@ def finetune(
 
     def evaluate() -> tuple[dict[str, float], float]:
         began = time.perf_counter()
-        scores = {column: evaluator(model) for column, evaluator in evaluators.items()}
+        with global_rng_kept(device):
+            scores = {column: evaluator(model) for column, evaluator in evaluators.items()}
         return scores, time.perf_counter() - began
 
     initial_scores, eval_seconds = evaluate() if evaluators else ({}, 0.0)

@@ -20,6 +20,10 @@ if not workflow.overwrite_configfiles:  # a --configfile replaces config.yaml, n
 
 validate(config, workflow.source_path("../schemas/config.schema.yaml"), set_default=True)
 
+# Every rule's shell command is one `embaug` call: exec it, so the job is snakemake's own child
+# and (Linux: a parent-death signal, embaug.cli.stop_with_parent) stops when snakemake dies.
+shell.prefix("set -euo pipefail; exec ")
+
 
 wildcard_constraints:
     dataset=r"[A-Za-z0-9]+([_.-][A-Za-z0-9]+)*",
