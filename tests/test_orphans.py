@@ -15,7 +15,9 @@ from conftest import TINY_ARCHITECTURE
 from test_shell_safety import HOSTILE, write_data
 from test_workflow import REPO_ROOT
 
-pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signal: Linux only")
+pytestmark = pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="parent-death signal: Linux only"
+)
 
 
 def embaug_processes(workdir: Path) -> list[int]:
@@ -48,7 +50,9 @@ def test_killed_snakemake_takes_its_job_along(tmp_path):
     config = {
         "device": "cpu",
         "datasets": {"docs": {"source": str(files["corpus"]), "text": HOSTILE, "label": HOSTILE + "l"}},
-        "models": {"tiny": {"source": "scratch", "tokenizer_corpus": ["docs"], "architecture": TINY_ARCHITECTURE}},
+        "models": {
+            "tiny": {"source": "scratch", "tokenizer_corpus": ["docs"], "architecture": TINY_ARCHITECTURE}
+        },
         "training": {"batch_size": 4, "max_length": 32, "epochs": 1000, "eval_every": 0},
         "study": {"models": ["tiny"], "train_on": ["docs"], "augmentations": ["crops"]},
     }
@@ -56,7 +60,9 @@ def test_killed_snakemake_takes_its_job_along(tmp_path):
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     command = [sys.executable, "-m", "snakemake", "results/models/tiny__docs__crops", "-s",
                str(REPO_ROOT / "Snakefile"), "--cores", "1", "--configfile", "config.yaml"]  # fmt: skip
-    snakemake = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    snakemake = subprocess.Popen(
+        command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     log = tmp_path / "logs" / "finetune" / "tiny__docs__crops.log"
     try:
         assert wait_for(lambda: log.exists() or snakemake.poll() is not None, 180)

@@ -70,12 +70,26 @@ def hostile_config(root: Path) -> dict:
         "datasets": {
             "docs": {"source": str(files["corpus"]), "text": HOSTILE, "label": HOSTILE + "l"},
         },
-        "models": {"tiny": {"source": "scratch", "tokenizer_corpus": ["docs"], "architecture": TINY_ARCHITECTURE}},
-        "training": {"batch_size": 8, "learning_rate": 1.0e-3, "max_length": 48, "max_steps": 4,
-                     "eval_every": 2, "eval_docs": 20, "eval_k": 3},  # fmt: skip
+        "models": {
+            "tiny": {"source": "scratch", "tokenizer_corpus": ["docs"], "architecture": TINY_ARCHITECTURE}
+        },
+        "training": {
+            "batch_size": 8,
+            "learning_rate": 1.0e-3,
+            "max_length": 48,
+            "max_steps": 4,
+            "eval_every": 2,
+            "eval_docs": 20,
+            "eval_k": 3,
+        },  # fmt: skip
         "embedding": {"batch_size": 16, "max_length": 64},
         "evaluation": {"tsne": {"enabled": False}, "linear": {"enabled": False}},
-        "mteb": {"blocks": {"sts": ["STS16"]}, "layer_tasks": [], "training_curves": ["STS16"], "splits": ["test"]},
+        "mteb": {
+            "blocks": {"sts": ["STS16"]},
+            "layer_tasks": [],
+            "training_curves": ["STS16"],
+            "splits": ["test"],
+        },
         "mteb_tasks": {"STS16": {"path": str(files["sts"])}},
         "study": {"models": ["tiny"], "train_on": ["docs"], "augmentations": ["crops"]},
     }
@@ -140,14 +154,57 @@ def test_schema_rejects_unsafe_values(tmp_path, key, value, expected):
     assert not list(tmp_path.rglob("PWNED"))
 
 
-@pytest.mark.slow
-def test_real_run_executes_nothing(tmp_path):
-    """The tiny study end to end (MTEB curves during training included): a table, no PWNED file."""
-    config = hostile_config(tmp_path)
-    result = snakemake(tmp_path, config, "results/tables/table2_knn.csv", "results/figures/figure1_training_curves.png")
+TARGETS = ("results/tables/table2_knn.csv", "results/figures/figure1_training_curves.png")
+
+
+@pytest.fixture(scope="module")
+def real_run(tmp_path_factory):
+    """The hostile tiny study end to end, MTEB and kNN curves during training included (~2 min)."""
+    workdir = tmp_path_factory.mktemp("hostile")
+    config = hostile_config(workdir)
+    result = snakemake(workdir, config, *TARGETS)
     assert result.returncode == 0, output(result)[-6000:]
-    table = pd.read_csv(tmp_path / "results" / "tables" / "table2_knn.csv")
+    return workdir, config
+
+
+@pytest.mark.slow
+def test_real_run_executes_nothing(real_run):
+    workdir, _ = real_run
+    table = pd.read_csv(workdir / "results" / "tables" / "table2_knn.csv")
     assert list(table.columns[:3]) == ["dataset", "base", "crops"], table
-    log = pd.read_csv(tmp_path / "results" / "models" / "tiny__docs__crops" / "train_log.csv")
+    log = pd.read_csv(workdir / "results" / "models" / "tiny__docs__crops" / "train_log.csv")
     assert log["mteb_STS16"].notna().any()  # the hostile-path MTEB file was read
-    assert not list(tmp_path.rglob("PWNED")) and not Path("PWNED").exists()
+    assert not list(workdir.rglob("PWNED")) and not Path("PWNED").exists()
+
+
+MODEL_FILES = ("tokenizer.json", "model.safetensors")
+
+
+@pytest.mark.slow
+def test_same_config_same_table2_and_models(real_run, tmp_path):
+    """A second run of the same config elsewhere: byte-identical base and fine-tuned models and Table 2."""
+    workdir, config = real_run
+    config = {**config, "cache_dir": str(tmp_path / "cache")}
+    result = snakemake(tmp_path, config, *TARGETS)
+    assert result.returncode == 0, output(result)[-6000:]
+    for model in ("base_models/tiny", "models/tiny__docs__crops"):
+        for name in MODEL_FILES:
+            assert (tmp_path / "results" / model / name).read_bytes() == (
+                workdir / "results" / model / name
+            ).read_bytes()
+    table = "results/tables/table2_knn.csv"
+    assert (tmp_path / table).read_text() == (workdir / table).read_text()
+
+
+@pytest.mark.slow
+def test_curves_during_training_leave_the_model_unchanged(real_run, tmp_path):
+    """The same study without kNN and MTEB scoring during training trains the same weights."""
+    workdir, config = real_run
+    config = {**config, "training": {**config["training"], "eval_every": 0}}
+    config["mteb"] = {**config["mteb"], "training_curves": []}
+    run = "results/models/tiny__docs__crops"
+    result = snakemake(tmp_path, config, run)
+    assert result.returncode == 0, output(result)[-6000:]
+    assert "knn_accuracy" not in pd.read_csv(tmp_path / run / "train_log.csv")
+    for name in MODEL_FILES:
+        assert (tmp_path / run / name).read_bytes() == (workdir / run / name).read_bytes()

@@ -89,7 +89,13 @@ def test_mteb_scoring_does_not_change_the_trained_weights(runs, tiny_model_dir, 
     settings = TrainSettings(batch_size=8, learning_rate=1.0e-3, max_length=48, device="cpu", eval_docs=30,
                              eval_k=3, eval_every=2)  # fmt: skip
     scored = finetune(
-        str(tiny_model_dir), corpus, chunks, settings, out / "mteb", "mteb", eval_mteb={"STS16": str(sts_file)}
+        str(tiny_model_dir),
+        corpus,
+        chunks,
+        settings,
+        out / "mteb",
+        "mteb",
+        eval_mteb={"STS16": str(sts_file)},
     )
     assert scored["mteb_STS16"].notna().sum() >= 2
     assert scored["loss"].tolist() == plain["loss"].tolist()

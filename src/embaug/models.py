@@ -10,7 +10,7 @@ import torch
 from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from .downloads import Entry, hub_error, hub_unreachable
-from .errors import EmbaugError
+from .errors import EmbaugError, damaged, first_line
 
 POOLING_PATTERN = re.compile(r"^(mean|cls|sep|token:\d+)$")
 
@@ -46,9 +46,14 @@ def load_encoder(
         model = AutoModel.from_pretrained(  # train in fp32
             source, dtype=torch.float32, local_files_only=offline is not None
         )
-    except (OSError, ValueError) as exc:
+    except Exception as exc:  # noqa: BLE001 (a damaged folder raises anything: OSError, SafetensorError, ...)
         if local:
-            raise EmbaugError(f"model '{name or source}': cannot load '{source}' ({exc})") from exc
+            problem = f"cannot load model '{name or source}' ({type(exc).__name__}: {first_line(exc)})"
+            if Path(source).resolve().is_relative_to(Path("results").resolve()):  # a stage's output
+                raise damaged(source, problem, "model folder") from exc
+            raise EmbaugError(f"{source}: {problem}") from exc
+        if not isinstance(exc, (OSError, ValueError)):
+            raise
         entry = Entry("models", name or "<name>", "/path/to/model_dir  # a save_pretrained directory")
         raise hub_error(entry, f"hub model '{source}'", offline, exc) from exc
     return model.to(device), tokenizer
