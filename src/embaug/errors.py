@@ -8,7 +8,7 @@ class EmbaugError(Exception):
 def first_line(problem: object) -> str:
     """The first line of an error message (library messages can run over many lines)."""
     text = str(problem).strip()
-    return text.splitlines()[0] if text else "no message"
+    return text.splitlines()[0].rstrip(".") if text else "no message"
 
 
 def damaged(path: object, problem: object, kind: str = "file") -> EmbaugError:
