@@ -25,7 +25,10 @@ def test_truncated_parquet_is_one_line(tmp_path, corpus, capsys):
     whole = tmp_path / "whole.parquet"
     corpus.to_parquet(whole)
     broken = truncated_copy(whole, tmp_path / "data" / "raw" / "docs.parquet")
-    assert main(["chunk", "--corpus", str(broken), "--dataset", "docs", "--out", str(tmp_path / "c.parquet")]) == 1
+    assert (
+        main(["chunk", "--corpus", str(broken), "--dataset", "docs", "--out", str(tmp_path / "c.parquet")])
+        == 1
+    )
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1
     assert lines[0].startswith(f"embaug chunk: error: {broken}: ")
@@ -76,7 +79,9 @@ def test_unexpected_error_still_ends_with_the_one_line(tmp_path):
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert "Traceback" in result.stderr
-    assert lines[-1].startswith("embaug table: error: unexpected ") and lines[-1].endswith("(traceback above)")
+    assert lines[-1].startswith("embaug table: error: unexpected ") and lines[-1].endswith(
+        "(traceback above)"
+    )
 
 
 def test_console_shows_the_failed_jobs_message(tmp_path, tiny_architecture):
@@ -87,7 +92,9 @@ def test_console_shows_the_failed_jobs_message(tmp_path, tiny_architecture):
     config = {
         "device": "cpu",
         "datasets": {"docs": {"source": str(files["corpus"]), "text": HOSTILE, "label": HOSTILE + "l"}},
-        "models": {"tiny": {"source": "scratch", "tokenizer_corpus": ["docs"], "architecture": tiny_architecture}},
+        "models": {
+            "tiny": {"source": "scratch", "tokenizer_corpus": ["docs"], "architecture": tiny_architecture}
+        },
         "study": {"models": ["tiny"], "train_on": ["docs"]},
     }
     # a raw file damaged after it was made (e.g. a full disk): chunking it fails

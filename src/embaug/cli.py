@@ -127,7 +127,7 @@ def cmd_check_dataset(args: argparse.Namespace) -> None:
     from .config_checks import check_evaluation_data
     from .io import write_json
 
-    labels = _read_corpus(args.corpus)["label"].to_numpy(dtype=str)
+    labels = read_parquet(args.corpus)["label"].to_numpy(dtype=str)
     counts = check_evaluation_data(labels, args.dataset, args.k, args.test_fraction, args.seed)
     write_json(counts, args.out)
     LOG.info("%s: %s", args.dataset, counts)

@@ -59,7 +59,9 @@ def load_encoder(
     except Exception as exc:  # noqa: BLE001 (a damaged folder raises anything: OSError, SafetensorError, ...)
         if local:
             problem = f"cannot load model '{name or source}' ({type(exc).__name__}: {first_line(exc)})"
-            if Path(source).expanduser().resolve().is_relative_to(Path("results").resolve()):  # a stage's output
+            if (
+                Path(source).expanduser().resolve().is_relative_to(Path("results").resolve())
+            ):  # a stage's output
                 raise damaged(source, problem, "model folder") from exc
             raise EmbaugError(f"{source}: {problem}") from exc
         if not isinstance(exc, (OSError, ValueError)):

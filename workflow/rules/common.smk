@@ -456,7 +456,10 @@ def figure_layers_args(wildcards):
     family = wildcards.family
     return repeated(
         "--model",
-        [(m, f"results/scores/{family}/{m}/{wildcards.dataset}.csv") for m in layer_models(wildcards.dataset)],
+        [
+            (m, f"results/scores/{family}/{m}/{wildcards.dataset}.csv")
+            for m in layer_models(wildcards.dataset)
+        ],
     )
 
 
@@ -572,7 +575,10 @@ def training_mteb_args(wildcards):
     """`--eval-mteb TASK[=FILE]` arguments of a fine-tuning run."""
     return repeated(
         "--eval-mteb",
-        [[task + (f"={MTEB_TASKS[task]['path']}" if task in MTEB_TASKS else "")] for task in training_mteb_tasks()],
+        [
+            [task + (f"={MTEB_TASKS[task]['path']}" if task in MTEB_TASKS else "")]
+            for task in training_mteb_tasks()
+        ],
     )
 
 
@@ -660,7 +666,9 @@ def mteb_layer_files(wildcards):
 
 
 def mteb_layer_args(wildcards):
-    return repeated("--row", [(k, f"results/mteb/{wildcards.model}/layer{k}") for k in mteb_layers(wildcards.model)])
+    return repeated(
+        "--row", [(k, f"results/mteb/{wildcards.model}/layer{k}") for k in mteb_layers(wildcards.model)]
+    )
 
 
 def mteb_targets():
