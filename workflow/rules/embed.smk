@@ -24,7 +24,7 @@ rule embed:
         max_length=config["embedding"]["max_length"],
         pooling=lambda w: embedding_pooling(w.model),
         dtype=config["embedding"]["dtype"],
-        layers=("--layers " + quoted(*config["embedding"]["layers"]) if config["embedding"]["layers"] else ""),
+        layers=f"--layers {quoted(*config['embedding']['layers'])}" if config["embedding"]["layers"] else "",
         device=config["device"],
     shell:
         "embaug embed --model {params.model:q} --name {wildcards.model:q} --corpus {input.corpus:q} "

@@ -62,7 +62,7 @@ use rule mteb as mteb_layers with:
         mem_mb=MTEB_LAYERS_MEM_MB,
         runtime=MTEB_LAYERS_RUNTIME,
     params:
-        layers="--layer " + quoted(*MTEB_LAYERS),
+        layers=f"--layer {quoted(*MTEB_LAYERS)}",
 
 
 rule mteb_table:

@@ -66,7 +66,7 @@ def sweep_figure_files(name):
 def sweep_figure_args(wildcards):
     """`--point SETTING VALUE COLUMN SCORES` and `--reference LABEL COLUMN SCORES` arguments."""
     freeze = SWEEP_FIGURES[wildcards.figure][0]
-    return repeated("--point", sweep_points(freeze)) + " " + repeated("--reference", sweep_references(freeze))
+    return f"{repeated('--point', sweep_points(freeze))} {repeated('--reference', sweep_references(freeze))}"
 
 
 def _label(model, augmentation, overrides):
