@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from test_shell_safety import write_data
+from test_shell_safety import tiny_config, write_data
 from test_workflow import output, snakemake
 
 from embaug.cli import main
@@ -84,19 +84,10 @@ def test_unexpected_error_still_ends_with_the_one_line(tmp_path):
     )
 
 
-def test_console_shows_the_failed_jobs_message(tmp_path, tiny_architecture):
+def test_console_shows_the_failed_jobs_message(tmp_path):
     """show-failed-logs (profiles/default): the job's own line on the console, not only in logs/."""
     files = write_data(tmp_path / "data")
-    from test_shell_safety import HOSTILE
-
-    config = {
-        "device": "cpu",
-        "datasets": {"docs": {"source": str(files["corpus"]), "text": HOSTILE, "label": HOSTILE + "l"}},
-        "models": {
-            "tiny": {"source": "scratch", "tokenizer_corpus": ["docs"], "architecture": tiny_architecture}
-        },
-        "study": {"models": ["tiny"], "train_on": ["docs"]},
-    }
+    config = tiny_config(files)
     # a raw file damaged after it was made (e.g. a full disk): chunking it fails
     truncated_copy(files["corpus"], tmp_path / "data" / "raw" / "docs.parquet")
     result = snakemake(tmp_path, config, "data/chunks/docs/n2.parquet")

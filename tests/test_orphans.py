@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import TINY_ARCHITECTURE
-from test_shell_safety import HOSTILE, write_data
+from test_shell_safety import tiny_config, write_data
 from test_workflow import REPO_ROOT
 
 pytestmark = pytest.mark.skipif(
@@ -47,15 +46,7 @@ def wait_for(condition, timeout: float) -> bool:
 def test_killed_snakemake_takes_its_job_along(tmp_path):
     """The tiny study with a fine-tuning of 1000 epochs: SIGKILL snakemake while it trains (~40 s)."""
     files = write_data(tmp_path / "data")
-    config = {
-        "device": "cpu",
-        "datasets": {"docs": {"source": str(files["corpus"]), "text": HOSTILE, "label": HOSTILE + "l"}},
-        "models": {
-            "tiny": {"source": "scratch", "tokenizer_corpus": ["docs"], "architecture": TINY_ARCHITECTURE}
-        },
-        "training": {"batch_size": 4, "max_length": 32, "epochs": 1000, "eval_every": 0},
-        "study": {"models": ["tiny"], "train_on": ["docs"], "augmentations": ["crops"]},
-    }
+    config = tiny_config(files, training={"batch_size": 4, "max_length": 32, "epochs": 1000, "eval_every": 0})
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     command = [sys.executable, "-m", "snakemake", "results/models/tiny__docs__crops", "-s",

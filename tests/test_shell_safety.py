@@ -61,19 +61,28 @@ def write_data(root: Path) -> dict[str, Path]:
     return {"corpus": corpus_path, "sts": sts_path}
 
 
+def tiny_config(files: dict[str, Path], **sections) -> dict:
+    """A tiny study on :func:`write_data`'s files (scratch model, crops, a test split and k that fit
+    40 documents); ``sections`` replace top-level config sections."""
+    return {
+        "device": "cpu",
+        "datasets": {"docs": {"source": str(files["corpus"]), "text": HOSTILE, "label": HOSTILE + "l"}},
+        "models": {"tiny": {"source": "scratch", "tokenizer_corpus": ["docs"],
+                            "architecture": TINY_ARCHITECTURE}},
+        "evaluation": {"test_fraction": 0.3, "knn": {"k": 3}, "tsne": {"enabled": False},
+                       "linear": {"enabled": False}},
+        "study": {"models": ["tiny"], "train_on": ["docs"], "augmentations": ["crops"]},
+        **sections,
+    }  # fmt: skip
+
+
 def hostile_config(root: Path) -> dict:
     """A tiny study whose every free-text config value is hostile (data lie in a hostile folder)."""
     files = write_data(root / HOSTILE)
-    return {
-        "device": "cpu",
-        "cache_dir": str(root / HOSTILE / "cache"),
-        "datasets": {
-            "docs": {"source": str(files["corpus"]), "text": HOSTILE, "label": HOSTILE + "l"},
-        },
-        "models": {
-            "tiny": {"source": "scratch", "tokenizer_corpus": ["docs"], "architecture": TINY_ARCHITECTURE}
-        },
-        "training": {
+    return tiny_config(
+        files,
+        cache_dir=str(root / HOSTILE / "cache"),
+        training={
             "batch_size": 8,
             "learning_rate": 1.0e-3,
             "max_length": 48,
@@ -82,17 +91,15 @@ def hostile_config(root: Path) -> dict:
             "eval_docs": 20,
             "eval_k": 3,
         },  # fmt: skip
-        "embedding": {"batch_size": 16, "max_length": 64},
-        "evaluation": {"tsne": {"enabled": False}, "linear": {"enabled": False}},
-        "mteb": {
+        embedding={"batch_size": 16, "max_length": 64},
+        mteb={
             "blocks": {"sts": ["STS16"]},
             "layer_tasks": [],
             "training_curves": ["STS16"],
             "splits": ["test"],
         },
-        "mteb_tasks": {"STS16": {"path": str(files["sts"])}},
-        "study": {"models": ["tiny"], "train_on": ["docs"], "augmentations": ["crops"]},
-    }
+        mteb_tasks={"STS16": {"path": str(files["sts"])}},
+    )
 
 
 def commands(text: str) -> list[str]:
@@ -107,7 +114,7 @@ def test_dry_run_quotes_every_hostile_value(tmp_path):
     # every rule on: MTEB tables and layers, t-SNE, linear, baselines, Tables S3 / S4 / S7, seeds,
     # sweeps, Table S6; hostile MTEB splits too (quoted, not restricted)
     config["mteb"].update(enabled=True, splits=["test", HOSTILE], layer_tasks=["STS16"], layers=[0, 2])
-    config["evaluation"] = {"tsne": {"enabled": True}, "linear": {"enabled": True}}
+    config["evaluation"].update(tsne={"enabled": True}, linear={"enabled": True})
     config["baselines"] = {"enabled": True}
     for table in ("table_s3", "table_s4", "table_s7"):
         config[table] = {"enabled": True}
