@@ -9,13 +9,14 @@ fail the dry run instead.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from conftest import TINY_ARCHITECTURE, make_corpus
-from test_workflow import job_stats, output, snakemake
+from test_workflow import REPO_ROOT, job_stats, output, snakemake
 
 HOSTILE = "$(touch PWNED) `touch PWNED`; touch PWNED & 'q\" x"
 
@@ -215,3 +216,27 @@ def test_curves_during_training_leave_the_model_unchanged(real_run, tmp_path):
     assert "knn_accuracy" not in pd.read_csv(tmp_path / run / "train_log.csv")
     for name in MODEL_FILES:
         assert (tmp_path / run / name).read_bytes() == (workdir / run / name).read_bytes()
+
+
+# params that the rule files build already quoted (common.quoted / repeated, shlex.join)
+PRE_QUOTED = {"cells", "panels", "models", "curves", "points", "rows", "eval_corpora", "eval_mteb",
+              "checkpoints", "layers", "local", "splits", "metrics", "preprocessing"}  # fmt: skip
+
+
+def test_every_shell_placeholder_is_quoted():
+    """A static check of workflow/rules/*.smk: each `{...}` in a shell string is `:q`, {threads},
+    or a param built already quoted, so a new rule cannot slip an unquoted value in."""
+    unquoted = []
+    for path in sorted((REPO_ROOT / "workflow" / "rules").glob("*.smk")):
+        in_shell = False
+        for number, line in enumerate(path.read_text().splitlines(), start=1):
+            if line.strip() == "shell:":
+                in_shell = True
+            elif in_shell and line.strip().startswith('"'):
+                for field in re.findall(r"\{([^{}]*)\}", line):
+                    name = field.removeprefix("params.")
+                    if not field.endswith(":q") and field != "threads" and name not in PRE_QUOTED:
+                        unquoted.append(f"{path.name}:{number}: {{{field}}}")
+            else:
+                in_shell = False
+    assert unquoted == []
