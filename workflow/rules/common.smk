@@ -9,6 +9,9 @@ import yaml
 
 from snakemake.utils import min_version, validate
 
+from embaug.augment import PAIR_MAKERS
+from embaug.config_checks import check_config, check_schema
+
 min_version("9.0")
 
 
@@ -17,7 +20,11 @@ if not workflow.overwrite_configfiles:  # a --configfile replaces config.yaml, n
     configfile: "config.yaml"
 
 
-validate(config, workflow.source_path("../schemas/config.schema.yaml"), set_default=True)
+CONFIG_SCHEMA_FILE = workflow.source_path("../schemas/config.schema.yaml")
+CONFIG_SCHEMA = yaml.safe_load(Path(CONFIG_SCHEMA_FILE).read_text())
+check_schema(config, CONFIG_SCHEMA)  # unknown keys and rejected values, one line naming the key
+validate(config, CONFIG_SCHEMA_FILE, set_default=True)  # fills in the defaults
+check_config(config, PAIR_MAKERS)
 
 
 wildcard_constraints:
@@ -139,11 +146,10 @@ def _sweeps():
     """(setting, values, augmentations) of every sweep in study.sweeps; a value that is not valid
     for its setting fails naming the config key."""
     if not STUDY["sweeps"]:
-        return []  # no schema to read at start-up
+        return []
     import jsonschema
 
-    schema = yaml.safe_load(Path(workflow.source_path("../schemas/config.schema.yaml")).read_text())
-    override_schemas = schema["definitions"]["overrides"]["properties"]
+    override_schemas = CONFIG_SCHEMA["definitions"]["overrides"]["properties"]
     found = []
     for key, entry in STUDY["sweeps"].items():
         entry = entry if isinstance(entry, dict) else {"values": entry}
@@ -267,6 +273,17 @@ def chunks(dataset, sentences=None):
     return f"data/chunks/{dataset}/n{sentences or config['chunking']['sentences']}.parquet"
 
 
+def run_checks(wildcards):
+    """The checks of the datasets a run is scored on (rule check_dataset), so that a dataset the
+    evaluation cannot use stops the workflow before fine-tuning. Ancient: a re-check (k changed)
+    re-trains nothing."""
+    spec = RUNS[wildcards.run]
+    trained_on = spec["dataset"]  # Table S4's {dataset}.train is scored on {dataset}
+    scored_on = trained_on if trained_on in config["datasets"] else trained_on.removesuffix(".train")
+    datasets = dict.fromkeys([scored_on, *STUDY["evaluate_on"]])
+    return [ancient(f"data/checks/{dataset}.json") for dataset in datasets]
+
+
 def run_chunks(run):
     """A run's chunk file: its training dataset cut into its sentences per chunk."""
     spec = RUNS[run]
@@ -334,10 +351,34 @@ def local_source(wildcards):
     return [str(source)] if source.is_file() else []
 
 
+NOT_TRAINING_SETTINGS = {"checkpoint_every"}  # how a run is carried out, not what it trains
+
+
+def checkpoint_args(wildcards, output):
+    """`--checkpoint-dir results/checkpoints/{run} --checkpoint-every N` of a fine-tuning run.
+
+    Next to results/models, not inside the run's output, which Snakemake deletes before it
+    reruns a failed job. A function of ``output``, so Snakemake does not count it among the
+    params that make a result outdated: how often a run checkpoints does not change its model.
+    """
+    folder = Path(output[0]).parent.parent / "checkpoints" / wildcards.run
+    return shlex.join(
+        ["--checkpoint-dir", str(folder), "--checkpoint-every", str(config["training"]["checkpoint_every"])]
+    )
+
+
 def train_settings(wildcards):
-    """A run's training parameters (JSON): training defaults, its augmentation, the device."""
+    """A run's training parameters (JSON): training defaults, its dataset's, its augmentation, the device."""
     run = RUNS[wildcards.run]
-    settings = {**config["training"], **config["augmentations"][run["augmentation"]]}
+    dataset = run["dataset"]
+    if dataset not in config["datasets"]:  # Table S4's training part {dataset}.train: its dataset's
+        dataset = dataset.removesuffix(".train")
+    training = {k: v for k, v in config["training"].items() if k not in NOT_TRAINING_SETTINGS}
+    settings = {
+        **training,
+        **config["datasets"][dataset].get("training", {}),
+        **config["augmentations"][run["augmentation"]],
+    }
     settings.update({k: v for k, v in run["overrides"].items() if k != "sentences"})
     settings.update(augmentation=run["augmentation"], device=config["device"])
     # An unset option (null) is left to TrainSettings' default, so adding a new option to the
@@ -458,6 +499,8 @@ def figure_targets():
 MTEB = config["mteb"]
 MTEB_TASKS = config["mteb_tasks"]
 MTEB_BLOCKS = {block: tasks for block, tasks in MTEB["blocks"].items() if tasks}
+if MTEB["layer_tasks"] == "all":  # Figure 4c over every task of the blocks, as the authors
+    MTEB["layer_tasks"] = [task for tasks in MTEB_BLOCKS.values() for task in tasks]
 
 
 def _mteb_tables():
@@ -565,6 +608,24 @@ def mteb_layers(model):
     return list(range(n + 1))
 
 
+def _mteb_layer_plan():
+    """(layers, models) of the per-layer jobs: one job per (model, task) writes every layer's file,
+    so its outputs are one layer list: the first per-layer model's; models scored on other layers
+    (another depth, with mteb.layers null) fail in mteb_layer_files. A model whose layer count
+    cannot be read here is left out (asking for its scores names mteb.layers, via mteb_layers).
+    """
+    groups = {}
+    for model in mteb_layer_models() if MTEB["layer_tasks"] else []:
+        try:
+            groups.setdefault(tuple(mteb_layers(model)), []).append(model)
+        except ValueError:
+            continue
+    return next(iter(groups.items()), ((), []))
+
+
+MTEB_LAYERS, MTEB_LAYER_MODELS = _mteb_layer_plan()
+
+
 def mteb_layer_blocks():
     """The per-layer tasks grouped by their block (tasks in no block go to 'other')."""
     blocks = {b: [t for t in ts if t in MTEB["layer_tasks"]] for b, ts in MTEB_BLOCKS.items()}
@@ -575,6 +636,12 @@ def mteb_layer_blocks():
 
 def mteb_layer_files(wildcards):
     layers = mteb_layers(wildcards.model)
+    if wildcards.model not in MTEB_LAYER_MODELS or tuple(layers) != tuple(MTEB_LAYERS):
+        raise ValueError(
+            f"config: per-layer MTEB of '{wildcards.model}' (layers {layers}): the per-layer models "
+            f"{MTEB_LAYER_MODELS} are scored on layers {list(MTEB_LAYERS)}; set mteb.layers (one list "
+            "for every model) or mteb.layer_models (models of one depth)"
+        )
     return [f"results/mteb/{wildcards.model}/layer{k}/{t}.json" for k in layers for t in MTEB["layer_tasks"]]
 
 
