@@ -20,6 +20,7 @@ from embaug.evaluate.preprocess import metric_name, preprocessed
 from embaug.evaluate.split import labelled_split
 from embaug.evaluate.tfidf import svd_vectors, tfidf_vectors
 from embaug.report.grid_tables import GridCell, grid_table
+from embaug.store import EmbeddingStore
 
 # --- preprocessing (Table S3) ------------------------------------------------------------------
 
@@ -283,8 +284,8 @@ def test_table_s7_and_table2_baselines(tables_study):
     }
     for column, path in expected.items():
         assert table.loc[("bbc", "tiny"), column] == pytest.approx(last_layer(path, "euclidean"), abs=0.01)
-    with np.load(workdir / "results" / "embeddings_pooled" / "cls" / "tiny" / "bbc.npz") as stored:
-        assert stored["embeddings"].shape == (1, 160, 32) and stored["layer"].tolist() == [2]
+    stored = EmbeddingStore(workdir / "results" / "embeddings_pooled" / "cls" / "tiny" / "bbc")
+    assert stored.layers == [2] and stored.layer(2).shape == (160, 32)
     table2 = read_table(workdir, "table2_knn").set_index("dataset")
     assert table2.columns.tolist() == ["base", "dropout", "crops", "tfidf", "tfidf_svd"]
     for baseline in ("tfidf", "tfidf_svd"):

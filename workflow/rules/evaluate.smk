@@ -3,7 +3,7 @@
 
 rule knn:
     input:
-        embeddings="results/embeddings/{model}/{dataset}.npz",
+        embeddings="results/embeddings/{model}/{dataset}",
         corpus="data/raw/{dataset}.parquet",
     output:
         "results/scores/knn/{model}/{dataset}.csv",
@@ -32,7 +32,7 @@ rule knn:
 
 rule linear:
     input:
-        embeddings="results/embeddings/{model}/{dataset}.npz",
+        embeddings="results/embeddings/{model}/{dataset}",
         corpus="data/raw/{dataset}.parquet",
     output:
         "results/scores/linear/{model}/{dataset}.csv",
@@ -47,10 +47,15 @@ rule linear:
         mem_mb=LINEAR_MEM_MB,
         runtime=LINEAR_RUNTIME,
     params:
-        max_iter=config["evaluation"]["linear"]["max_iter"],
+        C=LINEAR["C"] if LINEAR["C"] is not None else "none",  # none: no penalty
+        solver=LINEAR["solver"],
+        tol=LINEAR["tol"],
+        max_iter=LINEAR["max_iter"],
+        max_train=LINEAR["max_train"] if LINEAR["max_train"] is not None else "none",
         test_fraction=config["evaluation"]["test_fraction"],
         seed=config["evaluation"]["seed"],
     shell:
         "embaug linear --embeddings {input.embeddings:q} --corpus {input.corpus:q} "
-        "--max-iter {params.max_iter:q} --test-fraction {params.test_fraction:q} "
+        "--C {params.C:q} --solver {params.solver:q} --tol {params.tol:q} --max-iter {params.max_iter:q} "
+        "--max-train {params.max_train:q} --test-fraction {params.test_fraction:q} "
         "--seed {params.seed:q} --out {output:q} > {log:q} 2>&1"
