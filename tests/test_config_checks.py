@@ -262,6 +262,12 @@ CONFIG_CASES = [
         "chunking.min_chars (300) is above chunking.max_chars (250)",
     ),
     ("training.eval_k", 20, "training.eval_k (20) must be below training.eval_docs (11)"),
+    ("study.table2_model", "other", "study.table2_model names 'other', which is not in study.models (tiny)"),
+    (
+        "study.seeds",
+        [1, 2],
+        "study.paired_difference names 'crops', which is not in study.augmentations (dropout, masking)",
+    ),
 ]
 
 
@@ -270,6 +276,8 @@ def test_config_errors_name_the_key(path, value, message):
     config = changed(path, value)
     if path == "training.eval_k":
         config["training"]["eval_docs"] = 11
+    if path == "study.seeds":
+        config["study"]["augmentations"] = ["dropout", "masking"]
     with pytest.raises(ConfigError) as info:
         check_config(with_defaults(config), PAIR_MAKERS)
     assert str(info.value).startswith("config: ") and message in str(info.value)

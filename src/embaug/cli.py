@@ -5,23 +5,22 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from .errors import EmbaugError
+from .errors import EmbaugError, first_line
+from .io import read_parquet
 
 if TYPE_CHECKING:
     from .store import EmbeddingStore
 
 LOG = logging.getLogger("embaug")
-
-
-def _read_corpus(path: str) -> pd.DataFrame:
-    return pd.read_parquet(path)
 
 
 def cmd_download(args: argparse.Namespace) -> None:
@@ -40,7 +39,7 @@ def cmd_chunk(args: argparse.Namespace) -> None:
     from .io import write_parquet
 
     chunks = chunk_corpus(
-        _read_corpus(args.corpus), args.sentences, args.min_chars, args.max_chars, args.dataset
+        read_parquet(args.corpus), args.sentences, args.min_chars, args.max_chars, args.dataset
     )
     write_parquet(chunks, args.out)
     LOG.info("%d chunks from %d documents", len(chunks), chunks["doc_id"].nunique())
@@ -51,7 +50,7 @@ def cmd_init_model(args: argparse.Namespace) -> None:
     from .io import atomic_path
     from .models import build_scratch_model
 
-    texts = [text for path in args.corpus for text in _read_corpus(path)["text"]]
+    texts = [text for path in args.corpus for text in read_parquet(path)["text"]]
     with atomic_path(args.out) as tmp:
         build_scratch_model(texts, tmp, json.loads(args.architecture), args.seed)
 
@@ -74,11 +73,11 @@ def cmd_finetune(args: argparse.Namespace) -> None:
     eval_corpora = {}
     for entry in args.eval_corpus or []:
         name, _, path = entry.partition("=")
-        eval_corpora[name] = _read_corpus(path)
+        eval_corpora[name] = read_parquet(path)
     finetune(
         args.model,
-        _read_corpus(args.corpus),
-        pd.read_parquet(args.chunks),
+        read_parquet(args.corpus),
+        read_parquet(args.chunks),
         settings,
         args.out,
         args.run,
@@ -104,8 +103,8 @@ def cmd_embed(args: argparse.Namespace) -> None:
 
     set_threads(args.threads)
     pooling = check_pooling(args.pooling)
+    doc_ids = read_parquet(args.corpus, columns=["doc_id"])["doc_id"].to_numpy(dtype=str)
     corpus = pq.ParquetFile(args.corpus)
-    doc_ids = corpus.read(columns=["doc_id"])["doc_id"].to_numpy().astype(str)
     windows = (
         batch["text"].to_pylist() for batch in corpus.iter_batches(batch_size=EMBED_WINDOW, columns=["text"])
     )
@@ -125,7 +124,7 @@ def _load_embeddings(embeddings: str, corpus: str) -> tuple[EmbeddingStore, list
     from .store import EmbeddingStore
 
     store = EmbeddingStore(embeddings)
-    table = pd.read_parquet(corpus, columns=["doc_id", "label"])
+    table = read_parquet(corpus, columns=["doc_id", "label"])
     if not np.array_equal(store.doc_ids, table["doc_id"].to_numpy(dtype=str)):
         raise EmbaugError(f"{embeddings}: documents differ from {corpus}; re-run the embed stage")
     return store, store.layers, table["label"].to_numpy(dtype=str)
@@ -136,7 +135,7 @@ def cmd_check_dataset(args: argparse.Namespace) -> None:
     from .config_checks import check_evaluation_data
     from .io import write_json
 
-    labels = _read_corpus(args.corpus)["label"].to_numpy(dtype=str)
+    labels = read_parquet(args.corpus)["label"].to_numpy(dtype=str)
     counts = check_evaluation_data(labels, args.dataset, args.k, args.test_fraction, args.seed)
     write_json(counts, args.out)
     LOG.info("%s: %s", args.dataset, counts)
@@ -228,7 +227,7 @@ def cmd_tfidf(args: argparse.Namespace) -> None:
     from .evaluate.tfidf import svd_vectors, tfidf_vectors
     from .io import write_csv
 
-    corpus = _read_corpus(args.corpus)
+    corpus = read_parquet(args.corpus)
     labels = corpus["label"].to_numpy(dtype=str)
     _check_scoring(labels, args)
     _, test = labelled_split(labels, args.test_fraction, args.seed)
@@ -251,7 +250,7 @@ def cmd_split_dataset(args: argparse.Namespace) -> None:
     from .data.heldout import held_out_parts
     from .io import write_parquet
 
-    train, test = held_out_parts(_read_corpus(args.corpus), args.test_fraction, args.seed)
+    train, test = held_out_parts(read_parquet(args.corpus), args.test_fraction, args.seed)
     write_parquet(train, args.out_train)
     write_parquet(test, args.out_test)
     LOG.info("training part %d documents, held-out test part %d", len(train), len(test))
@@ -350,7 +349,7 @@ def cmd_figure_tsne(args: argparse.Namespace) -> None:
     panels = {}
     for name, coords, scores in args.panel:
         accuracy = _last_layer_accuracy(scores, args.metric)
-        panels[f"{name} (kNN {accuracy})" if accuracy else name] = pd.read_parquet(coords)
+        panels[f"{name} (kNN {accuracy})" if accuracy else name] = read_parquet(coords)
     tsne_panels_figure(panels, args.out, args.title)
 
 
@@ -433,6 +432,11 @@ def cmd_vs_paper(args: argparse.Namespace) -> None:
 def _count_or_none(value: str) -> int | None:
     """An argument that is a count, or ``none`` for no limit."""
     return None if value.lower() == "none" else int(value)
+
+
+def _float_or_none(value: str) -> float | None:
+    """An argument that is a number, or ``none``."""
+    return None if value.lower() == "none" else float(value)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -540,7 +544,9 @@ def build_parser() -> argparse.ArgumentParser:
             )
         else:
             # the authors' probe, as embaug.evaluate.linear.LinearSettings (not imported: sklearn is slow)
-            sub.add_argument("--C", type=float, help="inverse L2 strength (default: no penalty)")
+            sub.add_argument(
+                "--C", type=_float_or_none, help="inverse L2 strength, or none: no penalty (default)"
+            )
             sub.add_argument("--solver", default="saga", help="scikit-learn LogisticRegression solver")
             sub.add_argument("--tol", type=float, default=1e-2)
             sub.add_argument("--max-iter", type=int, default=1000)
@@ -688,14 +694,44 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def stop_with_parent() -> None:
+    """On Linux, end this process (SIGTERM) when its parent dies, e.g. a killed snakemake.
+
+    A job's shell execs ``embaug``, so the parent is snakemake itself (or the job's shell, which
+    snakemake's death ends too). SIGTERM exits through Python, so an unfinished output's
+    temporary folder is removed (:func:`embaug.io.atomic_path`).
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    parent = os.getppid()
+    pr_set_pdeathsig = 1  # <linux/prctl.h>
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    if os.getppid() != parent:  # the parent died before the request was made
+        sys.exit(128 + signal.SIGTERM)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one stage; input errors print one clear line and exit with status 1."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    if argv is None:  # the `embaug` command, not a call from Python
+        stop_with_parent()
     args = build_parser().parse_args(argv)
     try:
         args.handler(args)
     except EmbaugError as exc:
         print(f"embaug {args.stage}: error: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:
+        if argv is not None:  # called from Python: the caller gets the exception
+            raise
+        # the `embaug` command: the traceback for a bug report, then the log's usual last line
+        traceback.print_exc()
+        message = f"unexpected {type(exc).__name__}: {first_line(exc)} (traceback above)"
+        print(f"embaug {args.stage}: error: {message}", file=sys.stderr)
         return 1
     return 0
 

@@ -11,6 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow
+
+from .errors import EmbaugError, damaged
 
 
 @contextmanager
@@ -38,6 +41,17 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path)
     elif path.exists() or path.is_symlink():
         path.unlink()
+
+
+def read_parquet(path: str | Path, columns: list[str] | None = None) -> pd.DataFrame:
+    """Read a Parquet file a stage wrote; a missing or unreadable one fails in one line that says how
+    to rebuild it (instead of pyarrow's traceback); ``columns``: only these."""
+    if not Path(path).is_file():
+        raise EmbaugError(f"{path}: no such file")
+    try:
+        return pd.read_parquet(path, columns=columns)
+    except (OSError, ValueError, pyarrow.ArrowException) as exc:
+        raise damaged(path, exc, "Parquet file") from exc
 
 
 def write_parquet(df: pd.DataFrame, path: str | Path) -> None:

@@ -21,15 +21,15 @@ rule knn:
     params:
         preprocessing="raw",  # Table S3's rule knn_preprocessed scores centred / whitened ones
         k=config["evaluation"]["knn"]["k"],
-        metrics=" ".join(config["evaluation"]["knn"]["metrics"]),
+        metrics=quoted(*config["evaluation"]["knn"]["metrics"]),
         test_fraction=config["evaluation"]["test_fraction"],
         seed=config["evaluation"]["seed"],
         device=config["device"],
     shell:
-        "embaug knn --embeddings {input.embeddings} --corpus {input.corpus} --k {params.k} "
+        "embaug knn --embeddings {input.embeddings:q} --corpus {input.corpus:q} --k {params.k:q} "
         "--metrics {params.metrics} --preprocessing {params.preprocessing} "
-        "--test-fraction {params.test_fraction} --seed {params.seed} "
-        "--device {params.device:q} --threads {threads} --out {output} > {log} 2>&1"
+        "--test-fraction {params.test_fraction:q} --seed {params.seed:q} --device {params.device:q} "
+        "--threads {threads} --out {output:q} > {log:q} 2>&1"
 
 
 rule linear:
@@ -49,7 +49,7 @@ rule linear:
         mem_mb=LINEAR_MEM_MB,
         runtime=LINEAR_RUNTIME,
     params:
-        C=f"--C {float(LINEAR['C'])}" if LINEAR["C"] is not None else "",  # none: no penalty
+        C=LINEAR["C"] if LINEAR["C"] is not None else "none",  # none: no penalty
         solver=LINEAR["solver"],
         tol=LINEAR["tol"],
         max_iter=LINEAR["max_iter"],
@@ -58,6 +58,6 @@ rule linear:
         seed=config["evaluation"]["seed"],
     shell:
         "embaug linear --embeddings {input.embeddings:q} --corpus {input.corpus:q} "
-        "{params.C} --solver {params.solver:q} "
-        "--tol {params.tol} --max-iter {params.max_iter} --max-train {params.max_train} "
-        "--test-fraction {params.test_fraction} --seed {params.seed} --out {output:q} > {log:q} 2>&1"
+        "--C {params.C:q} --solver {params.solver:q} --tol {params.tol:q} --max-iter {params.max_iter:q} "
+        "--max-train {params.max_train:q} --test-fraction {params.test_fraction:q} "
+        "--seed {params.seed:q} --out {output:q} > {log:q} 2>&1"
