@@ -32,7 +32,8 @@ def score_layers(
     train, test = labelled_split(labels, test_fraction, seed)
     score_all = _each(scorers) if isinstance(scorers, Mapping) else scorers
     rows = []
-    for layer, embeddings in tqdm(list(zip(layer_ids, layers)), desc="score layers", unit="layer"):
+    pairs = zip(layer_ids, layers)  # lazily: a store maps one layer at a time
+    for layer, embeddings in tqdm(pairs, total=len(layer_ids), desc="score layers", unit="layer"):
         for metric, accuracy in score_all(embeddings, labels, train, test).items():
             rows.append((int(layer), metric, accuracy, len(train), len(test)))
     return pd.DataFrame(rows, columns=["layer", "metric", "accuracy", "n_train", "n_test"])
