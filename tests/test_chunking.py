@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from embaug.data.chunking import chunk_corpus, chunks_of, kept_sentences
+from embaug.data.chunking import chunk_batches, chunk_corpus, chunks_of, kept_sentences
 from embaug.errors import EmbaugError
 
 
@@ -134,3 +134,28 @@ def test_chunk_corpus_n3_needs_four_sentences_for_a_pair():
         chunk_corpus(corpus, n=3)
     corpus = pd.DataFrame({"doc_id": ["a"], "text": [_doc(120, 130, 140, 150)]})
     assert len(chunk_corpus(corpus, n=3)) == 2
+
+
+def test_chunk_stage_reads_and_writes_in_windows(corpus, tmp_path, monkeypatch):
+    """The chunk stage holds one window of documents at a time and writes the same table as
+    chunk_corpus on the whole corpus, windows without chunks included."""
+    import embaug.cli
+
+    corpus = pd.concat(
+        [
+            corpus.iloc[:3],
+            pd.DataFrame({"doc_id": ["short1", "short2"], "text": [_doc(50), _doc(60)]}),
+            corpus.iloc[3:],
+        ]
+    ).reset_index(drop=True)
+    corpus.to_parquet(tmp_path / "raw.parquet")
+    monkeypatch.setattr(embaug.cli, "CHUNK_WINDOW", 2)
+    out = tmp_path / "chunks.parquet"
+    assert embaug.cli.main(["chunk", "--corpus", str(tmp_path / "raw.parquet"), "--out", str(out)]) == 0
+    pd.testing.assert_frame_equal(pd.read_parquet(out), chunk_corpus(corpus, n=2))
+
+
+def test_chunk_batches_raise_after_the_last_window_without_pairs():
+    windows = [pd.DataFrame({"doc_id": [str(i)], "text": [_doc(120, 130)]}) for i in range(3)]
+    with pytest.raises(EmbaugError, match="no usable chunks"):
+        list(chunk_batches(windows, n=2, dataset="shorts"))

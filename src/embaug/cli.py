@@ -33,16 +33,35 @@ def cmd_download(args: argparse.Namespace) -> None:
     LOG.info("%s: %d documents, %d labels", args.dataset, len(corpus), corpus["label"].nunique())
 
 
-def cmd_chunk(args: argparse.Namespace) -> None:
-    """Split every document into overlapping n-sentence chunks."""
-    from .data.chunking import chunk_corpus
-    from .io import write_parquet
+CHUNK_WINDOW = 20_000
+"""Documents chunked together by ``chunk`` (memory: one window's documents and chunks)."""
 
-    chunks = chunk_corpus(
-        read_parquet(args.corpus), args.sentences, args.min_chars, args.max_chars, args.dataset
+
+def cmd_chunk(args: argparse.Namespace) -> None:
+    """Split every document into overlapping n-sentence chunks, a window of documents at a time."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from .data.chunking import chunk_batches
+    from .io import atomic_path
+
+    read_parquet(args.corpus, columns=["doc_id"])  # a missing or damaged corpus: one clear line
+    windows = (
+        batch.to_pandas()
+        for batch in pq.ParquetFile(args.corpus).iter_batches(CHUNK_WINDOW, columns=["doc_id", "text"])
     )
-    write_parquet(chunks, args.out)
-    LOG.info("%d chunks from %d documents", len(chunks), chunks["doc_id"].nunique())
+    n_chunks, n_docs = 0, 0
+    with atomic_path(args.out) as tmp:
+        writer = None
+        for chunks in chunk_batches(windows, args.sentences, args.min_chars, args.max_chars, args.dataset):
+            if chunks.empty:
+                continue
+            table = pa.Table.from_pandas(chunks, preserve_index=False)
+            writer = writer or pq.ParquetWriter(tmp, table.schema)
+            writer.write_table(table.cast(writer.schema))
+            n_chunks, n_docs = n_chunks + len(chunks), n_docs + chunks["doc_id"].nunique()
+        writer.close()
+    LOG.info("%d chunks from %d documents", n_chunks, n_docs)
 
 
 def cmd_init_model(args: argparse.Namespace) -> None:

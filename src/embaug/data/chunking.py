@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+
 import pandas as pd
 
 from ..errors import EmbaugError
@@ -23,6 +25,23 @@ def chunks_of(sentences: list[str], n: int) -> list[str]:
     return ["".join(f"{s}. " for s in sentences[i : i + n]) for i in range(len(sentences) - n + 1)]
 
 
+def _chunk_table(corpus: pd.DataFrame, n: int, min_chars: int, max_chars: int) -> pd.DataFrame:
+    rows = [
+        (doc_id, chunk_id, chunk)
+        for doc_id, text in zip(corpus["doc_id"], corpus["text"])
+        for chunk_id, chunk in enumerate(chunks_of(kept_sentences(text, min_chars, max_chars), n))
+    ]
+    return pd.DataFrame(rows, columns=["doc_id", "chunk_id", "text"])
+
+
+def _no_usable_chunks(n: int, min_chars: int, max_chars: int, dataset: str) -> EmbaugError:
+    return EmbaugError(
+        f"dataset '{dataset}': no usable chunks: no document has two chunks of {n} sentences "
+        f"of {min_chars}-{max_chars} characters (keys chunking.sentences, chunking.min_chars, "
+        "chunking.max_chars)"
+    )
+
+
 def chunk_corpus(
     corpus: pd.DataFrame, n: int = 2, min_chars: int = 100, max_chars: int = 250, dataset: str = ""
 ) -> pd.DataFrame:
@@ -30,16 +49,22 @@ def chunk_corpus(
 
     Raises if not one document yields two chunks, since then no positive pair can be made.
     """
-    rows = [
-        (doc_id, chunk_id, chunk)
-        for doc_id, text in zip(corpus["doc_id"], corpus["text"])
-        for chunk_id, chunk in enumerate(chunks_of(kept_sentences(text, min_chars, max_chars), n))
-    ]
-    chunks = pd.DataFrame(rows, columns=["doc_id", "chunk_id", "text"])
-    if chunks.empty or chunks["doc_id"].value_counts().max() < 2:
-        raise EmbaugError(
-            f"dataset '{dataset}': no usable chunks: no document has two chunks of {n} sentences "
-            f"of {min_chars}-{max_chars} characters (keys chunking.sentences, chunking.min_chars, "
-            "chunking.max_chars)"
-        )
+    chunks = _chunk_table(corpus, n, min_chars, max_chars)
+    if chunks.empty or chunks["chunk_id"].max() < 1:
+        raise _no_usable_chunks(n, min_chars, max_chars, dataset)
     return chunks
+
+
+def chunk_batches(
+    batches: Iterable[pd.DataFrame], n: int = 2, min_chars: int = 100, max_chars: int = 250, dataset: str = ""
+) -> Iterator[pd.DataFrame]:
+    """:func:`chunk_corpus` of a corpus read in batches of documents, one chunk table per batch,
+    so a large corpus is never held whole; raises after the last batch if no document anywhere
+    yields two chunks."""
+    usable = False
+    for batch in batches:
+        chunks = _chunk_table(batch, n, min_chars, max_chars)
+        usable = usable or bool(len(chunks) and chunks["chunk_id"].max() >= 1)
+        yield chunks
+    if not usable:
+        raise _no_usable_chunks(n, min_chars, max_chars, dataset)
