@@ -74,3 +74,12 @@ def test_dry_run_batch_sizes_per_dataset_and_layer_tasks(tmp_path):
     assert runs["mpnet__iclr__crops"] == runs["mpnet__biorxiv.train__crops"] == "64"
     layer_jobs = set(re.findall(r"results/mteb/mpnet/layer0/(\S+)\.json", text))
     assert layer_jobs == set(paper_tasks())
+    # precision float32 everywhere; float32 files; Table 1 rows encoded as the authors
+    assert all('"precision": "float32"' in line for line in finetunes)
+    embeds = [line for line in text.splitlines() if "embaug embed " in line]
+    assert embeds and all("--dtype float32" in e and "--precision float32" in e for e in embeds)
+    mteb = [line for line in text.splitlines() if "embaug mteb " in line]
+    base = [line for line in mteb if "--name mpnet " in line]
+    runs = [line for line in mteb if "--name mpnet__iclr__crops " in line]
+    assert base and all("--max-length 512 --no-normalize" in line for line in base)
+    assert runs and all("--max-length 384 --normalize" in line for line in runs)

@@ -54,11 +54,13 @@ def cmd_init_model(args: argparse.Namespace) -> None:
 
 def cmd_finetune(args: argparse.Namespace) -> None:
     """Fine-tune one run contrastively and save the model, its log and its parameters."""
+    from .encode import set_precision
     from .models import set_threads
     from .train import TrainSettings, finetune
 
     set_threads(args.threads)
     settings = TrainSettings(**json.loads(args.settings))
+    set_precision(settings.precision)  # also the MTEB training curves' encodings
     eval_corpora = {}
     for entry in args.eval_corpus or []:
         name, _, path = entry.partition("=")
@@ -320,6 +322,7 @@ def cmd_mteb(args: argparse.Namespace) -> None:
         max_length=args.max_length,
         pooling=args.pooling,
         device=args.device,
+        normalize=args.normalize,
         splits=args.splits,
     )
     score = main_score(result, args.splits)
@@ -355,6 +358,9 @@ def build_parser() -> argparse.ArgumentParser:
         sub = stages.add_parser(name, help=handler.__doc__)
         sub.set_defaults(handler=handler)
         return sub
+
+    def precision_option(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--precision", default="float32", help="float32, or bfloat16 autocast on CUDA")
 
     def table_outputs(sub: argparse.ArgumentParser, title: str) -> None:
         """A table stage's title and its two files: CSV (data) and Markdown (for reading)."""
@@ -404,6 +410,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--pooling", default="mean")
     sub.add_argument("--layers", type=int, nargs="+", help="layer indices (default: all)")
     sub.add_argument("--dtype", default="float32", choices=["float32", "float16"])
+    precision_option(sub)
     sub.add_argument("--device", default="auto")
     sub.add_argument("--threads", type=int)
     sub.add_argument("--out", required=True)
@@ -535,6 +542,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--batch-size", type=int, default=64)
     sub.add_argument("--max-length", type=int, default=512)
     sub.add_argument("--pooling", default="mean")
+    sub.add_argument(
+        "--normalize",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="L2-normalise the embeddings (the authors' fine-tuned models; not their base models)",
+    )
+    precision_option(sub)
     sub.add_argument("--device", default="auto")
     sub.add_argument("--threads", type=int)
     sub.add_argument("--out", required=True)
@@ -557,6 +571,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     args = build_parser().parse_args(argv)
     try:
+        if "precision" in vars(args):
+            from .encode import set_precision
+
+            set_precision(args.precision)
         args.handler(args)
     except EmbaugError as exc:
         print(f"embaug {args.stage}: error: {exc}", file=sys.stderr)

@@ -19,6 +19,8 @@ if not workflow.overwrite_configfiles:  # a --configfile replaces config.yaml, n
 
 
 validate(config, workflow.source_path("../schemas/config.schema.yaml"), set_default=True)
+if config["embedding"]["dtype"] is None:  # stored embeddings follow precision
+    config["embedding"]["dtype"] = "float32" if config["precision"] == "float32" else "float16"
 
 
 wildcard_constraints:
@@ -330,7 +332,7 @@ def train_settings(wildcards):
         **config["augmentations"][run["augmentation"]],
     }
     settings.update({k: v for k, v in run["overrides"].items() if k != "sentences"})
-    settings.update(augmentation=run["augmentation"], device=config["device"])
+    settings.update(augmentation=run["augmentation"], device=config["device"], precision=config["precision"])
     # An unset option (null) is left to TrainSettings' default, so adding a new option to the
     # schema never changes existing runs' params (which would re-train them).
     return json.dumps({k: v for k, v in settings.items() if v is not None}, sort_keys=True)
@@ -449,6 +451,17 @@ def figure_targets():
 MTEB = config["mteb"]
 MTEB_TASKS = config["mteb_tasks"]
 MTEB_BLOCKS = {block: tasks for block, tasks in MTEB["blocks"].items() if tasks}
+
+
+def mteb_encoding(model):
+    """`--max-length N --[no-]normalize` of a model's MTEB encoding: the authors' encodings of
+    base / reference models (SentenceTransformer(hub id)) and of fine-tuned runs (exported models)."""
+    run = model in RUNS
+    max_length = MTEB["finetuned_max_length"] if run else MTEB["max_length"]
+    normalize = MTEB["normalize_runs"] if run else MTEB["normalize_models"]
+    return f"--max-length {max_length} --{'' if normalize else 'no-'}normalize"
+
+
 if MTEB["layer_tasks"] == "all":  # Figure 4c over every task of the blocks, as the authors
     MTEB["layer_tasks"] = [task for tasks in MTEB_BLOCKS.values() for task in tasks]
 

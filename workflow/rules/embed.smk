@@ -27,9 +27,10 @@ rule embed:
             if config["embedding"]["layers"]
             else ""
         ),
+        precision=config["precision"],
         device=config["device"],
     shell:
         "embaug embed --model {params.model:q} --name {wildcards.model} --corpus {input.corpus} "
         "--batch-size {params.batch_size} --max-length {params.max_length} "
         "--pooling {params.pooling:q} --dtype {params.dtype} {params.layers} "
-        "--device {params.device} --threads {threads} --out {output} > {log} 2>&1"
+        "--precision {params.precision} --device {params.device} --threads {threads} --out {output} > {log} 2>&1"

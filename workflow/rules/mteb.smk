@@ -24,13 +24,14 @@ rule mteb:
         local=mteb_local_args,
         splits=" ".join(MTEB["splits"]),
         batch_size=MTEB["batch_size"],
-        max_length=MTEB["max_length"],
+        encoding=lambda w: mteb_encoding(w.model),
         pooling=config["embedding"]["pooling"],
+        precision=config["precision"],
         device=config["device"],
     shell:
         "embaug mteb --model {params.model:q} --name {wildcards.model} --task {wildcards.task} "
         "{params.layer} {params.local} --splits {params.splits} --cache-dir results/mteb "
-        "--batch-size {params.batch_size} --max-length {params.max_length} "
+        "--batch-size {params.batch_size} {params.encoding} --precision {params.precision} "
         "--pooling {params.pooling:q} --device {params.device} --threads {threads} "
         "--out {output} > {log} 2>&1"
 

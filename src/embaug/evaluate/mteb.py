@@ -99,10 +99,14 @@ def _encoder_class():
     from mteb.models.abs_encoder import AbsEncoder
 
     class LayerEncoder(AbsEncoder):
-        """One layer's pooled, L2-normalised output, encoded with ``embed_layers``."""
+        """One layer's pooled output (L2-normalised with ``normalize``), encoded with ``embed_layers``."""
 
-        def __init__(self, model, tokenizer, meta, layer=None, batch_size=64, max_length=512, pooling="mean"):
+        def __init__(
+            self, model, tokenizer, meta, layer=None, batch_size=64, max_length=512, pooling="mean",
+            normalize=True,
+        ):  # fmt: skip
             self.model, self.tokenizer, self.mteb_model_meta = model, tokenizer, meta
+            self.normalize = normalize
             self.layer, self.batch_size, self.max_length, self.pooling = (
                 layer,
                 batch_size,
@@ -129,6 +133,8 @@ def _encoder_class():
             )[0]
             self.seconds += time.perf_counter() - start
             self.n_texts += len(texts)
+            if not self.normalize:
+                return embeddings
             norms = np.linalg.norm(embeddings, axis=1, keepdims=True)
             return embeddings / np.maximum(norms, 1e-12)
 
@@ -144,6 +150,7 @@ def make_encoder(
     max_length: int = 512,
     pooling: str = "mean",
     device: str = "auto",
+    normalize: bool = True,
 ):
     """Load ``source`` and wrap it as an mteb encoder with a distinct name and revision."""
     from ..models import load_encoder, resolve_device
@@ -151,7 +158,7 @@ def make_encoder(
     model, tokenizer = load_encoder(source, resolve_device(device), model_name)
     return wrap_encoder(
         model, tokenizer, model_name, model_fingerprint(source), layer=layer,
-        batch_size=batch_size, max_length=max_length, pooling=pooling,
+        batch_size=batch_size, max_length=max_length, pooling=pooling, normalize=normalize,
     )  # fmt: skip
 
 
@@ -165,8 +172,15 @@ def wrap_encoder(
     batch_size: int = 64,
     max_length: int = 512,
     pooling: str = "mean",
+    normalize: bool = True,
 ):
-    """An mteb encoder for a loaded model; ``fingerprint`` identifies its weights in the revision."""
+    """An mteb encoder for a loaded model; ``fingerprint`` identifies its weights in the revision.
+
+    ``normalize``: L2-normalise the embeddings (the authors' exported fine-tuned models) or not
+    (their base models, ``SentenceTransformer(hub id)``: mean pooling only). The revision also
+    records the process's precision (:func:`embaug.encode.set_precision`).
+    """
+    from ..encode import current_precision
     from ..models import check_pooling
 
     n_layers = model.config.num_hidden_layers + 1
@@ -178,7 +192,8 @@ def wrap_encoder(
         "layer": layer,
         "pooling": check_pooling(pooling),
         "max_length": max_length,
-        "normalize": True,
+        "normalize": normalize,
+        "precision": current_precision(),
     }
     meta = build_model_meta(
         mteb_model_name(model_name, layer),
@@ -187,7 +202,7 @@ def wrap_encoder(
         n_parameters=sum(p.numel() for p in model.parameters()),
         max_tokens=max_length,
     )
-    return _encoder_class()(model, tokenizer, meta, layer, batch_size, max_length, pooling)
+    return _encoder_class()(model, tokenizer, meta, layer, batch_size, max_length, pooling, normalize)
 
 
 class TrainingScore:
@@ -339,6 +354,7 @@ def evaluate_task(
     max_length: int = 512,
     pooling: str = "mean",
     device: str = "auto",
+    normalize: bool = True,
     splits: Sequence[str] = ("test",),
     encoder=None,
 ):
@@ -351,7 +367,7 @@ def evaluate_task(
     if encoder is None:
         encoder = make_encoder(
             model_name, source, layer=layer, batch_size=batch_size, max_length=max_length,
-            pooling=pooling, device=device,
+            pooling=pooling, device=device, normalize=normalize,
         )  # fmt: skip
     cache = mteb.ResultCache(cache_path=cache_dir)
     task = get_task(task_name, splits)
