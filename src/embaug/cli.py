@@ -43,13 +43,16 @@ def cmd_chunk(args: argparse.Namespace) -> None:
 
 
 def cmd_init_model(args: argparse.Namespace) -> None:
-    """Build a randomly initialised BERT with a tokenizer fitted on the given corpora."""
+    """Build a randomly initialised BERT (or its word embeddings alone) and its vocabulary."""
     from .io import atomic_path
-    from .models import build_scratch_model
+    from .scratch import init_scratch_model
 
     texts = [text for path in args.corpus for text in _read_corpus(path)["text"]]
     with atomic_path(args.out) as tmp:
-        build_scratch_model(texts, tmp, json.loads(args.architecture), args.seed)
+        vocabulary = init_scratch_model(
+            texts, tmp, json.loads(args.architecture), args.seed, args.kind, args.tokenizer or None
+        )
+    LOG.info("%s model with %s", args.kind, vocabulary)
 
 
 def cmd_finetune(args: argparse.Namespace) -> None:
@@ -385,6 +388,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = stage("init-model", cmd_init_model)
     sub.add_argument("--corpus", required=True, nargs="+", help="raw corpora to fit the tokenizer")
     sub.add_argument("--architecture", required=True, help="BertConfig fields and vocab_size, JSON")
+    sub.add_argument("--kind", default="bert", choices=["bert", "embedding_only"])
+    sub.add_argument("--tokenizer", default="", help="hub tokenizer, where reachable (else fitted)")
     sub.add_argument("--seed", type=int, default=42)
     sub.add_argument("--out", required=True)
 

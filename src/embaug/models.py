@@ -10,6 +10,7 @@ import torch
 from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from .downloads import Entry, hub_error, hub_unreachable
+from .embedding_model import EmbeddingOnlyModel  # noqa: F401  (registers its type with AutoModel)
 from .errors import EmbaugError
 
 POOLING_PATTERN = re.compile(r"^(mean|cls|sep|token:\d+)$")
