@@ -86,3 +86,17 @@ def test_bert_kind_keeps_the_fitted_bert(tmp_path, corpus, tiny_architecture):
     model, _ = load_encoder(str(tmp_path / "m"))
     assert type(model).__name__ == "BertModel" and note.startswith("a WordPiece vocabulary fitted")
     assert json.loads((tmp_path / "m" / "scratch.json").read_text())["kind"] == "bert"
+
+
+def test_table_caption_names_the_vocabulary(embedding_only_dir, tmp_path):
+    from embaug.cli import main
+
+    out, note = embedding_only_dir
+    scores = tmp_path / "s.csv"
+    scores.write_text("layer,metric,accuracy\n0,euclidean,0.5\n")
+    md = tmp_path / "t.md"
+    base = ["table", "--cell", "iclr", "embedding_layer + crops", str(scores), "--title", "Table S6"]
+    outputs = ["--out-csv", str(tmp_path / "t.csv"), "--out-md", str(md)]
+    assert main([*base, "--vocabulary", "embedding_layer", str(out), *outputs]) == 0
+    assert md.read_text().startswith(f"# Table S6\n\nembedding_layer: trained from scratch with {note}.\n")
+    assert main([*base, "--vocabulary", "x", str(tmp_path), *outputs]) == 1  # no scratch.json

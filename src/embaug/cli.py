@@ -161,12 +161,26 @@ def cmd_linear(args: argparse.Namespace) -> None:
     write_csv(scores, args.out)
 
 
+def read_vocabulary(model_dir: str) -> str:
+    """Where a from-scratch model's vocabulary comes from (its ``scratch.json``)."""
+    from pathlib import Path
+
+    path = Path(model_dir) / "scratch.json"
+    if not path.exists():
+        raise EmbaugError(f"{path}: missing; rebuild the model with `embaug init-model`")
+    return json.loads(path.read_text())["vocabulary"]
+
+
 def cmd_table(args: argparse.Namespace) -> None:
     """Aggregate last-layer scores into a rows x columns table (Table 2's shape)."""
     from .report.tables import Cell, score_table, write_table
 
     table = score_table([Cell(*cell) for cell in args.cell], args.metric)
-    write_table(table, args.out_csv, args.out_md, args.title)
+    notes = [
+        f"{label}: trained from scratch with {read_vocabulary(folder)}."
+        for label, folder in args.vocabulary or []
+    ]
+    write_table(table, args.out_csv, args.out_md, "\n\n".join([args.title, *notes]))
     print(table.round(1).to_string())
 
 
@@ -443,6 +457,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = stage("table", cmd_table)
     sub.add_argument("--cell", nargs=3, action="append", required=True, metavar=("ROW", "COLUMN", "SCORES"))
     sub.add_argument("--metric", default="euclidean")
+    sub.add_argument(
+        "--vocabulary",
+        nargs=2,
+        action="append",
+        metavar=("LABEL", "MODEL_DIR"),
+        help="a from-scratch model: its vocabulary's origin (MODEL_DIR/scratch.json) goes under the title",
+    )
     table_outputs(sub, "kNN accuracy (%)")
 
     sub = stage("grid-table", cmd_grid_table)

@@ -456,9 +456,11 @@ MTEB_BLOCKS = {block: tasks for block, tasks in MTEB["blocks"].items() if tasks}
 def mteb_encoding(model):
     """`--max-length N --[no-]normalize` of a model's MTEB encoding: the authors' encodings of
     base / reference models (SentenceTransformer(hub id)) and of fine-tuned runs (exported models)."""
-    run = model in RUNS
-    max_length = MTEB["finetuned_max_length"] if run else MTEB["max_length"]
-    normalize = MTEB["normalize_runs"] if run else MTEB["normalize_models"]
+    base = RUNS[model]["model"] if model in RUNS else model
+    # the authors' exported fine-tuned models; not their bare embedding model (MyEmbeddingSentenceModel)
+    exported = model in RUNS and config["models"][base].get("kind") != "embedding_only"
+    max_length = MTEB["finetuned_max_length"] if exported else MTEB["max_length"]
+    normalize = MTEB["normalize_runs"] if exported else MTEB["normalize_models"]
     return f"--max-length {max_length} --{'' if normalize else 'no-'}normalize"
 
 

@@ -15,8 +15,11 @@ rule init_model:
     params:
         architecture=lambda w: json.dumps(config["models"][w.model]["architecture"], sort_keys=True),
         seed=lambda w: config["models"][w.model]["seed"],
+        kind=lambda w: config["models"][w.model]["kind"],
+        tokenizer=lambda w: config["models"][w.model].get("tokenizer", ""),
     shell:
         "embaug init-model --corpus {input} --architecture {params.architecture:q} "
+        "--kind {params.kind} --tokenizer {params.tokenizer:q} "
         "--seed {params.seed} --out {output} > {log} 2>&1"
 
 
