@@ -18,11 +18,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from .errors import EmbaugError
+
+if TYPE_CHECKING:  # torch is imported where masking runs: the workflow reads PAIR_MAKERS at parse time
+    import torch
 
 
 @dataclass(frozen=True)
@@ -110,6 +113,8 @@ def mask_tokens(
     without [CLS], [SEP] and padding; ``round`` halves to even, like Python's). The masked
     positions are a uniformly random subset of the row's ordinary tokens.
     """
+    import torch
+
     if fraction <= 0:
         return input_ids
     ordinary = ~special_tokens_mask.bool()

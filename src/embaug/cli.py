@@ -82,28 +82,29 @@ def cmd_finetune(args: argparse.Namespace) -> None:
 
 def cmd_embed(args: argparse.Namespace) -> None:
     """Write every layer's pooled embedding of every document."""
-    from .encode import embed_layers
+    from .config_checks import check_layers
+    from .encode import embed_layers, input_length
     from .io import write_npz
     from .models import check_pooling, load_encoder, resolve_device, set_threads
 
     set_threads(args.threads)
     corpus = _read_corpus(args.corpus)
     model, tokenizer = load_encoder(args.model, resolve_device(args.device), args.name)
+    name = args.name or args.model
+    layer_ids = check_layers(args.layers, model.config.num_hidden_layers + 1, "embedding.layers", name)
     layers = embed_layers(
         model,
         tokenizer,
         corpus["text"].tolist(),
         args.batch_size,
-        args.max_length,
+        input_length(model, tokenizer, args.max_length, "embedding.max_length", name),
         check_pooling(args.pooling),
-        args.layers,
+        layer_ids,
     )
-    n_layers = model.config.num_hidden_layers + 1
-    layer_ids = np.arange(n_layers) if args.layers is None else np.array(args.layers) % n_layers
     write_npz(
         args.out,
         embeddings=layers.astype(args.dtype),
-        layer=layer_ids,
+        layer=np.array(layer_ids),
         doc_id=corpus["doc_id"].to_numpy(dtype=str),
     )
 
@@ -117,11 +118,34 @@ def _load_embeddings(embeddings: str, corpus: str) -> tuple[np.ndarray, np.ndarr
     return layers.astype(np.float32), layer_ids, table["label"].to_numpy(dtype=str)
 
 
+def cmd_check_dataset(args: argparse.Namespace) -> None:
+    """Check a dataset's labels against the evaluation settings (before any fine-tuning)."""
+    from .config_checks import check_evaluation_data
+    from .io import write_json
+
+    labels = _read_corpus(args.corpus)["label"].to_numpy(dtype=str)
+    counts = check_evaluation_data(labels, args.dataset, args.k, args.test_fraction, args.seed)
+    write_json(counts, args.out)
+    LOG.info("%s: %s", args.dataset, counts)
+
+
+def _check_scoring(labels: np.ndarray, args: argparse.Namespace) -> None:
+    """What scoring on the split needs (two classes; for kNN more reference documents than k),
+    as one line naming the config key; the dataset is the corpus file's name."""
+    from pathlib import Path
+
+    from .config_checks import check_evaluation_data
+
+    k = getattr(args, "k", None)
+    check_evaluation_data(labels, Path(args.corpus).stem, k, args.test_fraction, args.seed, min_test=0)
+
+
 def cmd_knn(args: argparse.Namespace) -> None:
     """kNN accuracy per layer, for each distance metric (and preprocessing, Table S3)."""
     from .io import write_csv
 
     layers, layer_ids, labels = _load_embeddings(args.embeddings, args.corpus)
+    _check_scoring(labels, args)
     write_csv(_knn_scores(layers, layer_ids, labels, args, args.preprocessing), args.out)
 
 
@@ -156,6 +180,7 @@ def cmd_linear(args: argparse.Namespace) -> None:
     from .io import write_csv
 
     layers, layer_ids, labels = _load_embeddings(args.embeddings, args.corpus)
+    _check_scoring(labels, args)
     scorer = partial(linear_accuracy, max_iter=args.max_iter, seed=args.seed)
     scores = score_layers(layers, layer_ids, labels, {"logistic": scorer}, args.test_fraction, args.seed)
     write_csv(scores, args.out)
@@ -192,6 +217,7 @@ def cmd_tfidf(args: argparse.Namespace) -> None:
 
     corpus = _read_corpus(args.corpus)
     labels = corpus["label"].to_numpy(dtype=str)
+    _check_scoring(labels, args)
     _, test = labelled_split(labels, args.test_fraction, args.seed)
     fit_rows = np.setdiff1d(np.arange(len(corpus)), test)  # never the kNN queries
     vectors = tfidf_vectors(corpus["text"].tolist(), fit_rows, json.loads(args.settings))
@@ -398,6 +424,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--min-chars", type=int, default=100)
     sub.add_argument("--max-chars", type=int, default=250)
     sub.add_argument("--out", required=True)
+
+    sub = stage("check-dataset", cmd_check_dataset)
+    sub.add_argument("--corpus", required=True)
+    sub.add_argument("--dataset", required=True)
+    sub.add_argument("--k", type=int, default=10, help="evaluation.knn.k")
+    sub.add_argument("--test-fraction", type=float, default=0.1, help="evaluation.test_fraction")
+    sub.add_argument("--seed", type=int, default=42, help="evaluation.seed")
+    sub.add_argument("--out", required=True, help="the counts checked (JSON)")
 
     sub = stage("init-model", cmd_init_model)
     sub.add_argument("--corpus", required=True, nargs="+", help="raw corpora to fit the tokenizer")

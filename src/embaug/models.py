@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
+from .config_checks import check_vocabulary, is_local_path
 from .downloads import Entry, hub_error, hub_unreachable
 from .embedding_model import EmbeddingOnlyModel  # noqa: F401  (registers its type with AutoModel)
 from .errors import EmbaugError
@@ -40,7 +41,9 @@ def load_encoder(
     for the architecture: PyTorch SDPA where the model has it (BERT), eager attention where it
     does not (MPNet); nothing is forced.
     """
-    local = Path(source).exists()
+    local = Path(source).expanduser().exists()
+    if not local and is_local_path(source):
+        raise EmbaugError(f"model '{name or source}': local model folder '{source}' does not exist")
     offline = None if local else hub_unreachable()
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=offline is not None)
@@ -52,7 +55,19 @@ def load_encoder(
             raise EmbaugError(f"model '{name or source}': cannot load '{source}' ({exc})") from exc
         entry = Entry("models", name or "<name>", "/path/to/model_dir  # a save_pretrained directory")
         raise hub_error(entry, f"hub model '{source}'", offline, exc) from exc
+    check_vocabulary(len(tokenizer), model.get_input_embeddings().num_embeddings, name or source)
     return model.to(device), tokenizer
+
+
+def position_limit(model: PreTrainedModel) -> int:
+    """The longest input the model's position embeddings can take, in tokens.
+
+    Models whose positions start after the padding index (RoBERTa, MPNet: ``padding_idx`` on
+    their embeddings module) lose ``padding_idx + 1`` of ``max_position_embeddings``.
+    """
+    positions = getattr(model.config, "max_position_embeddings", None) or 10**9
+    padding_idx = getattr(getattr(model, "embeddings", None), "padding_idx", None)
+    return positions - (padding_idx + 1 if padding_idx is not None else 0)
 
 
 def check_pooling(pooling: str) -> str:

@@ -25,6 +25,7 @@ from .encode import (
     autocast_dtype,
     embed_tokenized,
     forward_token_cap,
+    input_length,
     length_sorted_batches,
 )
 from .errors import EmbaugError
@@ -291,6 +292,7 @@ def finetune(
     mask_generator = torch.Generator().manual_seed(settings.seed)
     device = resolve_device(settings.device)
     model, tokenizer = load_encoder(model_source, device)
+    input_length(model, tokenizer, settings.max_length, "training.max_length", run_name or model_source)
     if settings.freeze_layers is not None:
         freeze_layers(model, settings.freeze_layers)
     encoder = PairEncoder(model, tokenizer, settings, device, mask_generator)

@@ -10,6 +10,9 @@ import yaml
 
 from snakemake.utils import min_version, validate
 
+from embaug.augment import PAIR_MAKERS
+from embaug.config_checks import check_config, check_schema
+
 min_version("9.0")
 
 
@@ -18,7 +21,11 @@ if not workflow.overwrite_configfiles:  # a --configfile replaces config.yaml, n
     configfile: "config.yaml"
 
 
-validate(config, workflow.source_path("../schemas/config.schema.yaml"), set_default=True)
+CONFIG_SCHEMA_FILE = workflow.source_path("../schemas/config.schema.yaml")
+CONFIG_SCHEMA = yaml.safe_load(Path(CONFIG_SCHEMA_FILE).read_text())
+check_schema(config, CONFIG_SCHEMA)  # unknown keys and rejected values, one line naming the key
+validate(config, CONFIG_SCHEMA_FILE, set_default=True)  # fills in the defaults
+check_config(config, PAIR_MAKERS)
 if config["embedding"]["dtype"] is None:  # stored embeddings follow precision
     config["embedding"]["dtype"] = "float32" if config["precision"] == "float32" else "float16"
 
@@ -148,11 +155,10 @@ def _sweeps():
     """(setting, values, augmentations) of every sweep in study.sweeps; a value that is not valid
     for its setting fails naming the config key."""
     if not STUDY["sweeps"]:
-        return []  # no schema to read at start-up
+        return []
     import jsonschema
 
-    schema = yaml.safe_load(Path(workflow.source_path("../schemas/config.schema.yaml")).read_text())
-    override_schemas = schema["definitions"]["overrides"]["properties"]
+    override_schemas = CONFIG_SCHEMA["definitions"]["overrides"]["properties"]
     found = []
     for key, entry in STUDY["sweeps"].items():
         entry = entry if isinstance(entry, dict) else {"values": entry}
@@ -251,6 +257,17 @@ def raw(dataset):
 
 def chunks(dataset, sentences=None):
     return f"data/chunks/{dataset}/n{sentences or config['chunking']['sentences']}.parquet"
+
+
+def run_checks(wildcards):
+    """The checks of the datasets a run is scored on (rule check_dataset), so that a dataset the
+    evaluation cannot use stops the workflow before fine-tuning. Ancient: a re-check (k changed)
+    re-trains nothing."""
+    spec = RUNS[wildcards.run]
+    trained_on = spec["dataset"]  # Table S4's {dataset}.train is scored on {dataset}
+    scored_on = trained_on if trained_on in config["datasets"] else trained_on.removesuffix(".train")
+    datasets = dict.fromkeys([scored_on, *STUDY["evaluate_on"]])
+    return [ancient(f"data/checks/{dataset}.json") for dataset in datasets]
 
 
 def run_chunks(run):

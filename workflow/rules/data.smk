@@ -39,3 +39,23 @@ rule chunk:
     shell:
         "embaug chunk --corpus {input} --dataset {wildcards.dataset} --sentences {wildcards.n} "
         "--min-chars {params.min_chars} --max-chars {params.max_chars} --out {output} > {log} 2>&1"
+
+
+rule check_dataset:
+    input:
+        "data/raw/{dataset}.parquet",
+    output:
+        "data/checks/{dataset}.json",
+    log:
+        "logs/check_dataset/{dataset}.log",
+    wildcard_constraints:
+        dataset="|".join(re.escape(name) for name in config["datasets"]),
+    conda:
+        "../../envs/embaug.yaml"
+    params:
+        k=config["evaluation"]["knn"]["k"],
+        test_fraction=config["evaluation"]["test_fraction"],
+        seed=config["evaluation"]["seed"],
+    shell:
+        "embaug check-dataset --corpus {input} --dataset {wildcards.dataset} --k {params.k} "
+        "--test-fraction {params.test_fraction} --seed {params.seed} --out {output} > {log} 2>&1"

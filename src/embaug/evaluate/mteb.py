@@ -180,13 +180,12 @@ def wrap_encoder(
     (their base models, ``SentenceTransformer(hub id)``: mean pooling only). The revision also
     records the process's precision (:func:`embaug.encode.set_precision`).
     """
+    from ..config_checks import check_layers
     from ..encode import current_precision
     from ..models import check_pooling
 
-    n_layers = model.config.num_hidden_layers + 1
-    if layer is not None and not -n_layers <= layer < n_layers:
-        raise EmbaugError(f"model '{model_name}' has layers 0..{n_layers - 1}; got layer {layer}")
-    layer = None if layer is None else layer % n_layers
+    if layer is not None:
+        [layer] = check_layers([layer], model.config.num_hidden_layers + 1, "mteb.layers", model_name)
     max_length = min(max_length, getattr(model.config, "max_position_embeddings", max_length))
     settings = {
         "layer": layer,
