@@ -342,9 +342,11 @@ def cmd_figure_loss(args: argparse.Namespace) -> None:
 
 def cmd_figure_curves(args: argparse.Namespace) -> None:
     """Figures 1 and 3: held-out kNN accuracy over batches, one line per run."""
-    from .report.figures import curves_figure, read_curves
+    from .report.figures import block_curves, curves_figure, read_curves
 
     curves = read_curves([tuple(entry) for entry in args.curve])
+    if args.blocks:
+        curves = block_curves(curves, json.loads(args.blocks))
     curves_figure(curves, args.out, args.title)
 
 
@@ -590,6 +592,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--curve", nargs=4, action="append", required=True, metavar=("PANEL", "RUN", "RUN_DIR", "COLUMN")
     )
     sub.add_argument("--title", default="")
+    sub.add_argument(
+        "--blocks", default="", help="JSON block -> MTEB tasks: plot block means and their average instead"
+    )
     sub.add_argument("--out", required=True)
     sub = stage("mteb", cmd_mteb)
     sub.add_argument("--model", required=True, help="hub id or local directory")

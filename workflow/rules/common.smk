@@ -420,7 +420,7 @@ def curve_entries(evaluated_on=None):
         if evaluated_on is None:
             panel, column = f"trained and scored on {spec['dataset']}", "knn_accuracy"
             entries += [(f"MTEB {t} (main score)", run, f"results/models/{run}", f"mteb_{t}")
-                        for t in training_mteb_tasks()]  # fmt: skip
+                        for t in training_mteb_tasks(run)]  # fmt: skip
         else:
             panel = f"trained on {spec['dataset']}, scored on {evaluated_on}"
             column = "knn_accuracy" if spec["dataset"] == evaluated_on else f"knn_accuracy_{evaluated_on}"
@@ -531,16 +531,29 @@ def _check_mteb():
 _check_mteb()
 
 
-def training_mteb_tasks():
-    """MTEB tasks scored during fine-tuning (Figure 1), when training.eval_every is on."""
-    return MTEB["training_curves"] if EVAL_EVERY else []
+def training_mteb_tasks(run=None):
+    """MTEB tasks scored during fine-tuning (Figure 1), when training.eval_every is on: for the
+    runs of the first MTEB table (Table 1: the base model's runs on ICLR), or any run if None."""
+    if not EVAL_EVERY or (run is not None and run not in mteb_table_runs()):
+        return []
+    return MTEB["training_curves"]
+
+
+def mteb_table_runs():
+    return [m for _, m in mteb_rows(next(iter(MTEB_TABLES))) if m in RUNS] if MTEB_TABLES else []
+
+
+def training_mteb_blocks():
+    """Figure 1's blocks: each mteb.blocks entry restricted to the tasks scored during training."""
+    blocks = {b: [t for t in ts if t in MTEB["training_curves"]] for b, ts in MTEB_BLOCKS.items()}
+    return {block: tasks for block, tasks in blocks.items() if tasks}
 
 
 def training_mteb_args(wildcards):
     """`--eval-mteb TASK[=FILE]` arguments of a fine-tuning run."""
     return " ".join(
         f"--eval-mteb {task}" + (f"={shlex.quote(MTEB_TASKS[task]['path'])}" if task in MTEB_TASKS else "")
-        for task in training_mteb_tasks()
+        for task in training_mteb_tasks(wildcards.run)
     )
 
 

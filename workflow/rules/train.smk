@@ -29,7 +29,7 @@ rule finetune:
         corpus=lambda w: raw(RUNS[w.run]["dataset"]),
         chunks=lambda w: run_chunks(w.run),
         eval_corpora=lambda w: [raw(d) for d in eval_corpora(w.run)],
-        eval_mteb=lambda w: [MTEB_TASKS[t]["path"] for t in training_mteb_tasks() if t in MTEB_TASKS],
+        eval_mteb=lambda w: [MTEB_TASKS[t]["path"] for t in training_mteb_tasks(w.run) if t in MTEB_TASKS],
         checks=run_checks,
     output:
         directory("results/models/{run}"),
