@@ -55,17 +55,23 @@ def test_study_corpora_as_the_paper_table_s5_and_batch_sizes():
     assert load("config.yaml")["mteb"]["layer_tasks"] == "all"
 
 
+def dry_run(workdir: Path, configs: list[str], *targets: str) -> str:
+    """The shell commands and log of ``snakemake -n -p`` with these repository config files."""
+    import subprocess
+
+    command = ["snakemake", "-s", str(ROOT / "Snakefile"), "-n", "-p", "--cores", "1", "--configfile"]
+    command += [str(ROOT / name) for name in configs] + ["--", *targets]
+    result = subprocess.run(command, cwd=workdir, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout + result.stderr
+
+
 def test_dry_run_batch_sizes_per_dataset_and_layer_tasks(tmp_path):
     """Every run on arXiv / Reddit (Table S4's training parts too) trains with batches of 32; Figure 4c
     scores every layer on all 19 tasks."""
     import re
-    import subprocess
 
-    command = ["snakemake", "-s", str(ROOT / "Snakefile"), "-n", "-p", "--cores", "1", "--configfile"]
-    command += [str(ROOT / "config.yaml"), str(ROOT / "config/tableS4.yaml")]
-    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    text = result.stdout + result.stderr
+    text = dry_run(tmp_path, ["config.yaml", "config/tableS4.yaml"])
     finetunes = [line for line in text.splitlines() if "embaug finetune" in line]
     runs = {
         re.search(r"--run (\S+)", line)[1]: re.search(r'"batch_size": (\d+)', line)[1] for line in finetunes
@@ -83,3 +89,18 @@ def test_dry_run_batch_sizes_per_dataset_and_layer_tasks(tmp_path):
     runs = [line for line in mteb if "--name mpnet__iclr__crops " in line]
     assert base and all("--max-length 512 --no-normalize" in line for line in base)
     assert runs and all("--max-length 384 --normalize" in line for line in runs)
+
+
+def test_dry_run_table_s6_models_as_the_authors(tmp_path):
+    """The bare embedding model and the random BERT: bert-base-uncased where reachable, lr 0.5."""
+    text = dry_run(tmp_path, ["config.yaml", "config/tableS6.yaml"], "results/tables/tableS6.csv")
+    lines = text.splitlines()
+    inits = {line.split("--out ")[1].split()[0]: line for line in lines if "embaug init-model" in line}
+    tokenizer = "--tokenizer bert-base-uncased"
+    assert f"--kind embedding_only {tokenizer}" in inits["results/base_models/embedding_layer"]
+    assert f"--kind bert {tokenizer}" in inits["results/base_models/bert_scratch"]
+    run = "--run embedding_layer__iclr__crops__"
+    runs = [line for line in lines if "embaug finetune" in line and run in line]
+    assert len(runs) == 1 and '"learning_rate": 0.5' in runs[0] and '"epochs": 10' in runs[0]
+    table = next(line for line in lines if "embaug table" in line and "tableS6" in line)
+    assert "--vocabulary embedding_layer results/base_models/embedding_layer" in table

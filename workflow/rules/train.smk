@@ -16,10 +16,14 @@ rule init_model:
         architecture=lambda w: json.dumps(config["models"][w.model]["architecture"], sort_keys=True),
         seed=lambda w: config["models"][w.model]["seed"],
         kind=lambda w: config["models"][w.model]["kind"],
-        tokenizer=lambda w: config["models"][w.model].get("tokenizer", ""),
+        tokenizer=lambda w: (
+            f"--tokenizer {shlex.quote(config['models'][w.model]['tokenizer'])}"
+            if "tokenizer" in config["models"][w.model]
+            else ""
+        ),
     shell:
         "embaug init-model --corpus {input} --architecture {params.architecture:q} "
-        "--kind {params.kind} --tokenizer {params.tokenizer:q} "
+        "--kind {params.kind} {params.tokenizer} "
         "--seed {params.seed} --out {output} > {log} 2>&1"
 
 
