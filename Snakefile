@@ -7,6 +7,7 @@ snakemake results/tables/table2_knn.csv                    # one table and what 
 
 
 include: "workflow/rules/common.smk"
+include: "workflow/rules/resources.smk"
 include: "workflow/rules/evaluation_tables_common.smk"
 include: "workflow/rules/variants_common.smk"
 include: "workflow/rules/paper_common.smk"
@@ -26,3 +27,24 @@ rule all:
     default_target: True
     input:
         all_targets() + paper_companion_targets(all_targets()),
+
+
+# Tables and figures read small score files and take seconds: on a cluster they run in the
+# snakemake process itself, never through the queue (docs/cluster.md).
+localrules:
+    all,
+    score_table,
+    table_s4,
+    table_s6,
+    grid_table,
+    seeds_table,
+    mteb_table,
+    mteb_layer_table,
+    figure2_tsne,
+    figure_layers,
+    figure_loss,
+    figure1_training_curves,
+    figure3_curves,
+    figure4c_mteb_layers,
+    sweep_figure,
+    vs_paper,

@@ -1,7 +1,10 @@
-"""Device choice: `auto` is CUDA when torch sees a GPU (only those CUDA_VISIBLE_DEVICES exposes)."""
+"""Device choice: `auto` is CUDA when torch sees a GPU (only those CUDA_VISIBLE_DEVICES exposes);
+with several GPUs, each job takes one no other job holds (a file lock per device)."""
 
 from __future__ import annotations
 
+import logging
+import multiprocessing
 import os
 import subprocess
 import sys
@@ -9,12 +12,37 @@ import sys
 import pytest
 import torch
 
+from embaug import devices
+from embaug.devices import claim_slot, device_ids
 from embaug.models import resolve_device
+
+
+@pytest.fixture(autouse=True)
+def fresh_gpu_choice(monkeypatch, tmp_path):
+    """Each test chooses its GPU afresh, with its own lock folder, and gives back what it held."""
+    monkeypatch.setenv(devices.LOCK_DIR_VARIABLE, str(tmp_path / "locks"))
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    devices.own_gpu.cache_clear()
+    yield
+    devices.own_gpu.cache_clear()
+    while devices._held:
+        devices._held.pop().close()
+
+
+@pytest.fixture
+def fake_gpus(monkeypatch) -> list[int]:
+    """Four fake GPUs; returns the indices ``torch.cuda.set_device`` was called with."""
+    selected: list[int] = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    monkeypatch.setattr(torch.cuda, "set_device", selected.append)
+    return selected
 
 
 @pytest.mark.parametrize("cuda", [True, False])
 def test_auto_picks_cuda_only_when_present(monkeypatch, cuda):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: int(cuda))  # one GPU: no choice to make
     assert resolve_device("auto") == torch.device("cuda" if cuda else "cpu")
     assert resolve_device() == resolve_device("auto")
 
@@ -50,3 +78,87 @@ def test_a_job_sees_only_the_gpu_it_was_given():
     """What SLURM's gres (or a user's CUDA_VISIBLE_DEVICES) does: one device, and `auto` uses it."""
     last = str(torch.cuda.device_count() - 1)
     assert visible_devices(last) == ("cuda", 1)
+
+
+def lock_files() -> list[str]:
+    folder = devices.lock_dir()
+    return sorted(path.name for path in folder.iterdir()) if folder.exists() else []
+
+
+def test_a_job_takes_a_gpu_no_other_job_holds(fake_gpus):
+    assert claim_slot(device_ids(4), devices.lock_dir()) == 0  # another holder of cuda:0 (a new lock)
+    assert resolve_device("auto") == torch.device("cuda", 1)
+    assert resolve_device("cuda") == torch.device("cuda", 1)  # chosen once per process
+    assert fake_gpus == [1]  # made the current device, so plain "cuda" elsewhere lands there too
+    assert lock_files() == ["cuda-0.lock", "cuda-1.lock"]
+    assert (devices.lock_dir() / "cuda-1.lock").read_text() == f"{os.getpid()}\n"
+
+
+def test_explicit_devices_and_cpu_take_no_gpu_slot(fake_gpus, monkeypatch):
+    assert resolve_device("cuda:3") == torch.device("cuda", 3)
+    assert resolve_device("cpu") == torch.device("cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_device("auto") == torch.device("cpu")
+    assert fake_gpus == [] and lock_files() == []
+
+
+def test_a_single_visible_gpu_is_used_as_the_scheduler_gave_it(fake_gpus, monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3")  # what SLURM's --gpus=1 does
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert resolve_device("auto") == torch.device("cuda")
+    assert fake_gpus == [] and lock_files() == []
+
+
+def test_locks_are_named_after_the_visible_device_ids(fake_gpus, monkeypatch):
+    """Jobs of two allocations on one node (say GPUs 5,6 and 6,7) agree on which lock is GPU 6."""
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "5,6,MIG-GPU-ab/1/0,7")
+    assert device_ids(4) == ["5", "6", "MIG-GPU-ab_1_0", "7"]
+    assert claim_slot(["6"], devices.lock_dir()) == 0
+    assert resolve_device("auto") == torch.device("cuda", 0)  # GPU 5
+    assert claim_slot(["5", "6"], devices.lock_dir()) is None  # both held now
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    assert device_ids(3) == ["0", "1", "2"]  # fewer ids than devices: fall back to indices
+
+
+def hold_a_gpu(connection) -> None:
+    """A job: takes a GPU, reports it and what it logged, then holds it until told to stop."""
+    logged: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: logged.append(record.getMessage())
+    devices.LOG.addHandler(handler)
+    devices.LOG.setLevel(logging.INFO)
+    connection.send((str(devices.own_gpu()), logged))
+    connection.recv()
+
+
+class Job:
+    """:func:`hold_a_gpu` in a forked process (it inherits the test's four fake GPUs)."""
+
+    def __init__(self) -> None:
+        self.connection, child_end = multiprocessing.Pipe()
+        self.process = multiprocessing.get_context("fork").Process(target=hold_a_gpu, args=(child_end,))
+        self.process.start()
+
+    def gpu(self) -> tuple[str, list[str]]:
+        return self.connection.recv()
+
+    def kill(self) -> None:
+        self.process.kill()  # SIGKILL: no clean-up runs; the operating system drops the lock
+        self.process.join()
+
+
+def test_concurrent_jobs_get_their_own_gpus_and_a_killed_job_frees_its_own(fake_gpus):
+    jobs = [Job() for _ in range(4)]  # started together: they race for the locks
+    try:
+        gpus = [job.gpu()[0] for job in jobs]
+        assert sorted(gpus) == ["cuda:0", "cuda:1", "cuda:2", "cuda:3"]
+        jobs.pop(gpus.index("cuda:2")).kill()
+        jobs.append(Job())
+        lock = devices.lock_dir() / "cuda-2.lock"
+        assert jobs[-1].gpu() == ("cuda:2", [f"computing on cuda:2 (GPU 2), held through {lock}"])
+        jobs.append(Job())  # a fifth job while all four are held: shares one, and says so
+        gpu, logged = jobs[-1].gpu()
+        assert gpu in gpus and logged[0].startswith("all 4 GPUs are held by other embaug jobs")
+    finally:
+        for job in jobs:
+            job.kill()

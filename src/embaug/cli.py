@@ -55,6 +55,14 @@ def cmd_init_model(args: argparse.Namespace) -> None:
     LOG.info("%s model with %s", args.kind, vocabulary)
 
 
+def cmd_download_model(args: argparse.Namespace) -> None:
+    """Download a hub model at a pinned revision into the cache directory."""
+    from .models import download_hub_model
+
+    folder = download_hub_model(args.repo, args.revision, args.cache_dir, args.name)
+    LOG.info("%s at %s: %s", args.repo, args.revision, folder)
+
+
 def cmd_finetune(args: argparse.Namespace) -> None:
     """Fine-tune one run contrastively and save the model, its log and its parameters."""
     from .encode import set_precision
@@ -77,6 +85,8 @@ def cmd_finetune(args: argparse.Namespace) -> None:
         args.run,
         eval_corpora,
         {task: path or None for task, _, path in (e.partition("=") for e in args.eval_mteb or [])},
+        args.checkpoint_dir,
+        args.checkpoint_every,
     )
 
 
@@ -351,29 +361,35 @@ def cmd_figure_curves(args: argparse.Namespace) -> None:
 
 
 def cmd_mteb(args: argparse.Namespace) -> None:
-    """Score one model (or one layer of it) on one MTEB task; mteb's result JSON, cached by name+revision."""
-    from .evaluate.mteb import evaluate_task, main_score, write_result
+    """Score one model (or layers of it) on one MTEB task; mteb's result JSON, cached by name+revision.
+
+    With several ``--layer``, the task's texts are encoded once for all of them and each layer's
+    result goes to the ``--out`` at the same position."""
+    from .evaluate.mteb import evaluate_layers, evaluate_task, main_score, write_result
     from .models import set_threads
 
+    layers = args.layer or [None]
+    if len(args.out) != len(layers):
+        raise EmbaugError(
+            f"mteb: {len(layers)} layer(s) but {len(args.out)} --out file(s); give one per layer"
+        )
     set_threads(args.threads)
-    result = evaluate_task(
-        args.name,
-        args.model,
-        args.task,
-        cache_dir=args.cache_dir,
-        local_path=args.local_path or None,
-        layer=args.layer,
-        batch_size=args.batch_size,
-        max_length=args.max_length,
-        pooling=args.pooling,
-        device=args.device,
+    settings = dict(
+        cache_dir=args.cache_dir, local_path=args.local_path or None, batch_size=args.batch_size,
+        max_length=args.max_length, pooling=args.pooling, device=args.device, splits=args.splits,
         normalize=args.normalize,
-        splits=args.splits,
-    )
-    score = main_score(result, args.splits)
-    extra = {"model": args.name, "layer": args.layer, "local_path": args.local_path, "main_score": score}
-    write_result(result, args.out, extra)
-    LOG.info("%s %s: main score %.4f", args.name, args.task, score)
+    )  # fmt: skip
+    if args.layer:
+        results, _ = evaluate_layers(args.name, args.model, args.task, args.layer, **settings)
+    else:
+        results = {None: evaluate_task(args.name, args.model, args.task, **settings)}
+    for (layer, result), out in zip(results.items(), args.out, strict=True):
+        score = main_score(result, args.splits)
+        extra = {"model": args.name, "layer": layer, "local_path": args.local_path, "main_score": score}
+        write_result(result, out, extra)
+        LOG.info(
+            "%s %s%s: main score %.4f", args.name, args.task, f" layer {layer}" * (layer is not None), score
+        )
 
 
 def cmd_mteb_table(args: argparse.Namespace) -> None:
@@ -443,6 +459,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--seed", type=int, default=42)
     sub.add_argument("--out", required=True)
 
+    sub = stage("download-model", cmd_download_model)
+    sub.add_argument("--repo", required=True, help="hub model id, e.g. microsoft/mpnet-base")
+    sub.add_argument("--revision", required=True, help="the repository's commit")
+    sub.add_argument("--cache-dir", required=True, help="huggingface_hub cache folder (cache_dir/hub)")
+    sub.add_argument("--name", default="", help="the model's config name, for error messages")
+
     sub = stage("finetune", cmd_finetune)
     sub.add_argument("--model", required=True, help="hub id or local directory")
     sub.add_argument("--corpus", required=True)
@@ -454,6 +476,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--eval-mteb", action="append", metavar="TASK[=PATH]", help="also score this MTEB task (local file)"
     )
     sub.add_argument("--threads", type=int)
+    sub.add_argument(
+        "--checkpoint-dir", help="keep the training state here, and resume from it (default: no checkpoints)"
+    )
+    sub.add_argument(
+        "--checkpoint-every", type=int, default=1000, metavar="N", help="batches between checkpoints"
+    )
     sub.add_argument("--out", required=True)
 
     sub = stage("embed", cmd_embed)
@@ -601,7 +629,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--name", required=True, help="the model's name in the study (mteb: embaug/NAME)")
     sub.add_argument("--task", required=True, help="MTEB task name, e.g. STS15")
     sub.add_argument("--local-path", default="", help="local task data (else the hub)")
-    sub.add_argument("--layer", type=int, help="score this layer's pooled output (default: last layer)")
+    sub.add_argument(
+        "--layer", type=int, nargs="+", help="score these layers' pooled outputs (default: the last layer)"
+    )
     sub.add_argument("--splits", nargs="+", default=["test"])
     sub.add_argument("--cache-dir", default="results/mteb", help="mteb ResultCache folder")
     sub.add_argument("--batch-size", type=int, default=64)
@@ -616,7 +646,7 @@ def build_parser() -> argparse.ArgumentParser:
     precision_option(sub)
     sub.add_argument("--device", default="auto")
     sub.add_argument("--threads", type=int)
-    sub.add_argument("--out", required=True)
+    sub.add_argument("--out", nargs="+", required=True, help="result JSON (one per --layer)")
 
     sub = stage("mteb-table", cmd_mteb_table)
     sub.add_argument("--row", nargs=2, action="append", required=True, metavar=("LABEL", "RESULT_DIR"))

@@ -10,6 +10,7 @@ import torch
 from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from .config_checks import check_vocabulary, is_local_path
+from .devices import own_gpu
 from .downloads import Entry, hub_error, hub_unreachable
 from .embedding_model import EmbeddingOnlyModel  # noqa: F401  (registers its type with AutoModel)
 from .errors import EmbaugError
@@ -18,9 +19,15 @@ POOLING_PATTERN = re.compile(r"^(mean|cls|sep|token:\d+)$")
 
 
 def resolve_device(device: str = "auto") -> torch.device:
-    """``auto`` picks CUDA when present (the device CUDA_VISIBLE_DEVICES exposes), else CPU."""
+    """``auto`` picks CUDA when present (among the devices CUDA_VISIBLE_DEVICES exposes), else CPU.
+
+    ``auto`` and ``cuda`` with several GPUs visible take one that no other embaug job holds
+    (:func:`embaug.devices.own_gpu`); ``cpu`` and ``cuda:N`` are used as given.
+    """
     if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and torch.cuda.is_available():
+        return own_gpu()
     return torch.device(device)
 
 
@@ -68,6 +75,39 @@ def position_limit(model: PreTrainedModel) -> int:
     positions = getattr(model.config, "max_position_embeddings", None) or 10**9
     padding_idx = getattr(getattr(model, "embeddings", None), "padding_idx", None)
     return positions - (padding_idx + 1 if padding_idx is not None else 0)
+
+
+# What an encoder needs from a hub model repository: configs, vocabularies and weights (not the
+# TensorFlow, Flax, ONNX or Rust copies many repositories also carry). With safetensors present,
+# PyTorch's *.bin copy is skipped too.
+HUB_MODEL_FILES = ["*.json", "*.txt", "*.model", "*.safetensors"]
+
+
+def download_hub_model(repo_id: str, revision: str, cache_dir: str | Path, name: str = "") -> Path:
+    """Download a hub model at ``revision`` into ``cache_dir`` (huggingface_hub's layout); its folder.
+
+    Uses the user's Hugging Face login token where one is set (gated or private models).
+    """
+    from huggingface_hub import list_repo_files, snapshot_download
+
+    offline = hub_unreachable()
+    entry = Entry("models", name or "<name>", "/path/to/model_dir  # a save_pretrained directory")
+    try:
+        patterns = list(HUB_MODEL_FILES)
+        if offline is None and not any(
+            f.endswith(".safetensors") for f in list_repo_files(repo_id, revision=revision)
+        ):
+            patterns.append("*.bin")
+        folder = snapshot_download(
+            repo_id,
+            revision=revision,
+            cache_dir=cache_dir,
+            allow_patterns=patterns,
+            local_files_only=offline is not None,
+        )
+    except Exception as exc:  # the hub client raises many types (HTTP, offline, not found)
+        raise hub_error(entry, f"hub model '{repo_id}' at revision {revision}", offline, exc) from exc
+    return Path(folder)
 
 
 def check_pooling(pooling: str) -> str:

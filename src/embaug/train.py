@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import platform
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from importlib.metadata import version
 from itertools import islice
 from pathlib import Path
@@ -19,6 +20,7 @@ from transformers import get_linear_schedule_with_warmup
 
 from . import __version__
 from .augment import WHOLE_DOCUMENT_MAKERS, TrainingDocument, get_pair_maker, make_pairs, mask_tokens
+from .checkpoint import Checkpoints, capture_rng, restore_rng, run_fingerprint
 from .encode import (
     TokenizedTexts,
     autocast,
@@ -31,6 +33,8 @@ from .encode import (
 from .errors import EmbaugError
 from .io import atomic_path, write_csv, write_json
 from .models import load_encoder, pool, resolve_device, save_encoder
+
+LOG = logging.getLogger(__name__)
 
 
 @dataclass
@@ -263,6 +267,63 @@ def library_versions() -> dict[str, str]:
     return {**versions, "embaug": __version__}
 
 
+@dataclass
+class TrainingRecord:
+    """What a run has logged so far, saved in its checkpoints: the scores before training,
+    a ``(step, loss, lr, seconds)`` row per batch, the scores of the scored batches, and the
+    batches after which the run was resumed."""
+
+    initial_scores: dict[str, float]
+    initial_eval_seconds: float
+    log: list[tuple[int, float, float, float]] = field(default_factory=list)
+    scored: list[dict[str, float]] = field(default_factory=list)
+    resumed_after: list[int] = field(default_factory=list)
+
+    @property
+    def step(self) -> int:
+        """Batches done."""
+        return self.log[-1][0] if self.log else 0
+
+    @property
+    def seconds(self) -> float:
+        """Seconds spent so far (the initial scoring's, before the first batch)."""
+        return self.log[-1][3] if self.log else self.initial_eval_seconds
+
+
+class EpochPairs:
+    """The training batches: each epoch's pairs, drawn from ``rng`` when the epoch starts.
+
+    :meth:`batches` can start after any number of batches done, given the generator state
+    :meth:`resume_state` gave at that point: mid-epoch, the epoch's pairs are drawn again from
+    the state they were first drawn from, and the batches already done are skipped.
+    """
+
+    def __init__(
+        self,
+        documents: list[TrainingDocument],
+        maker,
+        rng: np.random.Generator,
+        encoder: PairEncoder,
+        steps_per_epoch: int,
+        epochs: int,
+    ) -> None:
+        self.documents, self.maker, self.rng, self.encoder = documents, maker, rng, encoder
+        self.steps_per_epoch, self.epochs = steps_per_epoch, epochs
+        self.epoch_state = rng.bit_generator.state
+
+    def batches(self, done: int = 0) -> Iterator[PairBatch]:
+        """Batches from number ``done + 1`` on (the generator in :meth:`resume_state`'s state)."""
+        first_epoch, skip = divmod(done, self.steps_per_epoch)
+        for epoch in range(first_epoch, self.epochs):
+            self.epoch_state = self.rng.bit_generator.state
+            pairs = make_pairs(self.documents, self.maker, self.rng)
+            yield from islice(self.encoder.batches(pairs), skip if epoch == first_epoch else 0, None)
+
+    def resume_state(self, done: int) -> dict:
+        """The generator state :meth:`batches` continues from after ``done`` batches."""
+        return self.epoch_state if done % self.steps_per_epoch else self.rng.bit_generator.state
+
+
 def finetune(
     model_source: str,
     corpus: pd.DataFrame,
@@ -272,6 +333,8 @@ def finetune(
     run_name: str = "",
     eval_corpora: dict[str, pd.DataFrame] | None = None,
     eval_mteb: dict[str, str | None] | None = None,
+    checkpoint_dir: str | Path | None = None,
+    checkpoint_every: int = 0,
 ) -> pd.DataFrame:
     """Fine-tune one model and save it (atomically) with ``train_log.csv`` and ``run.json``.
 
@@ -282,6 +345,12 @@ def finetune(
     the scoring cost, and the scores before training go into ``run.json`` (``initial_scores``).
     ``eval_mteb`` (task name -> local task file or ``None`` for the hub) adds the main score
     of each MTEB task at the same steps (column ``mteb_{task}``, the paper's Figure 1).
+
+    With ``checkpoint_dir``, the training state is saved there every ``checkpoint_every``
+    batches (0: never; :mod:`embaug.checkpoint`), a run of the same settings and inputs
+    continues from a checkpoint found there, and the checkpoint is deleted once the model is
+    saved. A resumed run ends with the same model and log (bar the timings) as an
+    uninterrupted one.
     """
     maker = get_pair_maker(settings.pairs, settings.augmentation)
     documents = training_documents(corpus, chunks, settings.pairs in WHOLE_DOCUMENT_MAKERS)
@@ -293,6 +362,12 @@ def finetune(
     device = resolve_device(settings.device)
     model, tokenizer = load_encoder(model_source, device)
     input_length(model, tokenizer, settings.max_length, "training.max_length", run_name or model_source)
+    fingerprint = checkpoint_dir and run_fingerprint(
+        {"base_model": model_source, "run": run_name, "settings": asdict(settings), "mteb": eval_mteb},
+        model,
+        {"corpus": corpus, "chunks": chunks, **{f"eval_{k}": v for k, v in (eval_corpora or {}).items()}},
+    )
+    checkpoints = Checkpoints(checkpoint_dir, checkpoint_every, fingerprint or "")
     if settings.freeze_layers is not None:
         freeze_layers(model, settings.freeze_layers)
     encoder = PairEncoder(model, tokenizer, settings, device, mask_generator)
@@ -308,6 +383,8 @@ def finetune(
     # the authors warm up over a fraction of ONE epoch's steps, however many epochs follow
     warmup_steps = int(settings.warmup_fraction * min(steps_per_epoch, total_steps))
     scheduler = get_linear_schedule_with_warmup(optimizer, warmup_steps, total_steps)
+    stream = EpochPairs(documents, maker, rng, encoder, steps_per_epoch, settings.epochs)
+    trainable = {"model": model, "optimizer": optimizer, "scheduler": scheduler, "scaler": scaler}
 
     evaluators: dict[str, Callable[[torch.nn.Module], float]] = {}
     if settings.eval_every > 0:
@@ -324,19 +401,32 @@ def finetune(
 
     def evaluate() -> tuple[dict[str, float], float]:
         began = time.perf_counter()
-        scores = {column: evaluator(model) for column, evaluator in evaluators.items()}
+        scores = {column: float(evaluator(model)) for column, evaluator in evaluators.items()}
         return scores, time.perf_counter() - began
 
-    initial_scores, eval_seconds = evaluate() if evaluators else ({}, 0.0)
+    resumed = checkpoints.load()
+    if resumed is None:
+        record = TrainingRecord(*(evaluate() if evaluators else ({}, 0.0)))
+    else:
+        for name, part in trainable.items():
+            part.load_state_dict(resumed[name])
+        record = TrainingRecord(**resumed["record"])
+        record.resumed_after.append(record.step)
+        rng.bit_generator.state = resumed["pairs_rng"]
+        restore_rng(resumed["rng"], device, {"mask": mask_generator})
+        LOG.info(
+            "run '%s': resuming after batch %d of %d (%s)",
+            run_name,
+            record.step,
+            total_steps,
+            checkpoints.path,
+        )
+    done = record.step
     model.train()
-    log, scored, start = [], [], time.perf_counter() - eval_seconds
-    progress = tqdm(total=total_steps, desc=f"finetune {run_name}", unit="batch")
+    start = time.perf_counter() - record.seconds
+    progress = tqdm(total=total_steps, initial=done, desc=f"finetune {run_name}", unit="batch")
 
-    def batches() -> Iterator[PairBatch]:
-        for _epoch in range(settings.epochs):
-            yield from encoder.batches(make_pairs(documents, maker, rng))
-
-    for step, batch in enumerate(islice(batches(), total_steps), start=1):
+    for step, batch in enumerate(islice(stream.batches(done), total_steps - done), start=done + 1):
         anchors, positives = encoder(batch)
         loss = info_nce_loss(anchors, positives, settings.temperature)
         lr = scheduler.get_last_lr()[0]
@@ -347,15 +437,24 @@ def finetune(
         scheduler.step()
         if evaluators and (step % settings.eval_every == 0 or step == total_steps):
             scores, seconds = evaluate()
-            scored.append({"step": step, **scores, "eval_seconds": seconds})
-        log.append((step, loss.item(), lr, time.perf_counter() - start))
+            record.scored.append({"step": step, **scores, "eval_seconds": seconds})
+        record.log.append((step, loss.item(), lr, time.perf_counter() - start))
         progress.update()
         progress.set_postfix(loss=f"{loss.item():.3f}")
+        if checkpoints.due(step, total_steps):
+            checkpoints.save(
+                {
+                    **{name: part.state_dict() for name, part in trainable.items()},
+                    "record": asdict(record),
+                    "pairs_rng": stream.resume_state(step),
+                    "rng": capture_rng(device, {"mask": mask_generator}),
+                }
+            )
     progress.close()
-    train_log = pd.DataFrame(log, columns=["step", "loss", "lr", "seconds"])
+    train_log = pd.DataFrame(record.log, columns=["step", "loss", "lr", "seconds"])
     if evaluators:
         columns = [*evaluators, "eval_seconds"]
-        scored_log = pd.DataFrame(scored, columns=["step", *columns])
+        scored_log = pd.DataFrame(record.scored, columns=["step", *columns])
         train_log = train_log.merge(scored_log, on="step", how="left")
     with atomic_path(out_dir) as tmp:
         save_encoder(model, tokenizer, tmp, settings.pooling)
@@ -369,10 +468,12 @@ def finetune(
                 "steps": total_steps,
                 "device": str(device),
                 "seconds": train_log["seconds"].iloc[-1],
-                "initial_scores": initial_scores,
-                "initial_eval_seconds": eval_seconds,
+                "initial_scores": record.initial_scores,
+                "initial_eval_seconds": record.initial_eval_seconds,
+                "resumed_after_steps": record.resumed_after,
                 "versions": library_versions(),
             },
             tmp / "run.json",
         )
+    checkpoints.remove()
     return train_log

@@ -43,16 +43,19 @@ rule finetune:
         "results/benchmarks/finetune/{run}.tsv"
     conda:
         "../../envs/embaug.yaml"
-    threads: 8
+    threads: FINETUNE_THREADS
     resources:
         gpu=1,
+        mem_mb=FINETUNE_MEM_MB,
+        runtime=FINETUNE_RUNTIME,
     params:
         model=lambda w: model_path(RUNS[w.run]["model"]),
         settings=train_settings,
         eval_corpora=lambda w: " ".join(f"--eval-corpus {d}={raw(d)}" for d in eval_corpora(w.run)),
         eval_mteb=training_mteb_args,
+        checkpoints=checkpoint_args,
     shell:
         "embaug finetune --model {params.model:q} --corpus {input.corpus} --chunks {input.chunks} "
         "--settings {params.settings:q} --run {wildcards.run} {params.eval_corpora} {params.eval_mteb} "
-        "--threads {threads} "
+        "--threads {threads} {params.checkpoints} "
         "--out {output} > {log} 2>&1"

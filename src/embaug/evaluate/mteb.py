@@ -8,6 +8,7 @@ sentence-transformers export (Transformer -> mean Pooling -> Normalize) computes
 Every evaluated model gets its own mteb model name (``embaug/<model>`` or
 ``embaug/<model>__layer<k>``) and a revision that hashes its weights and every setting that
 changes its embeddings, so results in one :class:`mteb.ResultCache` can never be mixed up.
+:func:`evaluate_layers` scores several layers on one task from one encoding of its texts.
 
 Task data comes from the hub by default; :func:`load_local_task` puts local files (Parquet,
 CSV, JSON lines) into the real mteb task object instead, so its own splits and metric apply.
@@ -17,6 +18,7 @@ Usage::
     result = evaluate_task("minilm", "/path/to/minilm", "STS15", cache_dir="results/mteb",
                            local_path="../shared/data/mteb/sts15.parquet")
     main_score(result)
+    results, cache = evaluate_layers("minilm", "/path/to/minilm", "STS15", [0, 3, 6])
 """
 
 from __future__ import annotations
@@ -46,12 +48,13 @@ def mteb_model_name(model: str, layer: int | None = None) -> str:
     return f"embaug/{model}" if layer is None else f"embaug/{model}__layer{layer}"
 
 
-def model_fingerprint(source: str | Path) -> str:
-    """sha256 of a local model's weight, config and vocabulary files; the id itself for a hub id."""
+def model_fingerprint(source: str | Path, revision: str | None = None) -> str:
+    """sha256 of a local model's weight, config and vocabulary files; for a hub id, of the id and
+    the commit it resolved to (``revision``), so a model updated on the hub gets new results."""
     path = Path(source)
     digest = hashlib.sha256()
     if not path.is_dir():
-        digest.update(f"hub:{source}".encode())
+        digest.update(f"hub:{source}@{revision or 'unresolved'}".encode())
         return digest.hexdigest()
     files = sorted({f for pattern in _WEIGHT_FILES for f in path.glob(pattern)})
     if not files:
@@ -95,16 +98,63 @@ def build_model_meta(name: str, revision: str, *, embed_dim: int, n_parameters: 
     )
 
 
+class LayerCache:
+    """Every scored layer's pooled output of each text seen so far, from one forward pass per text.
+
+    mteb evaluates one layer (one model name) at a time. The first evaluation's texts are
+    encoded for all ``layers`` at once (``embed_layers`` returns every layer of a forward pass);
+    later layers' evaluations find their texts here, so a task's texts pass through the model
+    once whatever the number of layers. Memory: texts x layers x dim float32.
+    """
+
+    def __init__(self, model, tokenizer, layers: Sequence[int], max_length: int = 512, pooling: str = "mean"):
+        self.model, self.tokenizer = model, tokenizer
+        self.layers, self.max_length, self.pooling = list(layers), max_length, pooling
+        self.blocks: list[np.ndarray] = []  # each [len(layers), texts, dim]
+        self.where: dict[str, tuple[int, int]] = {}  # text -> (block, row)
+        self.n_encoded = 0
+
+    def embeddings(self, texts: Sequence[str], layer: int, batch_size: int) -> np.ndarray:
+        """``[len(texts), dim]`` pooled outputs of ``layer`` (one of ``layers``), input order kept."""
+        from ..encode import embed_layers
+
+        missing = [text for text in dict.fromkeys(texts) if text not in self.where]
+        if missing:
+            block = embed_layers(
+                self.model, self.tokenizer, missing, batch_size, self.max_length, self.pooling,
+                self.layers, progress=False,
+            )  # fmt: skip
+            self.where.update((text, (len(self.blocks), row)) for row, text in enumerate(missing))
+            self.blocks.append(block)
+            self.n_encoded += len(missing)
+        position = self.layers.index(layer)
+        found = np.array([self.where[text] for text in texts], dtype=np.int64).reshape(-1, 2)
+        out = np.empty((len(texts), self.model.config.hidden_size), dtype=np.float32)
+        for number in np.unique(found[:, 0]):
+            rows = found[:, 0] == number
+            out[rows] = self.blocks[number][position, found[rows, 1]]
+        return out
+
+
 def _encoder_class():
     from mteb.models.abs_encoder import AbsEncoder
 
     class LayerEncoder(AbsEncoder):
-        """One layer's pooled output (L2-normalised with ``normalize``), encoded with ``embed_layers``."""
+        """One layer's pooled output (L2-normalised with ``normalize``), encoded with ``embed_layers``
+        (or taken from a :class:`LayerCache` shared by the encoders of several layers)."""
 
         def __init__(
-            self, model, tokenizer, meta, layer=None, batch_size=64, max_length=512, pooling="mean",
+            self,
+            model,
+            tokenizer,
+            meta,
+            layer=None,
+            batch_size=64,
+            max_length=512,
+            pooling="mean",
+            cache=None,
             normalize=True,
-        ):  # fmt: skip
+        ):
             self.model, self.tokenizer, self.mteb_model_meta = model, tokenizer, meta
             self.normalize = normalize
             self.layer, self.batch_size, self.max_length, self.pooling = (
@@ -113,6 +163,7 @@ def _encoder_class():
                 max_length,
                 pooling,
             )
+            self.cache = cache
             self.n_texts, self.seconds = 0, 0.0
 
         def encode(self, inputs, *, task_metadata, hf_split, hf_subset, prompt_type=None, **kwargs):
@@ -121,16 +172,14 @@ def _encoder_class():
             texts = [text for batch in inputs for text in batch["text"]]
             start = time.perf_counter()
             layer = -1 if self.layer is None else self.layer
-            embeddings = embed_layers(
-                self.model,
-                self.tokenizer,
-                texts,
-                int(kwargs.get("batch_size") or self.batch_size),
-                self.max_length,
-                self.pooling,
-                [layer],
-                progress=False,
-            )[0]
+            batch_size = int(kwargs.get("batch_size") or self.batch_size)
+            if self.cache is not None:
+                embeddings = self.cache.embeddings(texts, layer, batch_size)
+            else:
+                embeddings = embed_layers(
+                    self.model, self.tokenizer, texts, batch_size, self.max_length, self.pooling,
+                    [layer], progress=False,
+                )[0]  # fmt: skip
             self.seconds += time.perf_counter() - start
             self.n_texts += len(texts)
             if not self.normalize:
@@ -156,8 +205,9 @@ def make_encoder(
     from ..models import load_encoder, resolve_device
 
     model, tokenizer = load_encoder(source, resolve_device(device), model_name)
+    fingerprint = model_fingerprint(source, getattr(model.config, "_commit_hash", None))  # hub commit
     return wrap_encoder(
-        model, tokenizer, model_name, model_fingerprint(source), layer=layer,
+        model, tokenizer, model_name, fingerprint, layer=layer,
         batch_size=batch_size, max_length=max_length, pooling=pooling, normalize=normalize,
     )  # fmt: skip
 
@@ -172,13 +222,15 @@ def wrap_encoder(
     batch_size: int = 64,
     max_length: int = 512,
     pooling: str = "mean",
+    cache: LayerCache | None = None,
     normalize: bool = True,
 ):
     """An mteb encoder for a loaded model; ``fingerprint`` identifies its weights in the revision.
 
-    ``normalize``: L2-normalise the embeddings (the authors' exported fine-tuned models) or not
-    (their base models, ``SentenceTransformer(hub id)``: mean pooling only). The revision also
-    records the process's precision (:func:`embaug.encode.set_precision`).
+    With ``cache`` (whose layers include ``layer``), texts it has already encoded are not
+    encoded again. ``normalize``: L2-normalise the embeddings (the authors' exported fine-tuned
+    models) or not (their base models, ``SentenceTransformer(hub id)``: mean pooling only). The
+    revision also records the process's precision (:func:`embaug.encode.set_precision`).
     """
     from ..config_checks import check_layers
     from ..encode import current_precision
@@ -201,7 +253,7 @@ def wrap_encoder(
         n_parameters=sum(p.numel() for p in model.parameters()),
         max_tokens=max_length,
     )
-    return _encoder_class()(model, tokenizer, meta, layer, batch_size, max_length, pooling, normalize)
+    return _encoder_class()(model, tokenizer, meta, layer, batch_size, max_length, pooling, cache, normalize)
 
 
 class TrainingScore:
@@ -390,6 +442,50 @@ def evaluate_task(
             encoder.seconds, encoder.n_texts / max(encoder.seconds, 1e-9),
         )  # fmt: skip
     return result
+
+
+def evaluate_layers(
+    model_name: str,
+    source: str,
+    task_name: str,
+    layers: Sequence[int],
+    *,
+    cache_dir: str | Path = "results/mteb",
+    local_path: str | Path | None = None,
+    batch_size: int = 64,
+    max_length: int = 512,
+    pooling: str = "mean",
+    device: str = "auto",
+    normalize: bool = True,
+    splits: Sequence[str] = ("test",),
+) -> tuple[dict[int, Any], LayerCache]:
+    """Score each of ``layers`` on one MTEB task, encoding the task's texts once for all of them.
+
+    Each layer keeps its own mteb name and revision (as :func:`evaluate_task` with ``layer``
+    gives it), so cached results are shared with single-layer evaluations. Returns the
+    TaskResult per layer and the :class:`LayerCache` (``n_encoded``: texts through the model).
+    """
+    from ..models import load_encoder, resolve_device
+
+    model, tokenizer = load_encoder(source, resolve_device(device), model_name)
+    fingerprint = model_fingerprint(source)
+    encoders = [
+        wrap_encoder(model, tokenizer, model_name, fingerprint, layer=layer, batch_size=batch_size,
+                     max_length=max_length, pooling=pooling, normalize=normalize)
+        for layer in layers
+    ]  # fmt: skip
+    shared = LayerCache(model, tokenizer, [e.layer for e in encoders], encoders[0].max_length, pooling)
+    results = {}
+    for layer, encoder in zip(layers, encoders, strict=True):
+        encoder.cache = shared
+        results[layer] = evaluate_task(
+            model_name, source, task_name, cache_dir=cache_dir, local_path=local_path,
+            batch_size=batch_size, splits=splits, encoder=encoder,
+        )  # fmt: skip
+    LOG.info(
+        "%s on %s: %d texts encoded once for %d layers", model_name, task_name, shared.n_encoded, len(layers)
+    )
+    return results, shared
 
 
 def write_result(result, path: str | Path, extra: Mapping[str, Any] | None = None) -> None:
