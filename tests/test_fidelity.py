@@ -78,6 +78,10 @@ def test_dry_run_batch_sizes_per_dataset_and_layer_tasks(tmp_path):
     }
     assert runs["mpnet__arxiv__crops"] == runs["mpnet__reddit.train__dropout"] == "32"
     assert runs["mpnet__iclr__crops"] == runs["mpnet__biorxiv.train__crops"] == "64"
+    # every table the paper has gets its companion table by default
+    companions = set(re.findall(r"results/tables/(\w+)_vs_paper\.csv", text))
+    assert companions == {"table1_mteb", "table2_knn", "tableS4"}
+    assert "embaug vs-paper --ours results/tables/table2_knn.csv" in text
     layer_jobs = set(re.findall(r"results/mteb/mpnet/layer0/(\S+)\.json", text))
     assert layer_jobs == set(paper_tasks())
     # precision float32 everywhere; float32 files; Table 1 rows encoded as the authors
