@@ -176,3 +176,22 @@ def test_figure1_mteb_block_average_and_blocks():
     assert values[("MTEB block average", 50)] == pytest.approx((0.5 + 0.9) / 2)
     assert values[("trained and scored on iclr", 50)] == 0.5
     assert block_curves(curves.iloc[-1:], {"sts": ["S"]}).equals(curves.iloc[-1:])  # no MTEB curve
+
+
+def test_figure1_cli_blocks_from_run_logs(tmp_path):
+    """`embaug figure-curves --blocks`: the MTEB columns of a run's log become block panels."""
+    from embaug.cli import main
+
+    run = fake_run(tmp_path, "m__iclr__crops", [0.5, 0.7])
+    log = pd.read_csv(run / "train_log.csv")
+    log["mteb_STS16"] = [np.nan, 0.6, np.nan, 0.8]
+    log.to_csv(run / "train_log.csv", index=False)
+    curves = [("trained and scored on iclr", "knn_accuracy"), ("MTEB STS16 (main score)", "mteb_STS16")]
+    args = [arg for panel, column in curves for arg in ("--curve", panel, "m__iclr__crops", str(run), column)]
+    png = tmp_path / "figure1.png"
+    assert main(["figure-curves", *args, "--blocks", '{"sts": ["STS16"]}', "--out", str(png)]) == 0
+    data = pd.read_csv(data_path(png))
+    assert list(dict.fromkeys(data["panel"])) == [
+        "MTEB block average", "MTEB sts (mean)", "trained and scored on iclr"
+    ]  # fmt: skip
+    assert data.loc[data["panel"] == "MTEB block average", "value"].tolist() == [0.6, 0.8]
