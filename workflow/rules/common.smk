@@ -410,6 +410,7 @@ def table_cell_args(wildcards):
 
 # Figures and t-SNE maps (workflow/rules/figures.smk).
 TSNE = config["evaluation"]["tsne"]
+LINEAR = config["evaluation"]["linear"]
 KNN_METRICS = config["evaluation"]["knn"]["metrics"]
 KNN_METRIC = "euclidean" if "euclidean" in KNN_METRICS else KNN_METRICS[0]
 EVAL_EVERY = config["training"]["eval_every"]

@@ -53,9 +53,13 @@ rule check_dataset:
     conda:
         "../../envs/embaug.yaml"
     params:
-        k=config["evaluation"]["knn"]["k"],
-        test_fraction=config["evaluation"]["test_fraction"],
-        seed=config["evaluation"]["seed"],
+        # Functions of the input: snakemake does not record them, so a new k or split re-checks
+        # nothing (the kNN and linear stages check them again) and, above all, never re-runs this
+        # job, whose ancient output fine-tuning waits for: snakemake would then skip the rerun
+        # checks of every job downstream (tests/test_workflow.py: changing k re-runs every knn).
+        k=lambda wildcards, input: config["evaluation"]["knn"]["k"],
+        test_fraction=lambda wildcards, input: config["evaluation"]["test_fraction"],
+        seed=lambda wildcards, input: config["evaluation"]["seed"],
     shell:
         "embaug check-dataset --corpus {input:q} --dataset {wildcards.dataset:q} --k {params.k:q} "
         "--test-fraction {params.test_fraction:q} --seed {params.seed:q} --out {output:q} > {log:q} 2>&1"

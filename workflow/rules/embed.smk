@@ -6,7 +6,7 @@ rule embed:
         model=lambda w: model_files(w.model),
         corpus="data/raw/{dataset}.parquet",
     output:
-        "results/embeddings/{model}/{dataset}.npz",
+        directory("results/embeddings/{model}/{dataset}"),
     log:
         "logs/embed/{model}/{dataset}.log",
     benchmark:

@@ -89,7 +89,7 @@ rule split_dataset:
 
 use rule embed as embed_pooled with:
     output:
-        "results/embeddings_pooled/{pooling}/{model}/{dataset}.npz",
+        directory("results/embeddings_pooled/{pooling}/{model}/{dataset}"),
     log:
         "logs/embed_pooled/{pooling}/{model}/{dataset}.log",
     benchmark:
@@ -101,7 +101,7 @@ use rule embed as embed_pooled with:
 
 use rule knn as knn_pooled with:
     input:
-        embeddings="results/embeddings_pooled/{pooling}/{model}/{dataset}.npz",
+        embeddings="results/embeddings_pooled/{pooling}/{model}/{dataset}",
         corpus="data/raw/{dataset}.parquet",
     output:
         "results/scores/knn_pooled/{pooling}/{model}/{dataset}.csv",

@@ -6,7 +6,7 @@ report: "../report/workflow.rst"
 
 rule tsne:
     input:
-        embeddings="results/embeddings/{model}/{dataset}.npz",
+        embeddings="results/embeddings/{model}/{dataset}",
         corpus="data/raw/{dataset}.parquet",
         scores="results/scores/knn/{model}/{dataset}.csv",
     output:
@@ -30,7 +30,12 @@ rule tsne:
         mem_mb=TSNE_MEM_MB,
         runtime=TSNE_RUNTIME,
     params:
+        affinity=TSNE["affinity"],
+        neighbors_k=TSNE["k"],
         perplexity=TSNE["perplexity"],
+        initialization=TSNE["initialization"],
+        neighbors=TSNE["neighbors"],
+        max_docs=TSNE["max_docs"] if TSNE["max_docs"] is not None else "none",
         learning_rate=TSNE["learning_rate"],
         n_iter=TSNE["n_iter"],
         seed=TSNE["seed"],
@@ -40,7 +45,9 @@ rule tsne:
         split_seed=config["evaluation"]["seed"],
     shell:
         "embaug tsne --embeddings {input.embeddings:q} --corpus {input.corpus:q} --scores {input.scores:q} "
-        "--name {wildcards.model:q} --perplexity {params.perplexity:q} "
+        "--name {wildcards.model:q} --affinity {params.affinity:q} --neighbors-k {params.neighbors_k:q} "
+        "--perplexity {params.perplexity:q} --initialization {params.initialization:q} "
+        "--neighbors {params.neighbors:q} --max-docs {params.max_docs:q} "
         "--learning-rate {params.learning_rate:q} --n-iter {params.n_iter:q} --seed {params.seed:q} "
         "--k {params.k:q} --metric {params.metric:q} --test-fraction {params.test_fraction:q} "
         "--split-seed {params.split_seed:q} --threads {threads} "
