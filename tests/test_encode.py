@@ -221,3 +221,16 @@ def test_check_pooling():
     for bad in ("max", "token:", "token:-1", "CLS", ""):
         with pytest.raises(EmbaugError, match="unknown pooling"):
             check_pooling(bad)
+
+
+def test_precision_float32_by_default_and_bfloat16_only_on_cuda():
+    from embaug.encode import autocast_dtype, current_precision, set_precision
+
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    assert current_precision() == "float32"
+    assert autocast_dtype(cuda) is None  # float32: no autocast, as the authors
+    assert autocast_dtype(cpu, precision="bfloat16") is None  # CPU computes in float32
+    assert autocast_dtype(cuda, precision="float32") is None
+    with pytest.raises(EmbaugError, match=r"precision: unknown 'half' \(one of float32, bfloat16\)"):
+        set_precision("half")
+    assert current_precision() == "float32"

@@ -55,22 +55,56 @@ def test_study_corpora_as_the_paper_table_s5_and_batch_sizes():
     assert load("config.yaml")["mteb"]["layer_tasks"] == "all"
 
 
+def dry_run(workdir: Path, configs: list[str], *targets: str) -> str:
+    """The shell commands and log of ``snakemake -n -p`` with these repository config files."""
+    import subprocess
+
+    command = ["snakemake", "-s", str(ROOT / "Snakefile"), "-n", "-p", "--cores", "1", "--configfile"]
+    command += [str(ROOT / name) for name in configs] + ["--", *targets]
+    result = subprocess.run(command, cwd=workdir, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout + result.stderr
+
+
 def test_dry_run_batch_sizes_per_dataset_and_layer_tasks(tmp_path):
     """Every run on arXiv / Reddit (Table S4's training parts too) trains with batches of 32; Figure 4c
     scores every layer on all 19 tasks."""
     import re
-    import subprocess
 
-    command = ["snakemake", "-s", str(ROOT / "Snakefile"), "-n", "-p", "--cores", "1", "--configfile"]
-    command += [str(ROOT / "config.yaml"), str(ROOT / "config/tableS4.yaml")]
-    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    text = result.stdout + result.stderr
+    text = dry_run(tmp_path, ["config.yaml", "config/tableS4.yaml"])
     finetunes = [line for line in text.splitlines() if "embaug finetune" in line]
     runs = {
         re.search(r"--run (\S+)", line)[1]: re.search(r'"batch_size": (\d+)', line)[1] for line in finetunes
     }
     assert runs["mpnet__arxiv__crops"] == runs["mpnet__reddit.train__dropout"] == "32"
     assert runs["mpnet__iclr__crops"] == runs["mpnet__biorxiv.train__crops"] == "64"
+    # every table the paper has gets its companion table by default
+    companions = set(re.findall(r"results/tables/(\w+)_vs_paper\.csv", text))
+    assert companions == {"table1_mteb", "table2_knn", "tableS4"}
+    assert "embaug vs-paper --ours results/tables/table2_knn.csv" in text
     layer_jobs = set(re.findall(r"results/mteb/mpnet/layer0/(\S+)\.json", text))
     assert layer_jobs == set(paper_tasks())
+    # precision float32 everywhere; float32 files; Table 1 rows encoded as the authors
+    assert all('"precision": "float32"' in line for line in finetunes)
+    embeds = [line for line in text.splitlines() if "embaug embed " in line]
+    assert embeds and all("--dtype float32" in e and "--precision float32" in e for e in embeds)
+    mteb = [line for line in text.splitlines() if "embaug mteb " in line]
+    base = [line for line in mteb if "--name mpnet " in line]
+    runs = [line for line in mteb if "--name mpnet__iclr__crops " in line]
+    assert base and all("--max-length 512 --no-normalize" in line for line in base)
+    assert runs and all("--max-length 384 --normalize" in line for line in runs)
+
+
+def test_dry_run_table_s6_models_as_the_authors(tmp_path):
+    """The bare embedding model and the random BERT: bert-base-uncased where reachable, lr 0.5."""
+    text = dry_run(tmp_path, ["config.yaml", "config/tableS6.yaml"], "results/tables/tableS6.csv")
+    lines = text.splitlines()
+    inits = {line.split("--out ")[1].split()[0]: line for line in lines if "embaug init-model" in line}
+    tokenizer = "--tokenizer bert-base-uncased"
+    assert f"--kind embedding_only {tokenizer}" in inits["results/base_models/embedding_layer"]
+    assert f"--kind bert {tokenizer}" in inits["results/base_models/bert_scratch"]
+    run = "--run embedding_layer__iclr__crops__"
+    runs = [line for line in lines if "embaug finetune" in line and run in line]
+    assert len(runs) == 1 and '"learning_rate": 0.5' in runs[0] and '"epochs": 10' in runs[0]
+    table = next(line for line in lines if "embaug table" in line and "tableS6" in line)
+    assert "--vocabulary embedding_layer results/base_models/embedding_layer" in table

@@ -155,3 +155,43 @@ def test_training_curves_missing_column_says_what_to_do(tmp_path):
     run = fake_run(tmp_path, "r", [0.1, 0.2])
     with pytest.raises(EmbaugError, match="eval_every"):
         read_curves([("p", "r", str(run), "knn_accuracy_other")])
+
+
+def test_figure1_mteb_block_average_and_blocks():
+    """The paper's Figure 1: per run and step, each block's mean of its tasks, and their average."""
+    from embaug.report.figures import block_curves, mteb_task_panel
+
+    rows = []
+    for step, scores in ((0, {"A": 0.2, "B": 0.4, "S": 0.6}), (50, {"A": 0.4, "B": 0.6, "S": 0.9})):
+        rows += [(mteb_task_panel(task), "run", step, value) for task, value in scores.items()]
+    rows.append(("trained and scored on iclr", "run", 50, 0.5))
+    curves = pd.DataFrame(rows, columns=["panel", "run", "step", "value"])
+    result = block_curves(curves, {"clustering": ["A", "B"], "sts": ["S"]})
+    values = result.set_index(["panel", "step"])["value"]
+    assert list(dict.fromkeys(result["panel"])) == [
+        "MTEB block average", "MTEB clustering (mean)", "MTEB sts (mean)", "trained and scored on iclr"
+    ]  # fmt: skip
+    assert values[("MTEB clustering (mean)", 50)] == pytest.approx(0.5)
+    assert values[("MTEB block average", 0)] == pytest.approx((0.3 + 0.6) / 2)
+    assert values[("MTEB block average", 50)] == pytest.approx((0.5 + 0.9) / 2)
+    assert values[("trained and scored on iclr", 50)] == 0.5
+    assert block_curves(curves.iloc[-1:], {"sts": ["S"]}).equals(curves.iloc[-1:])  # no MTEB curve
+
+
+def test_figure1_cli_blocks_from_run_logs(tmp_path):
+    """`embaug figure-curves --blocks`: the MTEB columns of a run's log become block panels."""
+    from embaug.cli import main
+
+    run = fake_run(tmp_path, "m__iclr__crops", [0.5, 0.7])
+    log = pd.read_csv(run / "train_log.csv")
+    log["mteb_STS16"] = [np.nan, 0.6, np.nan, 0.8]
+    log.to_csv(run / "train_log.csv", index=False)
+    curves = [("trained and scored on iclr", "knn_accuracy"), ("MTEB STS16 (main score)", "mteb_STS16")]
+    args = [arg for panel, column in curves for arg in ("--curve", panel, "m__iclr__crops", str(run), column)]
+    png = tmp_path / "figure1.png"
+    assert main(["figure-curves", *args, "--blocks", '{"sts": ["STS16"]}', "--out", str(png)]) == 0
+    data = pd.read_csv(data_path(png))
+    assert list(dict.fromkeys(data["panel"])) == [
+        "MTEB block average", "MTEB sts (mean)", "trained and scored on iclr"
+    ]  # fmt: skip
+    assert data.loc[data["panel"] == "MTEB block average", "value"].tolist() == [0.6, 0.8]

@@ -187,6 +187,27 @@ def test_cli_writes_result_and_table(tiny_models, sts_file, tmp_path):
     assert "| task " in markdown and "block average" in markdown
 
 
+def test_base_models_unnormalised_runs_normalised(tiny_models):
+    """The authors' encodings: SentenceTransformer(hub id) of a base model has no Normalize module;
+    their exported fine-tuned models do. The revision tells the two apart."""
+    from embaug.models import load_encoder
+
+    model, tokenizer = load_encoder(tiny_models[0])
+    texts = ["model data train layer", "bank card money"]
+    encoders = {
+        normalize: em.wrap_encoder(model, tokenizer, "tiny", "fp", normalize=normalize)
+        for normalize in (False, True)
+    }
+    raw, unit = (
+        encoders[n].encode([{"text": texts}], task_metadata=None, hf_split="test", hf_subset="default")
+        for n in (False, True)
+    )
+    np.testing.assert_allclose(np.linalg.norm(unit, axis=1), 1.0, rtol=1e-5)
+    assert not np.allclose(np.linalg.norm(raw, axis=1), 1.0)
+    np.testing.assert_allclose(unit, raw / np.linalg.norm(raw, axis=1, keepdims=True), rtol=1e-5)
+    assert encoders[False].mteb_model_meta.revision != encoders[True].mteb_model_meta.revision
+
+
 def test_hub_model_fingerprint_changes_with_the_resolved_revision():
     one, other = (em.model_fingerprint("org/model", revision) for revision in ("a" * 40, "b" * 40))
     assert one != other and one == em.model_fingerprint("org/model", "a" * 40)

@@ -195,7 +195,7 @@ def test_embeddings(study, model):
     workdir, _, _ = study
     raw = pd.read_parquet(workdir / "data" / "raw" / "bbc.parquet")
     stored = EmbeddingStore(workdir / "results" / "embeddings" / model / "bbc")
-    assert (stored.n_docs, stored.dim, stored.dtype) == (160, 32, "float16")
+    assert (stored.n_docs, stored.dim, stored.dtype) == (160, 32, "float32")  # dtype follows precision
     assert stored.layers == [0, 1, 2]
     assert stored.doc_ids.tolist() == raw["doc_id"].tolist()
     assert all(np.isfinite(layer).all() for layer in stored)

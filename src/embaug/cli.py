@@ -65,13 +65,16 @@ def cmd_chunk(args: argparse.Namespace) -> None:
 
 
 def cmd_init_model(args: argparse.Namespace) -> None:
-    """Build a randomly initialised BERT with a tokenizer fitted on the given corpora."""
+    """Build a randomly initialised BERT (or its word embeddings alone) and its vocabulary."""
     from .io import atomic_path
-    from .models import build_scratch_model
+    from .scratch import init_scratch_model
 
     texts = [text for path in args.corpus for text in read_parquet(path)["text"]]
     with atomic_path(args.out) as tmp:
-        build_scratch_model(texts, tmp, json.loads(args.architecture), args.seed)
+        vocabulary = init_scratch_model(
+            texts, tmp, json.loads(args.architecture), args.seed, args.kind, args.tokenizer or None
+        )
+    LOG.info("%s model with %s", args.kind, vocabulary)
 
 
 def cmd_download_model(args: argparse.Namespace) -> None:
@@ -84,11 +87,13 @@ def cmd_download_model(args: argparse.Namespace) -> None:
 
 def cmd_finetune(args: argparse.Namespace) -> None:
     """Fine-tune one run contrastively and save the model, its log and its parameters."""
+    from .encode import set_precision
     from .models import set_threads
     from .train import TrainSettings, finetune
 
     set_threads(args.threads)
     settings = TrainSettings(**json.loads(args.settings))
+    set_precision(settings.precision)  # also the MTEB training curves' encodings
     eval_corpora = {}
     for entry in args.eval_corpus or []:
         name, _, path = entry.partition("=")
@@ -231,12 +236,26 @@ def cmd_linear(args: argparse.Namespace) -> None:
     write_csv(scores, args.out)
 
 
+def read_vocabulary(model_dir: str) -> str:
+    """Where a from-scratch model's vocabulary comes from (its ``scratch.json``)."""
+    from pathlib import Path
+
+    path = Path(model_dir) / "scratch.json"
+    if not path.exists():
+        raise EmbaugError(f"{path}: missing; rebuild the model with `embaug init-model`")
+    return json.loads(path.read_text())["vocabulary"]
+
+
 def cmd_table(args: argparse.Namespace) -> None:
     """Aggregate last-layer scores into a rows x columns table (Table 2's shape)."""
     from .report.tables import Cell, score_table, write_table
 
     table = score_table([Cell(*cell) for cell in args.cell], args.metric)
-    write_table(table, args.out_csv, args.out_md, args.title)
+    notes = [
+        f"{label}: trained from scratch with {read_vocabulary(folder)}."
+        for label, folder in args.vocabulary or []
+    ]
+    write_table(table, args.out_csv, args.out_md, "\n\n".join([args.title, *notes]))
     print(table.round(1).to_string())
 
 
@@ -393,9 +412,11 @@ def cmd_figure_loss(args: argparse.Namespace) -> None:
 
 def cmd_figure_curves(args: argparse.Namespace) -> None:
     """Figures 1 and 3: held-out kNN accuracy over batches, one line per run."""
-    from .report.figures import curves_figure, read_curves
+    from .report.figures import block_curves, curves_figure, read_curves
 
     curves = read_curves([tuple(entry) for entry in args.curve])
+    if args.blocks:
+        curves = block_curves(curves, json.loads(args.blocks))
     curves_figure(curves, args.out, args.title)
 
 
@@ -416,6 +437,7 @@ def cmd_mteb(args: argparse.Namespace) -> None:
     settings = dict(
         cache_dir=args.cache_dir, local_path=args.local_path or None, batch_size=args.batch_size,
         max_length=args.max_length, pooling=args.pooling, device=args.device, splits=args.splits,
+        normalize=args.normalize,
     )  # fmt: skip
     if args.layer:
         results, _ = evaluate_layers(args.name, args.model, args.task, args.layer, **settings)
@@ -468,6 +490,9 @@ def build_parser() -> argparse.ArgumentParser:
         sub.set_defaults(handler=handler)
         return sub
 
+    def precision_option(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--precision", default="float32", help="float32, or bfloat16 autocast on CUDA")
+
     def table_outputs(sub: argparse.ArgumentParser, title: str) -> None:
         """A table stage's title and its two files: CSV (data) and Markdown (for reading)."""
         sub.add_argument("--title", default=title)
@@ -499,6 +524,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = stage("init-model", cmd_init_model)
     sub.add_argument("--corpus", required=True, nargs="+", help="raw corpora to fit the tokenizer")
     sub.add_argument("--architecture", required=True, help="BertConfig fields and vocab_size, JSON")
+    sub.add_argument("--kind", default="bert", choices=["bert", "embedding_only"])
+    sub.add_argument("--tokenizer", default="", help="hub tokenizer, where reachable (else fitted)")
     sub.add_argument("--seed", type=int, default=42)
     sub.add_argument("--out", required=True)
 
@@ -536,6 +563,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--pooling", default="mean")
     sub.add_argument("--layers", type=int, nargs="+", help="layer indices (default: all)")
     sub.add_argument("--dtype", default="float16", choices=["float16", "float32"])
+    precision_option(sub)
     sub.add_argument("--device", default="auto")
     sub.add_argument("--threads", type=int)
     sub.add_argument("--out", required=True)
@@ -579,6 +607,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = stage("table", cmd_table)
     sub.add_argument("--cell", nargs=3, action="append", required=True, metavar=("ROW", "COLUMN", "SCORES"))
     sub.add_argument("--metric", default="euclidean")
+    sub.add_argument(
+        "--vocabulary",
+        nargs=2,
+        action="append",
+        metavar=("LABEL", "MODEL_DIR"),
+        help="a from-scratch model: its vocabulary's origin (MODEL_DIR/scratch.json) goes under the title",
+    )
     table_outputs(sub, "kNN accuracy (%)")
 
     sub = stage("grid-table", cmd_grid_table)
@@ -682,6 +717,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--curve", nargs=4, action="append", required=True, metavar=("PANEL", "RUN", "RUN_DIR", "COLUMN")
     )
     sub.add_argument("--title", default="")
+    sub.add_argument(
+        "--blocks", default="", help="JSON block -> MTEB tasks: plot block means and their average instead"
+    )
     sub.add_argument("--out", required=True)
     sub = stage("mteb", cmd_mteb)
     sub.add_argument("--model", required=True, help="hub id or local directory")
@@ -696,6 +734,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--batch-size", type=int, default=64)
     sub.add_argument("--max-length", type=int, default=512)
     sub.add_argument("--pooling", default="mean")
+    sub.add_argument(
+        "--normalize",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="L2-normalise the embeddings (the authors' fine-tuned models; not their base models)",
+    )
+    precision_option(sub)
     sub.add_argument("--device", default="auto")
     sub.add_argument("--threads", type=int)
     sub.add_argument("--out", nargs="+", required=True, help="result JSON (one per --layer)")
@@ -740,6 +785,10 @@ def main(argv: list[str] | None = None) -> int:
         stop_with_parent()
     args = build_parser().parse_args(argv)
     try:
+        if "precision" in vars(args):
+            from .encode import set_precision
+
+            set_precision(args.precision)
         args.handler(args)
     except EmbaugError as exc:
         print(f"embaug {args.stage}: error: {exc}", file=sys.stderr)

@@ -20,16 +20,38 @@ CPU_FORWARD_TOKENS = 2048
 """Padded tokens per inference pass on CPU, unless told otherwise (see :func:`forward_token_cap`)."""
 
 
-def autocast_dtype(device: torch.device, enabled: bool = True) -> torch.dtype | None:
-    """The autocast dtype: bf16 on CUDA, fp16 where bf16 is missing, ``None`` (fp32) on CPU."""
-    if device.type != "cuda" or not enabled:
+PRECISIONS = ("float32", "bfloat16")
+"""``precision`` settings: float32 (the authors', the default) or bfloat16 autocast on CUDA."""
+
+_precision = "float32"
+
+
+def set_precision(precision: str) -> None:
+    """This process's default precision for :func:`autocast` (a stage sets it from its options)."""
+    global _precision  # one setting per process: every encoding of a stage runs at it
+    if precision not in PRECISIONS:
+        raise EmbaugError(f"precision: unknown '{precision}' (one of {', '.join(PRECISIONS)})")
+    _precision = precision
+
+
+def current_precision() -> str:
+    """This process's default precision (:func:`set_precision`)."""
+    return _precision
+
+
+def autocast_dtype(
+    device: torch.device, enabled: bool = True, precision: str | None = None
+) -> torch.dtype | None:
+    """The autocast dtype: ``None`` (float32) on CPU or at float32 precision, else bf16 on CUDA
+    (fp16 where bf16 is missing); ``precision`` defaults to the process's (:func:`set_precision`)."""
+    if device.type != "cuda" or not enabled or (precision or _precision) == "float32":
         return None
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
-def autocast(device: torch.device, enabled: bool = True):
-    """bf16 autocast on CUDA (fp16 where bf16 is missing); a no-op on CPU."""
-    dtype = autocast_dtype(device, enabled)
+def autocast(device: torch.device, enabled: bool = True, precision: str | None = None):
+    """Autocast at ``precision`` (default the process's): a no-op at float32 and on CPU."""
+    dtype = autocast_dtype(device, enabled, precision)
     return nullcontext() if dtype is None else torch.autocast("cuda", dtype=dtype)
 
 

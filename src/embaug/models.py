@@ -12,6 +12,7 @@ from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTo
 from .config_checks import check_vocabulary, is_local_path
 from .devices import own_gpu
 from .downloads import Entry, hub_error, hub_unreachable
+from .embedding_model import EmbeddingOnlyModel  # noqa: F401  (registers its type with AutoModel)
 from .errors import EmbaugError, damaged, first_line
 
 POOLING_PATTERN = re.compile(r"^(mean|cls|sep|token:\d+)$")

@@ -68,6 +68,7 @@ class TrainSettings:
     eval_k: int = 10
     forward_tokens: int = 0
     freeze_layers: int | None = None
+    precision: str = "float32"
 
 
 def info_nce_loss(anchors: torch.Tensor, positives: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -158,7 +159,7 @@ class PairEncoder:
         return torch.cat(pooled)[inverse]
 
     def _forward(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
-        with autocast(self.device):
+        with autocast(self.device, precision=self.settings.precision):
             hidden = self.model(**features).last_hidden_state
         return pool(hidden.float(), features["attention_mask"], self.settings.pooling)
 
@@ -388,7 +389,9 @@ def finetune(
     encoder = PairEncoder(model, tokenizer, settings, device, mask_generator)
     optimizer = adam(model, settings.learning_rate)
     # fp16 autocast (GPUs without bf16) needs loss scaling; bf16 and fp32 do not
-    scaler = torch.amp.GradScaler(device.type, enabled=autocast_dtype(device) == torch.float16)
+    scaler = torch.amp.GradScaler(
+        device.type, enabled=autocast_dtype(device, precision=settings.precision) == torch.float16
+    )
     steps_per_epoch = -(-len(documents) // settings.batch_size)
     total_steps = steps_per_epoch * settings.epochs
     if settings.max_steps:

@@ -25,6 +25,8 @@ CONFIG_SCHEMA = yaml.safe_load(Path(CONFIG_SCHEMA_FILE).read_text())
 check_schema(config, CONFIG_SCHEMA)  # unknown keys and rejected values, one line naming the key
 validate(config, CONFIG_SCHEMA_FILE, set_default=True)  # fills in the defaults
 check_config(config, PAIR_MAKERS)
+if config["embedding"]["dtype"] is None:  # stored embeddings follow precision
+    config["embedding"]["dtype"] = "float32" if config["precision"] == "float32" else "float16"
 
 # Every rule's shell command is one `embaug` call: exec it, so the job is snakemake's own child
 # and (Linux: a parent-death signal, embaug.cli.stop_with_parent) stops when snakemake dies.
@@ -394,7 +396,7 @@ def train_settings(wildcards):
         **config["augmentations"][run["augmentation"]],
     }
     settings.update({k: v for k, v in run["overrides"].items() if k != "sentences"})
-    settings.update(augmentation=run["augmentation"], device=config["device"])
+    settings.update(augmentation=run["augmentation"], device=config["device"], precision=config["precision"])
     # An unset option (null) is left to TrainSettings' default, so adding a new option to the
     # schema never changes existing runs' params (which would re-train them).
     return json.dumps({k: v for k, v in settings.items() if v is not None}, sort_keys=True)
@@ -472,7 +474,7 @@ def curve_entries(evaluated_on=None):
         if evaluated_on is None:
             panel, column = f"trained and scored on {spec['dataset']}", "knn_accuracy"
             entries += [(f"MTEB {t} (main score)", run, f"results/models/{run}", f"mteb_{t}")
-                        for t in training_mteb_tasks()]  # fmt: skip
+                        for t in training_mteb_tasks(run)]  # fmt: skip
         else:
             panel = f"trained on {spec['dataset']}, scored on {evaluated_on}"
             column = "knn_accuracy" if spec["dataset"] == evaluated_on else f"knn_accuracy_{evaluated_on}"
@@ -517,6 +519,19 @@ def figure_targets():
 MTEB = config["mteb"]
 MTEB_TASKS = config["mteb_tasks"]
 MTEB_BLOCKS = {block: tasks for block, tasks in MTEB["blocks"].items() if tasks}
+
+
+def mteb_encoding(model):
+    """`--max-length N --[no-]normalize` of a model's MTEB encoding: the authors' encodings of
+    base / reference models (SentenceTransformer(hub id)) and of fine-tuned runs (exported models)."""
+    base = RUNS[model]["model"] if model in RUNS else model
+    # the authors' exported fine-tuned models; not their bare embedding model (MyEmbeddingSentenceModel)
+    exported = model in RUNS and config["models"][base].get("kind") != "embedding_only"
+    max_length = MTEB["finetuned_max_length"] if exported else MTEB["max_length"]
+    normalize = MTEB["normalize_runs"] if exported else MTEB["normalize_models"]
+    return f"--max-length {quoted(max_length)} --{'' if normalize else 'no-'}normalize"
+
+
 if MTEB["layer_tasks"] == "all":  # Figure 4c over every task of the blocks, as the authors
     MTEB["layer_tasks"] = [task for tasks in MTEB_BLOCKS.values() for task in tasks]
 
@@ -567,9 +582,22 @@ def _check_mteb():
 _check_mteb()
 
 
-def training_mteb_tasks():
-    """MTEB tasks scored during fine-tuning (Figure 1), when training.eval_every is on."""
-    return MTEB["training_curves"] if EVAL_EVERY else []
+def training_mteb_tasks(run=None):
+    """MTEB tasks scored during fine-tuning (Figure 1), when training.eval_every is on: for the
+    runs of the first MTEB table (Table 1: the base model's runs on ICLR), or any run if None."""
+    if not EVAL_EVERY or (run is not None and run not in mteb_table_runs()):
+        return []
+    return MTEB["training_curves"]
+
+
+def mteb_table_runs():
+    return [m for _, m in mteb_rows(next(iter(MTEB_TABLES))) if m in RUNS] if MTEB_TABLES else []
+
+
+def training_mteb_blocks():
+    """Figure 1's blocks: each mteb.blocks entry restricted to the tasks scored during training."""
+    blocks = {b: [t for t in ts if t in MTEB["training_curves"]] for b, ts in MTEB_BLOCKS.items()}
+    return {block: tasks for block, tasks in blocks.items() if tasks}
 
 
 def training_mteb_args(wildcards):
@@ -578,7 +606,7 @@ def training_mteb_args(wildcards):
         "--eval-mteb",
         [
             [task + (f"={MTEB_TASKS[task]['path']}" if task in MTEB_TASKS else "")]
-            for task in training_mteb_tasks()
+            for task in training_mteb_tasks(wildcards.run)
         ],
     )
 

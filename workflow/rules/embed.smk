@@ -25,9 +25,11 @@ rule embed:
         pooling=lambda w: embedding_pooling(w.model),
         dtype=config["embedding"]["dtype"],
         layers=f"--layers {quoted(*config['embedding']['layers'])}" if config["embedding"]["layers"] else "",
+        precision=config["precision"],
         device=config["device"],
     shell:
         "embaug embed --model {params.model:q} --name {wildcards.model:q} --corpus {input.corpus:q} "
         "--batch-size {params.batch_size:q} --max-length {params.max_length:q} "
         "--pooling {params.pooling:q} --dtype {params.dtype:q} {params.layers} "
-        "--device {params.device:q} --threads {threads} --out {output:q} > {log:q} 2>&1"
+        "--precision {params.precision:q} --device {params.device:q} --threads {threads} "
+        "--out {output:q} > {log:q} 2>&1"

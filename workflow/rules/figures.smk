@@ -156,10 +156,12 @@ rule figure1_training_curves:
         "../../envs/embaug.yaml"
     params:
         curves=curve_args,
+        blocks=json.dumps(training_mteb_blocks()),
         title="During fine-tuning: kNN accuracy on held documents of the training dataset"
-        + (" and MTEB main scores" if training_mteb_tasks() else ""),
+        + (" and MTEB main scores (block average, blocks)" if training_mteb_tasks() else ""),
     shell:
-        "embaug figure-curves {params.curves} --title {params.title:q} --out {output.png:q} > {log:q} 2>&1"
+        "embaug figure-curves {params.curves} --blocks {params.blocks:q} --title {params.title:q} "
+        "--out {output.png:q} > {log:q} 2>&1"
 
 
 rule figure3_curves:

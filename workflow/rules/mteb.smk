@@ -33,13 +33,14 @@ rule mteb:
         local=mteb_local_args,
         splits=quoted(*MTEB["splits"]),
         batch_size=MTEB["batch_size"],
-        max_length=MTEB["max_length"],
+        encoding=lambda w: mteb_encoding(w.model),
         pooling=config["embedding"]["pooling"],
+        precision=config["precision"],
         device=config["device"],
     shell:
         "embaug mteb --model {params.model:q} --name {wildcards.model:q} --task {wildcards.task:q} "
         "{params.layers} {params.local} --splits {params.splits} --cache-dir results/mteb "
-        "--batch-size {params.batch_size:q} --max-length {params.max_length:q} "
+        "--batch-size {params.batch_size:q} {params.encoding} --precision {params.precision:q} "
         "--pooling {params.pooling:q} --device {params.device:q} --threads {threads} "
         "--out {output:q} > {log:q} 2>&1"
 

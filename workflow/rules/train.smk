@@ -15,8 +15,15 @@ rule init_model:
     params:
         architecture=lambda w: json.dumps(config["models"][w.model]["architecture"], sort_keys=True),
         seed=lambda w: config["models"][w.model]["seed"],
+        kind=lambda w: config["models"][w.model]["kind"],
+        tokenizer=lambda w: (
+            f"--tokenizer {quoted(config['models'][w.model]['tokenizer'])}"
+            if "tokenizer" in config["models"][w.model]
+            else ""
+        ),
     shell:
         "embaug init-model --corpus {input:q} --architecture {params.architecture:q} "
+        "--kind {params.kind:q} {params.tokenizer} "
         "--seed {params.seed:q} --out {output:q} > {log:q} 2>&1"
 
 
@@ -26,7 +33,7 @@ rule finetune:
         corpus=lambda w: raw(RUNS[w.run]["dataset"]),
         chunks=lambda w: run_chunks(w.run),
         eval_corpora=lambda w: [raw(d) for d in eval_corpora(w.run)],
-        eval_mteb=lambda w: [MTEB_TASKS[t]["path"] for t in training_mteb_tasks() if t in MTEB_TASKS],
+        eval_mteb=lambda w: [MTEB_TASKS[t]["path"] for t in training_mteb_tasks(w.run) if t in MTEB_TASKS],
         checks=run_checks,
     output:
         directory("results/models/{run}"),

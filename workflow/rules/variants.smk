@@ -63,6 +63,7 @@ rule sweep_figure:
 use rule score_table as table_s6 with:
     input:
         [path for *_, path in table_s6_cells()],
+        [model_path(name) for name in scratch_base_models()],
     output:
         csv=report(
             "results/tables/tableS6.csv",
@@ -76,7 +77,9 @@ use rule score_table as table_s6 with:
     benchmark:
         "results/benchmarks/tables/tableS6.tsv"
     params:
-        cells=lambda w: repeated("--cell", table_s6_cells()),
+        cells=lambda w: repeated("--cell", table_s6_cells())
+        + " "
+        + repeated("--vocabulary", [(name, model_path(name)) for name in scratch_base_models()]),
         metric=KNN_METRIC,
         title=lambda w: f"Table S6: kNN accuracy (%), k={config['evaluation']['knn']['k']}, {KNN_METRIC}, "
         "last layer: fine-tuned, off-the-shelf and trained from scratch",

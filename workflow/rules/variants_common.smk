@@ -74,6 +74,11 @@ def _label(model, augmentation, overrides):
     return f"{model} + {augmentation}" + (f" ({settings})" if settings else "")
 
 
+def scratch_base_models():
+    """Table S6's from-scratch models (their vocabulary's origin goes into the caption)."""
+    return [name for name in STUDY["from_scratch"] if is_scratch(name)]
+
+
 def table_s6_cells():
     """Table S6: Table 2's model and runs, comparison models, and models trained from scratch."""
     model = STUDY.get("table2_model", STUDY["models"][0])

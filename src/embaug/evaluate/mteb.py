@@ -140,8 +140,8 @@ def _encoder_class():
     from mteb.models.abs_encoder import AbsEncoder
 
     class LayerEncoder(AbsEncoder):
-        """One layer's pooled, L2-normalised output, encoded with ``embed_layers`` (or taken from
-        a :class:`LayerCache` shared by the encoders of several layers)."""
+        """One layer's pooled output (L2-normalised with ``normalize``), encoded with ``embed_layers``
+        (or taken from a :class:`LayerCache` shared by the encoders of several layers)."""
 
         def __init__(
             self,
@@ -153,8 +153,10 @@ def _encoder_class():
             max_length=512,
             pooling="mean",
             cache=None,
+            normalize=True,
         ):
             self.model, self.tokenizer, self.mteb_model_meta = model, tokenizer, meta
+            self.normalize = normalize
             self.layer, self.batch_size, self.max_length, self.pooling = (
                 layer,
                 batch_size,
@@ -180,6 +182,8 @@ def _encoder_class():
                 )[0]  # fmt: skip
             self.seconds += time.perf_counter() - start
             self.n_texts += len(texts)
+            if not self.normalize:
+                return embeddings
             norms = np.linalg.norm(embeddings, axis=1, keepdims=True)
             return embeddings / np.maximum(norms, 1e-12)
 
@@ -195,6 +199,7 @@ def make_encoder(
     max_length: int = 512,
     pooling: str = "mean",
     device: str = "auto",
+    normalize: bool = True,
 ):
     """Load ``source`` and wrap it as an mteb encoder with a distinct name and revision."""
     from ..models import load_encoder, resolve_device
@@ -203,7 +208,7 @@ def make_encoder(
     fingerprint = model_fingerprint(source, getattr(model.config, "_commit_hash", None))  # hub commit
     return wrap_encoder(
         model, tokenizer, model_name, fingerprint, layer=layer,
-        batch_size=batch_size, max_length=max_length, pooling=pooling,
+        batch_size=batch_size, max_length=max_length, pooling=pooling, normalize=normalize,
     )  # fmt: skip
 
 
@@ -218,12 +223,17 @@ def wrap_encoder(
     max_length: int = 512,
     pooling: str = "mean",
     cache: LayerCache | None = None,
+    normalize: bool = True,
 ):
     """An mteb encoder for a loaded model; ``fingerprint`` identifies its weights in the revision.
 
     With ``cache`` (whose layers include ``layer``), texts it has already encoded are not
-    encoded again."""
+    encoded again. ``normalize``: L2-normalise the embeddings (the authors' exported fine-tuned
+    models) or not (their base models, ``SentenceTransformer(hub id)``: mean pooling only). The
+    revision also records the process's precision (:func:`embaug.encode.set_precision`).
+    """
     from ..config_checks import check_layers
+    from ..encode import current_precision
     from ..models import check_pooling
 
     if layer is not None:
@@ -233,7 +243,8 @@ def wrap_encoder(
         "layer": layer,
         "pooling": check_pooling(pooling),
         "max_length": max_length,
-        "normalize": True,
+        "normalize": normalize,
+        "precision": current_precision(),
     }
     meta = build_model_meta(
         mteb_model_name(model_name, layer),
@@ -242,7 +253,7 @@ def wrap_encoder(
         n_parameters=sum(p.numel() for p in model.parameters()),
         max_tokens=max_length,
     )
-    return _encoder_class()(model, tokenizer, meta, layer, batch_size, max_length, pooling, cache)
+    return _encoder_class()(model, tokenizer, meta, layer, batch_size, max_length, pooling, cache, normalize)
 
 
 class TrainingScore:
@@ -394,6 +405,7 @@ def evaluate_task(
     max_length: int = 512,
     pooling: str = "mean",
     device: str = "auto",
+    normalize: bool = True,
     splits: Sequence[str] = ("test",),
     encoder=None,
 ):
@@ -406,7 +418,7 @@ def evaluate_task(
     if encoder is None:
         encoder = make_encoder(
             model_name, source, layer=layer, batch_size=batch_size, max_length=max_length,
-            pooling=pooling, device=device,
+            pooling=pooling, device=device, normalize=normalize,
         )  # fmt: skip
     cache = mteb.ResultCache(cache_path=cache_dir)
     task = get_task(task_name, splits)
@@ -444,6 +456,7 @@ def evaluate_layers(
     max_length: int = 512,
     pooling: str = "mean",
     device: str = "auto",
+    normalize: bool = True,
     splits: Sequence[str] = ("test",),
 ) -> tuple[dict[int, Any], LayerCache]:
     """Score each of ``layers`` on one MTEB task, encoding the task's texts once for all of them.
@@ -458,7 +471,7 @@ def evaluate_layers(
     fingerprint = model_fingerprint(source)
     encoders = [
         wrap_encoder(model, tokenizer, model_name, fingerprint, layer=layer, batch_size=batch_size,
-                     max_length=max_length, pooling=pooling)
+                     max_length=max_length, pooling=pooling, normalize=normalize)
         for layer in layers
     ]  # fmt: skip
     shared = LayerCache(model, tokenizer, [e.layer for e in encoders], encoders[0].max_length, pooling)

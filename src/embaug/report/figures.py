@@ -255,6 +255,34 @@ def panels_legend(fig: plt.Figure, axes: Sequence[plt.Axes], max_columns: int) -
     )  # fmt: skip
 
 
+def mteb_task_panel(task: str) -> str:
+    """The panel of one MTEB task's training curve in :func:`read_curves` entries."""
+    return f"MTEB {task} (main score)"
+
+
+def block_curves(curves: pd.DataFrame, blocks: dict[str, list[str]]) -> pd.DataFrame:
+    """Replace MTEB task curves by the paper's Figure 1 panels: block average, then each block's mean.
+
+    Per run and step, a block's value is the mean of its tasks' main scores and the block average
+    the mean of the blocks' values (as Table 1). Tasks in no block keep their own panel; other
+    panels (kNN) are kept, after the MTEB ones.
+    """
+    task_of = {mteb_task_panel(task): task for tasks in blocks.values() for task in tasks}
+    tasks = curves[curves["panel"].isin(task_of)]
+    if tasks.empty:
+        return curves
+    block_of = {task: block for block, members in blocks.items() for task in members}
+    tasks = tasks.assign(block=tasks["panel"].map(task_of).map(block_of))
+    means = tasks.groupby(["block", "run", "step"], sort=False)["value"].mean().reset_index()
+    average = means.groupby(["run", "step"], sort=False)["value"].mean().reset_index()
+    panels = [
+        average.assign(panel="MTEB block average"),
+        means.assign(panel=means["block"].map(lambda block: f"MTEB {block} (mean)")).drop(columns="block"),
+        curves[~curves["panel"].isin(task_of)],
+    ]
+    return pd.concat(panels, ignore_index=True)[["panel", "run", "step", "value"]]
+
+
 def read_curves(entries: Sequence[tuple[str, str, str, str]]) -> pd.DataFrame:
     """``panel, run, step, value`` from runs' ``train_log.csv`` (+ step 0 from ``run.json``).
 
