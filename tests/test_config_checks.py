@@ -143,7 +143,7 @@ SCHEMA_CASES = [
     ("training.epochs", 0, "training.epochs: 0 is less than the minimum of 1"),
     ("training.pooling", "max", "training.pooling: 'max' does not match"),
     ("embedding.pooling", "token", "embedding.pooling: 'token' does not match"),
-    ("embedding.dtype", "float8", "embedding.dtype: 'float8' is not one of ['float32', 'float16']"),
+    ("embedding.dtype", "float8", "embedding.dtype: 'float8' is not one of ['float32', 'float16', None]"),
     ("embedding.layers", [], "embedding.layers: [] should be non-empty"),
     ("embedding.layers", [1, 1], "embedding.layers: [1, 1] has non-unique elements"),
     ("evaluation.knn.k", 0, "evaluation.knn.k: 0 is less than the minimum of 1"),
