@@ -140,20 +140,11 @@ def _encoder_class():
     from mteb.models.abs_encoder import AbsEncoder
 
     class LayerEncoder(AbsEncoder):
-        """One layer's pooled, L2-normalised output, encoded with ``embed_layers`` (or taken from
-        a :class:`LayerCache` shared by the encoders of several layers)."""
+        """One layer's pooled, L2-normalised output, encoded with ``embed_layers``, or taken from
+        ``cache``: a :class:`LayerCache` shared by the encoders of several layers (set by
+        :func:`evaluate_layers`)."""
 
-        def __init__(
-            self,
-            model,
-            tokenizer,
-            meta,
-            layer=None,
-            batch_size=64,
-            max_length=512,
-            pooling="mean",
-            cache=None,
-        ):
+        def __init__(self, model, tokenizer, meta, layer=None, batch_size=64, max_length=512, pooling="mean"):
             self.model, self.tokenizer, self.mteb_model_meta = model, tokenizer, meta
             self.layer, self.batch_size, self.max_length, self.pooling = (
                 layer,
@@ -161,7 +152,7 @@ def _encoder_class():
                 max_length,
                 pooling,
             )
-            self.cache = cache
+            self.cache: LayerCache | None = None
             self.n_texts, self.seconds = 0, 0.0
 
         def encode(self, inputs, *, task_metadata, hf_split, hf_subset, prompt_type=None, **kwargs):
@@ -217,12 +208,8 @@ def wrap_encoder(
     batch_size: int = 64,
     max_length: int = 512,
     pooling: str = "mean",
-    cache: LayerCache | None = None,
 ):
-    """An mteb encoder for a loaded model; ``fingerprint`` identifies its weights in the revision.
-
-    With ``cache`` (whose layers include ``layer``), texts it has already encoded are not
-    encoded again."""
+    """An mteb encoder for a loaded model; ``fingerprint`` identifies its weights in the revision."""
     from ..config_checks import check_layers
     from ..models import check_pooling
 
@@ -242,7 +229,7 @@ def wrap_encoder(
         n_parameters=sum(p.numel() for p in model.parameters()),
         max_tokens=max_length,
     )
-    return _encoder_class()(model, tokenizer, meta, layer, batch_size, max_length, pooling, cache)
+    return _encoder_class()(model, tokenizer, meta, layer, batch_size, max_length, pooling)
 
 
 class TrainingScore:
