@@ -11,6 +11,7 @@ import pytest
 from embaug.cli import main
 from embaug.evaluate.knn import knn_accuracy
 from embaug.evaluate.split import labelled_split
+from embaug.store import EmbeddingStore, EmbeddingWriter
 
 
 def error_lines(capsys) -> list[str]:
@@ -78,14 +79,14 @@ def test_embed_unknown_pooling(tmp_path, capsys, tiny_model_dir, corpus):
     raw = tmp_path / "raw.parquet"
     corpus.to_parquet(raw)
     args = ["embed", "--model", str(tiny_model_dir), "--corpus", str(raw), "--pooling", "max"]
-    assert main([*args, "--device", "cpu", "--out", str(tmp_path / "e.npz")]) == 1
+    assert main([*args, "--device", "cpu", "--out", str(tmp_path / "emb")]) == 1
     assert "unknown pooling 'max'" in capsys.readouterr().err
 
 
 def test_embed_and_knn_stages(tmp_path, tiny_model_dir, corpus):
     raw = tmp_path / "raw.parquet"
     corpus.to_parquet(raw)
-    npz = tmp_path / "emb.npz"
+    store_path = tmp_path / "emb"
     args = [
         "embed",
         "--model",
@@ -97,20 +98,23 @@ def test_embed_and_knn_stages(tmp_path, tiny_model_dir, corpus):
         "--max-length",
         "64",
     ]
-    assert main([*args, "--device", "cpu", "--threads", "1", "--out", str(npz)]) == 0
-    with np.load(npz) as stored:
-        embeddings, layers, doc_ids = stored["embeddings"], stored["layer"], stored["doc_id"]
-    assert embeddings.shape == (3, len(corpus), 32) and embeddings.dtype == np.float32
-    assert layers.tolist() == [0, 1, 2]
-    assert doc_ids.tolist() == corpus["doc_id"].tolist()
+    args += ["--device", "cpu", "--threads", "1"]
+    assert main([*args, "--dtype", "float32", "--out", str(store_path)]) == 0
+    store = EmbeddingStore(store_path)
+    assert store.layers == [0, 1, 2]
+    assert (store.n_docs, store.dim, store.dtype) == (len(corpus), 32, "float32")
+    assert store.doc_ids.tolist() == corpus["doc_id"].tolist()
+    embeddings = np.stack(list(store))
 
-    last = tmp_path / "last.npz"
-    assert main([*args, "--layers", "-1", "--dtype", "float16", "--device", "cpu", "--out", str(last)]) == 0
-    with np.load(last) as stored:
-        assert stored["layer"].tolist() == [2] and stored["embeddings"].dtype == np.float16
+    last = tmp_path / "last"
+    assert main([*args, "--layers", "-1", "--out", str(last)]) == 0  # float16 by default
+    last_store = EmbeddingStore(last)
+    assert last_store.layers == [2] and last_store.layer(2).dtype == np.float16
+    np.testing.assert_allclose(last_store.layer(2), embeddings[2], rtol=1e-3, atol=1e-3)
 
     scores_path = tmp_path / "scores.csv"
-    knn_args = ["knn", "--embeddings", str(npz), "--corpus", str(raw), "--k", "3", "--out", str(scores_path)]
+    knn_args = ["knn", "--embeddings", str(store_path), "--corpus", str(raw), "--k", "3"]
+    knn_args += ["--out", str(scores_path)]
     assert main(knn_args) == 0
     scores = pd.read_csv(scores_path)
     assert list(scores.columns) == ["layer", "metric", "k", "accuracy", "n_train", "n_test"]
@@ -126,11 +130,13 @@ def test_embed_and_knn_stages(tmp_path, tiny_model_dir, corpus):
 def test_knn_refuses_embeddings_of_other_documents(tmp_path, capsys, corpus):
     raw = tmp_path / "raw.parquet"
     corpus.to_parquet(raw)
-    npz = tmp_path / "emb.npz"
+    store_path = tmp_path / "emb"
     ids = corpus["doc_id"].to_numpy(dtype=str)[::-1]
-    np.savez(npz, embeddings=np.zeros((1, len(ids), 4), np.float32), layer=np.array([0]), doc_id=ids)
+    with EmbeddingWriter(store_path, [0], len(ids), 4, "float16", ids) as writer:
+        writer.write(np.arange(len(ids)), 0, np.zeros((len(ids), 4)))
     assert (
-        main(["knn", "--embeddings", str(npz), "--corpus", str(raw), "--out", str(tmp_path / "s.csv")]) == 1
+        main(["knn", "--embeddings", str(store_path), "--corpus", str(raw), "--out", str(tmp_path / "s.csv")])
+        == 1
     )
     lines = error_lines(capsys)
     assert len(lines) == 1 and "documents differ" in lines[0] and "re-run the embed stage" in lines[0]

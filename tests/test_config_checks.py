@@ -30,6 +30,7 @@ from embaug.config_checks import (
     is_local_path,
 )
 from embaug.errors import EmbaugError
+from embaug.store import EmbeddingStore, EmbeddingWriter
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SCHEMA_FILE = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
@@ -261,6 +262,12 @@ CONFIG_CASES = [
         "chunking.min_chars (300) is above chunking.max_chars (250)",
     ),
     ("training.eval_k", 20, "training.eval_k (20) must be below training.eval_docs (11)"),
+    ("study.table2_model", "other", "study.table2_model names 'other', which is not in study.models (tiny)"),
+    (
+        "study.seeds",
+        [1, 2],
+        "study.paired_difference names 'crops', which is not in study.augmentations (dropout, masking)",
+    ),
 ]
 
 
@@ -269,6 +276,8 @@ def test_config_errors_name_the_key(path, value, message):
     config = changed(path, value)
     if path == "training.eval_k":
         config["training"]["eval_docs"] = 11
+    if path == "study.seeds":
+        config["study"]["augmentations"] = ["dropout", "masking"]
     with pytest.raises(ConfigError) as info:
         check_config(with_defaults(config), PAIR_MAKERS)
     assert str(info.value).startswith("config: ") and message in str(info.value)
@@ -400,11 +409,13 @@ def test_dataset_check_counts():
 def test_knn_stage_names_k(tmp_path, capsys, corpus):
     raw = tmp_path / "mini.parquet"
     corpus.to_parquet(raw)
-    npz = tmp_path / "e.npz"
-    np.savez(npz, embeddings=np.zeros((1, len(corpus), 4), np.float32), layer=np.array([0]),
-             doc_id=corpus["doc_id"].to_numpy(dtype=str))  # fmt: skip
+    store = tmp_path / "e"
+    with EmbeddingWriter(store, [0], len(corpus), 4, "float16", corpus["doc_id"]) as writer:
+        writer.write(np.arange(len(corpus)), 0, np.zeros((len(corpus), 4)))
     out = tmp_path / "s.csv"
-    assert main(["knn", "--embeddings", str(npz), "--corpus", str(raw), "--k", "50", "--out", str(out)]) == 1
+    assert (
+        main(["knn", "--embeddings", str(store), "--corpus", str(raw), "--k", "50", "--out", str(out)]) == 1
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "evaluation.knn.k: 50" in err[0] and "dataset 'mini' has 36" in err[0]
     assert not out.exists()
@@ -472,7 +483,7 @@ def _embed(tmp_path, model_dir, corpus, *extra):
     raw = tmp_path / "raw.parquet"
     corpus.head(8).to_parquet(raw)
     args = ["embed", "--model", str(model_dir), "--name", "m", "--corpus", str(raw), "--device", "cpu"]
-    return main([*args, *extra, "--out", str(tmp_path / "e.npz")])
+    return main([*args, *extra, "--out", str(tmp_path / "e")])
 
 
 @pytest.mark.parametrize(
@@ -504,15 +515,14 @@ def test_embed_stage_model_errors(
     assert _embed(tmp_path, model_dir, corpus, *extra) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[-1], err
-    assert not (tmp_path / "e.npz").exists()
+    assert not (tmp_path / "e").exists()
 
 
 def test_embed_stage_keeps_positive_layers_and_wraps_negative_ones(
     tmp_path, corpus, tiny_model_dir, broken_models
 ):
     assert _embed(tmp_path, tiny_model_dir, corpus, "--layers", "0", "-1") == 0
-    with np.load(tmp_path / "e.npz") as stored:
-        assert stored["layer"].tolist() == [0, 2]
+    assert EmbeddingStore(tmp_path / "e").layers == [0, 2]
     assert _embed(tmp_path, broken_models[1], corpus, "--max-length", "128") == 0  # within positions
 
 

@@ -11,15 +11,18 @@ import pandas as pd
 import pytest
 import yaml
 from sklearn.decomposition import PCA
+from sklearn.neighbors import KNeighborsClassifier
 
 from embaug.cli import main
 from embaug.data.heldout import held_out_parts
 from embaug.errors import EmbaugError
+from embaug.evaluate import preprocess
 from embaug.evaluate.knn import knn_accuracy
-from embaug.evaluate.preprocess import metric_name, preprocessed
+from embaug.evaluate.preprocess import TransformedRows, fit_transform, metric_name, preprocessed
 from embaug.evaluate.split import labelled_split
 from embaug.evaluate.tfidf import svd_vectors, tfidf_vectors
 from embaug.report.grid_tables import GridCell, grid_table
+from embaug.store import EmbeddingStore
 
 # --- preprocessing (Table S3) ------------------------------------------------------------------
 
@@ -62,6 +65,33 @@ def test_whitening_changes_euclidean_knn_and_unknown_name_fails():
     with pytest.raises(EmbaugError, match="unknown preprocessing 'scaled'"):
         preprocessed(knn, "scaled")
     assert metric_name("raw", "cosine") == "cosine" and metric_name("whitened", "cosine") == "whitened_cosine"
+
+
+def test_transforms_fitted_in_blocks_equal_the_in_memory_ones(monkeypatch, tmp_path):
+    # a float16 memory map read in blocks of 7 rows gives scikit-learn's centring and whitening,
+    # and whitened kNN the same accuracy as PCA(whiten=True) followed by scikit-learn's kNN
+    monkeypatch.setattr(preprocess, "_BLOCK", 7)
+    rng = np.random.default_rng(3)
+    labels = np.array(list("abc"))[rng.integers(0, 3, 120)]
+    x = rng.normal(size=(120, 6)) * [50.0, 1.0, 2.0, 3.0, 0.5, 8.0] + 20.0
+    x[:, 1] += np.where(labels == "a", 2.0, 0.0)
+    np.save(tmp_path / "layer.npy", x.astype(np.float16))
+    stored = np.load(tmp_path / "layer.npy", mmap_mode="r")
+    x = stored.astype(np.float64)
+    train, test = labelled_split(labels, 0.25, 42)
+    centred = TransformedRows(stored, fit_transform("centred", stored, train))
+    np.testing.assert_allclose(np.asarray(centred), x - x[train].mean(axis=0), atol=1e-9)
+    whitened = TransformedRows(stored, fit_transform("whitened", stored, train))
+    pca = PCA(whiten=True, svd_solver="full").fit(x[train])
+    np.testing.assert_allclose(whitened[test], pca.transform(x[test]), atol=1e-8)
+    assert fit_transform("raw", stored, train) is None
+    for metric in ("euclidean", "cosine"):
+        expected = KNeighborsClassifier(n_neighbors=5, metric=metric, algorithm="brute")
+        expected.fit(pca.transform(x[train]), labels[train])
+        accuracy = preprocessed(partial(knn_accuracy, k=5, metric=metric), "whitened")(
+            stored, labels, train, test
+        )
+        assert accuracy == expected.score(pca.transform(x[test]), labels[test])
 
 
 # --- TF-IDF baselines -----------------------------------------------------------------------------
@@ -283,8 +313,8 @@ def test_table_s7_and_table2_baselines(tables_study):
     }
     for column, path in expected.items():
         assert table.loc[("bbc", "tiny"), column] == pytest.approx(last_layer(path, "euclidean"), abs=0.01)
-    with np.load(workdir / "results" / "embeddings_pooled" / "cls" / "tiny" / "bbc.npz") as stored:
-        assert stored["embeddings"].shape == (1, 160, 32) and stored["layer"].tolist() == [2]
+    stored = EmbeddingStore(workdir / "results" / "embeddings_pooled" / "cls" / "tiny" / "bbc")
+    assert stored.layers == [2] and stored.layer(2).shape == (160, 32)
     table2 = read_table(workdir, "table2_knn").set_index("dataset")
     assert table2.columns.tolist() == ["base", "dropout", "crops", "tfidf", "tfidf_svd"]
     for baseline in ("tfidf", "tfidf_svd"):

@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from sklearn.neighbors import KNeighborsClassifier
 
 from embaug.errors import EmbaugError
-from embaug.evaluate.knn import knn_accuracy
+from embaug.evaluate.knn import Chunks, _Search, _vote, knn_accuracies, knn_accuracy
 from embaug.evaluate.linear import linear_accuracy
 from embaug.evaluate.scores import score_layers
 from embaug.evaluate.split import labelled_split
@@ -160,3 +161,145 @@ def test_score_layers_keeps_given_layer_ids_and_skips_unlabeled():
     assert (scores["n_train"] + scores["n_test"] == 25).all()
     assert (scores["accuracy"] == 1.0).all()
     assert isinstance(scores, pd.DataFrame)
+
+
+# --- exact chunked search: scikit-learn's ties and numbers -------------------------------------------
+
+
+def sklearn_neighbours(x, train, test, k, metric="euclidean"):
+    """scikit-learn's brute-force neighbours (training positions), sorted per row."""
+    fitted = KNeighborsClassifier(n_neighbors=k, metric=metric, algorithm="brute").fit(x[train], train)
+    return np.sort(fitted.kneighbors(x[test], return_distance=False), axis=1)
+
+
+def our_neighbours(x, train, test, k, metrics, chunks, cache=False):
+    search = _Search(x, train, k, metrics, torch.device("cpu"), chunks, cache)
+    found = {metric: [] for metric in metrics}
+    for _, neighbours in search.neighbours(test):
+        for metric, index in neighbours.items():
+            found[metric].append(np.sort(index, axis=1))
+    return {metric: np.concatenate(parts) for metric, parts in found.items()}
+
+
+def stable_order(distances: np.ndarray, k: int) -> np.ndarray:
+    """Per row the ``k`` columns of smallest distance, ties to the smaller column: the rule."""
+    return np.sort([np.lexsort((np.arange(len(row)), row))[:k] for row in distances], axis=1)
+
+
+@pytest.mark.parametrize("chunks", [Chunks(3, 5), Chunks(64, 7), Chunks()])
+def test_tied_distances_keep_the_smaller_training_index(chunks):
+    # references on an integer grid, queries at grid points: dozens of references at the same
+    # distance straddle the k-th place, more than the candidate margin, across reference chunks.
+    # For cosine, sign vectors (all of one norm): cosines k / 4 are exact ties in floating point too.
+    rng = np.random.default_rng(0)
+    grid = rng.integers(-2, 3, size=(400, 3)).astype(np.float32)
+    signs = rng.choice([-1.0, 1.0], size=(400, 4)).astype(np.float32)
+    train, test = np.arange(0, 400, 2)[:190], np.arange(1, 400, 2)[:40]
+    squared = ((grid[test][:, None, :] - grid[train][None]) ** 2).sum(axis=2)
+    for k in (1, 4, 10):
+        euclidean = our_neighbours(grid, train, test, k, ("euclidean",), chunks)["euclidean"]
+        np.testing.assert_array_equal(euclidean, stable_order(squared, k))
+        cosine = our_neighbours(signs, train, test, k, ("cosine",), chunks)["cosine"]
+        np.testing.assert_array_equal(cosine, stable_order(-signs[test] @ signs[train].T, k))
+
+
+def test_tied_kth_neighbour_and_vote_as_in_scikit_learn():
+    # query 0.0, k = 4: 0.0 (a) and 0.5 (b) are nearest, then six references tie at distance 2.
+    # scikit-learn keeps the first two tied ones it meets (indices 2: c, 3: c), so the vote is c;
+    # taking any other two of the tied ones (b or a) would change the prediction.
+    x = np.array([0.0, 0.5, 2.0, -2.0, 2.0, -2.0, 2.0, -2.0, 0.0])[:, None]
+    labels = np.array(["a", "b", "c", "c", "b", "b", "a", "a", "c"])
+    train, test = np.arange(8), np.array([8])
+    for metric in ("euclidean",):
+        sklearn = KNeighborsClassifier(n_neighbors=4, algorithm="brute", metric=metric).fit(
+            x[train], labels[train]
+        )
+        assert sklearn.predict(x[test]).tolist() == ["c"]
+        assert knn_accuracy(x, labels, train, test, k=4, metric=metric) == 1.0
+    assert our_neighbours(x, train, test, 4, ("euclidean",), Chunks(1, 3))["euclidean"].tolist() == [
+        [0, 1, 2, 3]
+    ]
+
+
+def test_tied_votes_go_to_the_first_class_in_sorted_order():
+    # one neighbour of each class at the same distance; the vote 1:1 goes to the smaller label,
+    # whichever neighbour is nearer, as in scikit-learn's mode over its sorted classes_
+    x = np.array([[0.0], [1.0], [3.0], [10.0], [11.0], [13.0], [0.1], [12.1], [2.0]])
+    labels = np.array(["b", "a", "b", "b", "a", "a", "x", "x", "x"])
+    train, test = np.arange(6), np.arange(6, 9)
+    labels[6:] = ["a", "a", "b"]  # 0.1 -> 0 (b), 1 (a): a; 12.1 -> 11, 13 (a, a); 2.0 -> 1, 3: a
+    for metric in ("euclidean",):
+        expected = KNeighborsClassifier(n_neighbors=2, algorithm="brute", metric=metric).fit(
+            x[train], labels[train]
+        )
+        assert knn_accuracy(x, labels, train, test, k=2, metric=metric) == expected.score(
+            x[test], labels[test]
+        )
+    assert knn_accuracy(x, labels, train, test, k=2) == pytest.approx(2 / 3)
+    assert _vote(np.array([[2, 0, 2, 0], [1, 1, 3, 3], [4, 4, 4, 0]]), 5).tolist() == [0, 1, 4]
+
+
+@pytest.mark.parametrize("k", [1, 3, 10, 25])
+def test_float16_memory_map_matches_scikit_learn_for_both_metrics(tmp_path, k):
+    rng = np.random.default_rng(k)
+    n, dim = 700, 48
+    labels = np.array(list("abcdefgh"))[rng.integers(0, 8, n)]
+    centres = rng.normal(size=(8, dim)) * 0.6
+    data = (rng.normal(size=(n, dim)) + centres[np.searchsorted(np.unique(labels), labels)] + 2.0).astype(
+        np.float16
+    )
+    np.save(tmp_path / "layer.npy", data)
+    stored = np.load(tmp_path / "layer.npy", mmap_mode="r")
+    train, test = labelled_split(labels, 0.2, 42)
+    accuracies = knn_accuracies(
+        stored, labels, train, test, k, ("euclidean", "cosine"), chunks=Chunks(50, 64)
+    )
+    x = data.astype(np.float32)
+    for metric, accuracy in accuracies.items():
+        classifier = KNeighborsClassifier(n_neighbors=k, metric=metric, algorithm="brute").fit(
+            x[train], labels[train]
+        )
+        assert accuracy == classifier.score(x[test], labels[test])
+        expected = sklearn_neighbours(x, train, test, k, metric)
+        for cache in (False, True):  # True: the GPU's path, reference rows held in one tensor
+            ours = our_neighbours(stored, train, test, k, (metric,), Chunks(50, 64, 30), cache)
+            np.testing.assert_array_equal(ours[metric], expected)
+    assert 0.3 < accuracies["euclidean"] < 1.0  # not a trivial case
+
+
+def test_zero_vectors_and_bad_arguments():
+    x = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 0.0], [2.0, 0.1]])
+    labels = np.array(["a", "b", "c", "a", "b"])
+    train, test = np.arange(3), np.array([3, 4])
+    # cosine to a zero vector is 1 (scikit-learn's convention): the zero query ties everywhere -> index 0
+    assert knn_accuracy(x, labels, train, test, k=1, metric="cosine") == 1.0
+    with pytest.raises(EmbaugError, match="unknown kNN metric 'manhattan'"):
+        knn_accuracy(x, labels, train, test, k=1, metric="manhattan")
+    with pytest.raises(EmbaugError, match="k = 4 neighbours, but the training split has 3 documents"):
+        knn_accuracy(x, labels, train, test, k=4)
+
+
+def test_score_layers_takes_one_scorer_for_several_metrics():
+    points, labels = clusters(n_per_class=20)
+    calls = []
+
+    def both(embeddings, labels, train, test):
+        calls.append(len(embeddings))
+        return {"euclidean": 0.5, "cosine": 0.25}
+
+    scores = score_layers(np.stack([points, points]), [0, 1], labels, both, 0.25, 42)
+    assert calls == [60, 60]
+    assert scores["metric"].tolist() == ["euclidean", "cosine"] * 2
+    assert scores["accuracy"].tolist() == [0.5, 0.25] * 2
+
+
+def test_blocks_for_few_queries_hold_more_references_and_tf32_setting_is_restored():
+    assert Chunks(8192, 2048).for_queries(1000) == Chunks(1000, 16777, 512)
+    assert Chunks(8192, 2048).for_queries(50_000) == Chunks(8192, 2048, 512)
+    torch.backends.cuda.matmul.allow_tf32 = True
+    try:
+        x = np.random.default_rng(0).normal(size=(30, 4))
+        knn_accuracy(x, np.array(["a", "b"] * 15), np.arange(20), np.arange(20, 30), k=3)
+        assert torch.backends.cuda.matmul.allow_tf32  # restored after the search
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = False

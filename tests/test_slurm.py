@@ -214,14 +214,14 @@ def assert_requests_fit_the_rules(sbatches: list[dict]) -> None:
 
 
 def test_profile_submits_gpu_jobs_with_a_gpu_and_cpu_jobs_without(slurm, tmp_path):
-    result = run_on_stub_cluster(tmp_path, "results/embeddings/tiny/bbc.npz")
+    result = run_on_stub_cluster(tmp_path, "results/embeddings/tiny/bbc")
     assert result.returncode == 0, output(result)[-6000:]
     sbatches = calls(slurm, "sbatch")
     assert Counter(map(submitted_rule, sbatches)) == Counter(download=1, init_model=1, embed=1)
     assert_requests_fit_the_rules(sbatches)
     gpu_steps = [call for call in calls(slurm, "srun") if "--gpus=1" in call["args"]]
     assert len(gpu_steps) == 1  # inside the job, the GPU job step got the GPU too
-    assert (tmp_path / "results/embeddings/tiny/bbc.npz").exists()
+    assert (tmp_path / "results/embeddings/tiny/bbc/meta.json").exists()
     # The embed job asked for what embaug.resources computes from its corpus and model.
     (embed,) = [call for call in sbatches if submitted_rule(call) == "embed"]
     config = test_config()

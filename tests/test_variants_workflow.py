@@ -16,6 +16,8 @@ import yaml
 from safetensors.torch import load_file
 from test_workflow import REPO_ROOT, job_stats, output, snakemake, test_config
 
+from embaug.store import EmbeddingStore
+
 FAMILIES = ["seeds", "sweeps", "freeze", "tableS6"]
 TARGETS = [
     "results/tables/seeds_knn.csv",
@@ -209,7 +211,6 @@ def test_variant_tables_end_to_end(tmp_path):
         assert same == name.startswith(("embeddings.", "encoder.layer.0.", "pooler.")), name
     run = json.loads((tmp_path / "results/models/tiny_bare__bbc__crops__ep-2/run.json").read_text())
     assert run["settings"]["epochs"] == 2 and run["steps"] == 2 * -(-run["training_documents"] // 16)
-    with np.load(tmp_path / "results/embeddings/tiny_bare__bbc__crops__ep-2/bbc.npz") as stored:
-        assert stored["layer"].tolist() == [0]
+    assert EmbeddingStore(tmp_path / "results/embeddings/tiny_bare__bbc__crops__ep-2/bbc").layers == [0]
     again = snakemake(tmp_path, config, *TARGETS, "--dry-run")
     assert "Nothing to be done" in output(again)

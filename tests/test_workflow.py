@@ -19,6 +19,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from embaug.store import EmbeddingStore
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TEST_CONFIG = REPO_ROOT / ".test" / "config.yaml"
 MODELS = ["tiny", "tiny__bbc__dropout", "tiny__bbc__crops"]
@@ -178,8 +180,9 @@ def test_score_files_one_row_per_layer_and_metric(study, model):
     )
     assert (knn["k"] == 10).all()
     linear = read_scores(workdir, "linear", model)
-    assert list(linear.columns) == ["layer", "metric", "accuracy", "n_train", "n_test"]
+    assert list(linear.columns) == ["layer", "metric", "accuracy", "n_train", "n_fit", "n_test"]
     assert linear["layer"].tolist() == [0, 1, 2] and (linear["metric"] == "logistic").all()
+    assert (linear["n_fit"] == 144).all()  # below evaluation.linear.max_train: the whole training split
     for scores in (knn, linear):
         assert (scores["n_train"] == 144).all() and (scores["n_test"] == 16).all()  # 90/10 of 160
         # accuracies on 16 test documents are multiples of 1/16
@@ -191,11 +194,11 @@ def test_score_files_one_row_per_layer_and_metric(study, model):
 def test_embeddings(study, model):
     workdir, _, _ = study
     raw = pd.read_parquet(workdir / "data" / "raw" / "bbc.parquet")
-    with np.load(workdir / "results" / "embeddings" / model / "bbc.npz") as stored:
-        assert stored["embeddings"].shape == (3, 160, 32)
-        assert stored["layer"].tolist() == [0, 1, 2]
-        assert stored["doc_id"].tolist() == raw["doc_id"].tolist()
-        assert np.isfinite(stored["embeddings"]).all()
+    stored = EmbeddingStore(workdir / "results" / "embeddings" / model / "bbc")
+    assert (stored.n_docs, stored.dim, stored.dtype) == (160, 32, "float16")
+    assert stored.layers == [0, 1, 2]
+    assert stored.doc_ids.tolist() == raw["doc_id"].tolist()
+    assert all(np.isfinite(layer).all() for layer in stored)
 
 
 @pytest.mark.parametrize("augmentation", ["dropout", "crops"])

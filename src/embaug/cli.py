@@ -5,19 +5,22 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
+import traceback
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from .errors import EmbaugError
+from .errors import EmbaugError, first_line
+from .io import read_parquet
+
+if TYPE_CHECKING:
+    from .store import EmbeddingStore
 
 LOG = logging.getLogger("embaug")
-
-
-def _read_corpus(path: str) -> pd.DataFrame:
-    return pd.read_parquet(path)
 
 
 def cmd_download(args: argparse.Namespace) -> None:
@@ -36,7 +39,7 @@ def cmd_chunk(args: argparse.Namespace) -> None:
     from .io import write_parquet
 
     chunks = chunk_corpus(
-        _read_corpus(args.corpus), args.sentences, args.min_chars, args.max_chars, args.dataset
+        read_parquet(args.corpus), args.sentences, args.min_chars, args.max_chars, args.dataset
     )
     write_parquet(chunks, args.out)
     LOG.info("%d chunks from %d documents", len(chunks), chunks["doc_id"].nunique())
@@ -47,7 +50,7 @@ def cmd_init_model(args: argparse.Namespace) -> None:
     from .io import atomic_path
     from .models import build_scratch_model
 
-    texts = [text for path in args.corpus for text in _read_corpus(path)["text"]]
+    texts = [text for path in args.corpus for text in read_parquet(path)["text"]]
     with atomic_path(args.out) as tmp:
         build_scratch_model(texts, tmp, json.loads(args.architecture), args.seed)
 
@@ -70,11 +73,11 @@ def cmd_finetune(args: argparse.Namespace) -> None:
     eval_corpora = {}
     for entry in args.eval_corpus or []:
         name, _, path = entry.partition("=")
-        eval_corpora[name] = _read_corpus(path)
+        eval_corpora[name] = read_parquet(path)
     finetune(
         args.model,
-        _read_corpus(args.corpus),
-        pd.read_parquet(args.chunks),
+        read_parquet(args.corpus),
+        read_parquet(args.chunks),
         settings,
         args.out,
         args.run,
@@ -85,42 +88,46 @@ def cmd_finetune(args: argparse.Namespace) -> None:
     )
 
 
+EMBED_WINDOW = 8192
+"""Documents read, tokenized and length-sorted together by ``embed`` (memory: one window's tokens)."""
+
+
 def cmd_embed(args: argparse.Namespace) -> None:
-    """Write every layer's pooled embedding of every document."""
+    """Write every layer's pooled embedding of every document into an embedding store."""
+    import pyarrow.parquet as pq
+
     from .config_checks import check_layers
-    from .encode import embed_layers, input_length
-    from .io import write_npz
+    from .encode import embed_to_store, input_length
     from .models import check_pooling, load_encoder, resolve_device, set_threads
+    from .store import EmbeddingWriter
 
     set_threads(args.threads)
-    corpus = _read_corpus(args.corpus)
+    pooling = check_pooling(args.pooling)
+    doc_ids = read_parquet(args.corpus, columns=["doc_id"])["doc_id"].to_numpy(dtype=str)
+    corpus = pq.ParquetFile(args.corpus)
+    windows = (
+        batch["text"].to_pylist() for batch in corpus.iter_batches(batch_size=EMBED_WINDOW, columns=["text"])
+    )
     model, tokenizer = load_encoder(args.model, resolve_device(args.device), args.name)
     name = args.name or args.model
-    layer_ids = check_layers(args.layers, model.config.num_hidden_layers + 1, "embedding.layers", name)
-    layers = embed_layers(
-        model,
-        tokenizer,
-        corpus["text"].tolist(),
-        args.batch_size,
-        input_length(model, tokenizer, args.max_length, "embedding.max_length", name),
-        check_pooling(args.pooling),
-        layer_ids,
-    )
-    write_npz(
-        args.out,
-        embeddings=layers.astype(args.dtype),
-        layer=np.array(layer_ids),
-        doc_id=corpus["doc_id"].to_numpy(dtype=str),
-    )
+    layers = check_layers(args.layers, model.config.num_hidden_layers + 1, "embedding.layers", name)
+    max_length = input_length(model, tokenizer, args.max_length, "embedding.max_length", name)
+    dim = model.config.hidden_size
+    with EmbeddingWriter(args.out, layers, len(doc_ids), dim, args.dtype, doc_ids) as writer:
+        embed_to_store(model, tokenizer, windows, writer, args.batch_size, max_length, pooling)
+    LOG.info("%s: %d documents x %d layers x %d (%s)", args.out, len(doc_ids), len(layers), dim, args.dtype)
 
 
-def _load_embeddings(embeddings: str, corpus: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    with np.load(embeddings) as stored:
-        layers, layer_ids, doc_ids = stored["embeddings"], stored["layer"], stored["doc_id"]
-    table = _read_corpus(corpus)
-    if not np.array_equal(doc_ids, table["doc_id"].to_numpy(dtype=str)):
+def _load_embeddings(embeddings: str, corpus: str) -> tuple[EmbeddingStore, list[int], np.ndarray]:
+    """The store at ``embeddings`` (its layers are read lazily, one memory map each), its layer
+    indices, and the labels of ``corpus`` in the store's row order (the documents must match)."""
+    from .store import EmbeddingStore
+
+    store = EmbeddingStore(embeddings)
+    table = read_parquet(corpus, columns=["doc_id", "label"])
+    if not np.array_equal(store.doc_ids, table["doc_id"].to_numpy(dtype=str)):
         raise EmbaugError(f"{embeddings}: documents differ from {corpus}; re-run the embed stage")
-    return layers.astype(np.float32), layer_ids, table["label"].to_numpy(dtype=str)
+    return store, store.layers, table["label"].to_numpy(dtype=str)
 
 
 def cmd_check_dataset(args: argparse.Namespace) -> None:
@@ -128,7 +135,7 @@ def cmd_check_dataset(args: argparse.Namespace) -> None:
     from .config_checks import check_evaluation_data
     from .io import write_json
 
-    labels = _read_corpus(args.corpus)["label"].to_numpy(dtype=str)
+    labels = read_parquet(args.corpus)["label"].to_numpy(dtype=str)
     counts = check_evaluation_data(labels, args.dataset, args.k, args.test_fraction, args.seed)
     write_json(counts, args.out)
     LOG.info("%s: %s", args.dataset, counts)
@@ -148,46 +155,60 @@ def _check_scoring(labels: np.ndarray, args: argparse.Namespace) -> None:
 def cmd_knn(args: argparse.Namespace) -> None:
     """kNN accuracy per layer, for each distance metric (and preprocessing, Table S3)."""
     from .io import write_csv
+    from .models import resolve_device, set_threads
 
+    set_threads(args.threads)
     layers, layer_ids, labels = _load_embeddings(args.embeddings, args.corpus)
     _check_scoring(labels, args)
-    write_csv(_knn_scores(layers, layer_ids, labels, args, args.preprocessing), args.out)
+    scores = _knn_scores(layers, layer_ids, labels, args, args.preprocessing, resolve_device(args.device))
+    write_csv(scores, args.out)
 
 
 def _knn_scores(
     layers: Sequence, layer_ids: Sequence[int], labels: np.ndarray, args: argparse.Namespace,
-    preprocessing: Sequence[str] = ("raw",),
+    preprocessing: Sequence[str] = ("raw",), device: str = "cpu",
 ) -> pd.DataFrame:  # fmt: skip
     """A kNN score file's rows: accuracy per layer and metric (``args.k``, ``args.metrics``, the
-    ``args.test_fraction`` / ``args.seed`` split), for each preprocessing, with the ``k`` column."""
+    ``args.test_fraction`` / ``args.seed`` split), for each preprocessing, with the ``k`` column.
+    Both metrics of a preprocessing share one pass over the layer (``knn_accuracies``)."""
     from functools import partial
 
-    from .evaluate.knn import knn_accuracy
+    from .evaluate.knn import knn_accuracies
     from .evaluate.preprocess import metric_name, preprocessed
     from .evaluate.scores import score_layers
 
-    scorers = {
-        metric_name(prep, metric): preprocessed(partial(knn_accuracy, k=args.k, metric=metric), prep)
-        for prep in preprocessing
-        for metric in args.metrics
-    }
-    scores = score_layers(layers, layer_ids, labels, scorers, args.test_fraction, args.seed)
+    knn = partial(knn_accuracies, k=args.k, metrics=args.metrics, device=device)
+    scorers = [(prep, preprocessed(knn, prep)) for prep in preprocessing]
+
+    def score(embeddings, labels: np.ndarray, train: np.ndarray, test: np.ndarray) -> dict[str, float]:
+        return {
+            metric_name(prep, metric): accuracy
+            for prep, scorer in scorers
+            for metric, accuracy in scorer(embeddings, labels, train, test).items()
+        }
+
+    scores = score_layers(layers, layer_ids, labels, score, args.test_fraction, args.seed)
     scores.insert(2, "k", args.k)
     return scores
 
 
 def cmd_linear(args: argparse.Namespace) -> None:
-    """Logistic-regression accuracy per layer."""
+    """Logistic-regression accuracy per layer; ``n_fit``: the training documents fitted (``--max-train``)."""
     from functools import partial
 
-    from .evaluate.linear import linear_accuracy
+    from .evaluate.linear import LinearSettings, linear_accuracy
     from .evaluate.scores import score_layers
+    from .evaluate.split import labelled_split, stratified_subsample
     from .io import write_csv
 
     layers, layer_ids, labels = _load_embeddings(args.embeddings, args.corpus)
     _check_scoring(labels, args)
-    scorer = partial(linear_accuracy, max_iter=args.max_iter, seed=args.seed)
+    settings = LinearSettings(args.C, args.solver, args.tol, args.max_iter, args.max_train, args.seed)
+    scorer = partial(linear_accuracy, settings=settings)
     scores = score_layers(layers, layer_ids, labels, {"logistic": scorer}, args.test_fraction, args.seed)
+    train, _ = labelled_split(labels, args.test_fraction, args.seed)
+    fitted = stratified_subsample(train, labels, args.max_train, args.seed)
+    scores.insert(len(scores.columns) - 1, "n_fit", len(fitted))
     write_csv(scores, args.out)
 
 
@@ -206,7 +227,7 @@ def cmd_tfidf(args: argparse.Namespace) -> None:
     from .evaluate.tfidf import svd_vectors, tfidf_vectors
     from .io import write_csv
 
-    corpus = _read_corpus(args.corpus)
+    corpus = read_parquet(args.corpus)
     labels = corpus["label"].to_numpy(dtype=str)
     _check_scoring(labels, args)
     _, test = labelled_split(labels, args.test_fraction, args.seed)
@@ -229,7 +250,7 @@ def cmd_split_dataset(args: argparse.Namespace) -> None:
     from .data.heldout import held_out_parts
     from .io import write_parquet
 
-    train, test = held_out_parts(_read_corpus(args.corpus), args.test_fraction, args.seed)
+    train, test = held_out_parts(read_parquet(args.corpus), args.test_fraction, args.seed)
     write_parquet(train, args.out_train)
     write_parquet(test, args.out_test)
     LOG.info("training part %d documents, held-out test part %d", len(train), len(test))
@@ -277,26 +298,46 @@ def _last_layer_accuracy(scores: str | None, metric: str) -> str:
 
 
 def cmd_tsne(args: argparse.Namespace) -> None:
-    """t-SNE map of the last layer's embeddings: coordinates (parquet) and a PNG coloured by label."""
+    """t-SNE map of the last layer's embeddings: coordinates (parquet) and a PNG coloured by label.
+
+    Above ``--max-docs`` documents a stratified subsample is mapped; the coordinates' ``tsne``
+    column says what was used (documents, affinities, neighbours, initialisation).
+    """
     from .evaluate.knn import knn_accuracy
-    from .evaluate.split import labelled_split
-    from .evaluate.tsne import last_layer, tsne_map
+    from .evaluate.split import labelled_split, stratified_subsample
+    from .evaluate.tsne import TsneSettings, last_layer, tsne_map
     from .io import write_parquet
     from .report.figures import tsne_figure
+    from .store import float32_rows
 
-    layers, layer_ids, labels = _load_embeddings(args.embeddings, args.corpus)
-    embeddings, layer = last_layer(layers, layer_ids)
-    learning_rate = args.learning_rate if args.learning_rate == "auto" else float(args.learning_rate)
-    xy = tsne_map(embeddings, args.perplexity, learning_rate, args.n_iter, args.seed, args.threads or 1)
-    doc_ids = _read_corpus(args.corpus)["doc_id"].to_numpy(dtype=str)
-    coords = pd.DataFrame({"doc_id": doc_ids, "x": xy[:, 0], "y": xy[:, 1], "label": labels})
+    store, layer_ids, labels = _load_embeddings(args.embeddings, args.corpus)
+    layer = last_layer(layer_ids)
+    settings = TsneSettings(
+        affinity=args.affinity,
+        k=args.neighbors_k,
+        perplexity=args.perplexity,
+        initialization=args.initialization,
+        neighbors=args.neighbors,
+        learning_rate=args.learning_rate if args.learning_rate == "auto" else float(args.learning_rate),
+        n_iter=args.n_iter,
+        max_docs=args.max_docs,
+        seed=args.seed,
+    )
+    rows = stratified_subsample(np.arange(len(labels)), labels, settings.max_docs, settings.seed)
+    embeddings = float32_rows(store.layer(layer), rows)
+    xy = tsne_map(embeddings, settings, args.threads or 1)
+    used = settings.describe(len(rows), len(labels))
+    labels = labels[rows]
+    coords = pd.DataFrame(
+        {"doc_id": store.doc_ids[rows], "x": xy[:, 0], "y": xy[:, 1], "label": labels, "tsne": used}
+    )
     write_parquet(coords, args.out)
     train, test = labelled_split(labels, args.test_fraction, args.split_seed)
     in_2d = 100 * knn_accuracy(xy, labels, train, test, k=args.k)
     in_dims = _last_layer_accuracy(args.scores, args.metric)
     title = f"{args.name or args.embeddings}, layer {layer}: {args.k}-NN accuracy "
     title += f"{in_dims} ({args.metric}, {embeddings.shape[1]}-d), " if in_dims else ""
-    title += f"{in_2d:.1f}% in 2-D t-SNE"
+    title += f"{in_2d:.1f}% in 2-D t-SNE\n{used}"
     tsne_figure(coords, args.png, title)
     LOG.info("%s", title)
 
@@ -308,7 +349,7 @@ def cmd_figure_tsne(args: argparse.Namespace) -> None:
     panels = {}
     for name, coords, scores in args.panel:
         accuracy = _last_layer_accuracy(scores, args.metric)
-        panels[f"{name} (kNN {accuracy})" if accuracy else name] = pd.read_parquet(coords)
+        panels[f"{name} (kNN {accuracy})" if accuracy else name] = read_parquet(coords)
     tsne_panels_figure(panels, args.out, args.title)
 
 
@@ -388,6 +429,16 @@ def cmd_vs_paper(args: argparse.Namespace) -> None:
     print(cells.round(1).to_string(index=False))
 
 
+def _count_or_none(value: str) -> int | None:
+    """An argument that is a count, or ``none`` for no limit."""
+    return None if value.lower() == "none" else int(value)
+
+
+def _float_or_none(value: str) -> float | None:
+    """An argument that is a number, or ``none``."""
+    return None if value.lower() == "none" else float(value)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``embaug`` argument parser, one subcommand per workflow stage."""
     parser = argparse.ArgumentParser(prog="embaug", description=__doc__)
@@ -465,7 +516,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--max-length", type=int, default=512)
     sub.add_argument("--pooling", default="mean")
     sub.add_argument("--layers", type=int, nargs="+", help="layer indices (default: all)")
-    sub.add_argument("--dtype", default="float32", choices=["float32", "float16"])
+    sub.add_argument("--dtype", default="float16", choices=["float16", "float32"])
     sub.add_argument("--device", default="auto")
     sub.add_argument("--threads", type=int)
     sub.add_argument("--out", required=True)
@@ -479,7 +530,11 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--out", required=True)
         if name == "knn":
             sub.add_argument("--k", type=int, default=10)
-            sub.add_argument("--metrics", nargs="+", default=["euclidean", "cosine"])
+            sub.add_argument(
+                "--metrics", nargs="+", default=["euclidean", "cosine"], choices=["euclidean", "cosine"]
+            )
+            sub.add_argument("--device", default="auto", help="auto: CUDA when present, else CPU")
+            sub.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
             sub.add_argument(
                 "--preprocessing",
                 nargs="+",
@@ -488,7 +543,19 @@ def build_parser() -> argparse.ArgumentParser:
                 help="fitted on the training split only; metric column e.g. whitened_cosine",
             )
         else:
+            # the authors' probe, as embaug.evaluate.linear.LinearSettings (not imported: sklearn is slow)
+            sub.add_argument(
+                "--C", type=_float_or_none, help="inverse L2 strength, or none: no penalty (default)"
+            )
+            sub.add_argument("--solver", default="saga", help="scikit-learn LogisticRegression solver")
+            sub.add_argument("--tol", type=float, default=1e-2)
             sub.add_argument("--max-iter", type=int, default=1000)
+            sub.add_argument(
+                "--max-train",
+                type=_count_or_none,
+                default=100_000,
+                help="fit on a stratified subsample of at most this many training documents (none: all)",
+            )
 
     sub = stage("table", cmd_table)
     sub.add_argument("--cell", nargs=3, action="append", required=True, metavar=("ROW", "COLUMN", "SCORES"))
@@ -548,9 +615,20 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--corpus", required=True)
     sub.add_argument("--scores", help="per-layer kNN scores, for the title")
     sub.add_argument("--name", default="", help="model name for the title")
-    sub.add_argument("--perplexity", type=float, default=30.0)
+    # the authors' map, as embaug.evaluate.tsne.TsneSettings
+    sub.add_argument("--affinity", default="uniform", choices=["uniform", "perplexity"])
+    sub.add_argument("--neighbors-k", type=int, default=10, help="neighbours of uniform affinities")
+    sub.add_argument("--perplexity", type=float, default=30.0, help="of perplexity affinities")
+    sub.add_argument("--initialization", default="spectral", choices=["spectral", "pca", "random"])
+    sub.add_argument("--neighbors", default="auto", choices=["auto", "exact", "approx"])
     sub.add_argument("--learning-rate", default="auto", help="a number, or auto (n / 12)")
     sub.add_argument("--n-iter", type=int, default=500)
+    sub.add_argument(
+        "--max-docs",
+        type=_count_or_none,
+        default=200_000,
+        help="map a stratified subsample of at most this many documents (none: all)",
+    )
     sub.add_argument("--seed", type=int, default=42)
     sub.add_argument("--k", type=int, default=10)
     sub.add_argument("--metric", default="euclidean")
@@ -616,14 +694,44 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def stop_with_parent() -> None:
+    """On Linux, end this process (SIGTERM) when its parent dies, e.g. a killed snakemake.
+
+    A job's shell execs ``embaug``, so the parent is snakemake itself (or the job's shell, which
+    snakemake's death ends too). SIGTERM exits through Python, so an unfinished output's
+    temporary folder is removed (:func:`embaug.io.atomic_path`).
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    parent = os.getppid()
+    pr_set_pdeathsig = 1  # <linux/prctl.h>
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    if os.getppid() != parent:  # the parent died before the request was made
+        sys.exit(128 + signal.SIGTERM)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one stage; input errors print one clear line and exit with status 1."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    if argv is None:  # the `embaug` command, not a call from Python
+        stop_with_parent()
     args = build_parser().parse_args(argv)
     try:
         args.handler(args)
     except EmbaugError as exc:
         print(f"embaug {args.stage}: error: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:
+        if argv is not None:  # called from Python: the caller gets the exception
+            raise
+        # the `embaug` command: the traceback for a bug report, then the log's usual last line
+        traceback.print_exc()
+        message = f"unexpected {type(exc).__name__}: {first_line(exc)} (traceback above)"
+        print(f"embaug {args.stage}: error: {message}", file=sys.stderr)
         return 1
     return 0
 

@@ -179,6 +179,18 @@ def check_config(config: dict[str, Any], pair_makers: Iterable[str]) -> None:
             f"chunking.min_chars ({chunking['min_chars']}) is above chunking.max_chars "
             f"({chunking['max_chars']}): no sentence could be kept"
         )
+    study = config["study"]
+    if "table2_model" in study and study["table2_model"] not in study["models"]:
+        raise ConfigError(
+            f"study.table2_model names '{study['table2_model']}', which is not in study.models "
+            f"({', '.join(study['models'])}): only those are fine-tuned"
+        )
+    for augmentation in study["paired_difference"] if study["seeds"] else []:
+        if augmentation not in study["augmentations"]:
+            raise ConfigError(
+                f"study.paired_difference names '{augmentation}', which is not in study.augmentations "
+                f"({', '.join(study['augmentations'])})"
+            )
     training = config["training"]
     if training["eval_every"] and training["eval_k"] >= training["eval_docs"]:
         raise ConfigError(

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import gc
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import nullcontext
 
 import numpy as np
@@ -10,8 +11,10 @@ import torch
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from .config_checks import check_max_length
+from .config_checks import check_layers, check_max_length
+from .errors import EmbaugError
 from .models import pool, position_limit
+from .store import EmbeddingWriter
 
 CPU_FORWARD_TOKENS = 2048
 """Padded tokens per inference pass on CPU, unless told otherwise (see :func:`forward_token_cap`)."""
@@ -137,7 +140,51 @@ class TokenizedTexts:
         return features
 
 
+PooledBatch = tuple[np.ndarray, int, np.ndarray]
+"""``(index, position, pooled)``: rows ``index`` of the ``position``-th selected layer, ``pooled
+[len(index), dim]`` float32."""
+
+
+def selected_layers(model: PreTrainedModel, layers: Sequence[int] | None = None) -> list[int]:
+    """The non-negative layer indices ``layers`` names (default: all; negative count from the last)."""
+    return check_layers(layers, model.config.num_hidden_layers + 1, "layers", model.name_or_path)
+
+
 @torch.inference_mode()
+def pooled_batches(
+    model: PreTrainedModel,
+    tokenized: TokenizedTexts,
+    pooling: str = "mean",
+    layers: Sequence[int] | None = None,
+    max_tokens: int | str | None = "auto",
+    progress: tqdm | None = None,
+) -> Iterator[PooledBatch]:
+    """Each forward pass's pooled hidden states, one :data:`PooledBatch` per selected layer.
+
+    Layer 0 is the embedding layer, layer ``i`` the output of transformer block ``i``
+    (:func:`selected_layers`). Every layer comes from a single forward pass per batch; a batch
+    is split into passes of at most ``max_tokens`` padded tokens (:func:`forward_token_cap`).
+    ``progress`` is advanced by the texts of each pass. Leaves the model in eval mode.
+    """
+    device = next(model.parameters()).device
+    model.eval()
+    cap = forward_token_cap(device, max_tokens)
+    selected = selected_layers(model, layers)
+    for batch in tokenized.batches:
+        for part in length_sorted_batches(tokenized.lengths[batch], len(batch), cap):
+            index = batch[part]
+            features = tokenized.padded(index, device)
+            with autocast(device):
+                outputs = model(**features, output_hidden_states=True)
+            # a model without transformer blocks (a bare embedding layer) returns no hidden states
+            hidden = outputs.hidden_states or (outputs.last_hidden_state,)
+            mask = features["attention_mask"]
+            for position, layer in enumerate(selected):  # layer by layer: no stacked copy of every state
+                yield index, position, pool(hidden[layer].float(), mask, pooling).cpu().numpy()
+            if progress is not None:
+                progress.update(len(index))
+
+
 def embed_tokenized(
     model: PreTrainedModel,
     tokenized: TokenizedTexts,
@@ -148,28 +195,13 @@ def embed_tokenized(
 ) -> np.ndarray:
     """Pooled hidden states ``[n_layers, n_texts, dim]`` (float32) of pre-tokenized texts.
 
-    Layer 0 is the embedding layer, layer ``i`` the output of transformer block ``i``;
-    ``layers`` selects a subset (default: all; negative indices count from the last). Every
-    layer comes from a single forward pass per batch; a batch is split into passes of at most
-    ``max_tokens`` padded tokens (:func:`forward_token_cap`). Leaves the model in eval mode.
+    The in-memory form of :func:`pooled_batches` (same layers, passes and pooling).
     """
-    device = next(model.parameters()).device
-    model.eval()
-    cap = forward_token_cap(device, max_tokens)
-    n_layers = model.config.num_hidden_layers + 1
-    selected = list(range(n_layers)) if layers is None else [i % n_layers for i in layers]
-    out = np.empty((len(selected), tokenized.size, model.config.hidden_size), dtype=np.float32)
-    for batch in tqdm(tokenized.batches, desc="embed", unit="batch", disable=not progress):
-        for part in length_sorted_batches(tokenized.lengths[batch], len(batch), cap):
-            index = batch[part]
-            features = tokenized.padded(index, device)
-            with autocast(device):
-                outputs = model(**features, output_hidden_states=True)
-            # a model without transformer blocks (a bare embedding layer) returns no hidden states
-            hidden = outputs.hidden_states or (outputs.last_hidden_state,)
-            for row, layer in enumerate(selected):  # layer by layer: no stacked copy of every state
-                pooled = pool(hidden[layer].float(), features["attention_mask"], pooling)
-                out[row, index] = pooled.cpu().numpy()
+    n_layers = len(selected_layers(model, layers))
+    out = np.empty((n_layers, tokenized.size, model.config.hidden_size), dtype=np.float32)
+    with tqdm(total=tokenized.size, desc="embed", unit="text", disable=not progress) as bar:
+        for index, position, pooled in pooled_batches(model, tokenized, pooling, layers, max_tokens, bar):
+            out[position, index] = pooled
     return out
 
 
@@ -192,3 +224,37 @@ def embed_layers(
     """
     tokenized = TokenizedTexts(tokenizer, texts, batch_size, max_length)
     return embed_tokenized(model, tokenized, pooling, layers, progress, max_tokens)
+
+
+def embed_to_store(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    texts: Iterable[Sequence[str]],
+    writer: EmbeddingWriter,
+    batch_size: int = 64,
+    max_length: int = 512,
+    pooling: str = "mean",
+    max_tokens: int | str | None = "auto",
+    progress: bool = True,
+) -> None:
+    """Embed texts window by window straight into ``writer`` (its layers, in its row order).
+
+    ``texts`` yields consecutive windows of the corpus (e.g. parquet record batches); each window
+    is tokenized, length-sorted and embedded on its own (:func:`pooled_batches`), so memory holds
+    one window's tokens and one batch's states, whatever the corpus size.
+    """
+    offset = 0
+    with tqdm(total=writer.n_docs, desc="embed", unit="text", disable=not progress) as bar:
+        for window in texts:
+            tokenized = TokenizedTexts(tokenizer, window, batch_size, max_length)
+            for index, position, pooled in pooled_batches(
+                model, tokenized, pooling, writer.layers, max_tokens, bar
+            ):
+                writer.write(offset + index, position, pooled)
+            offset += tokenized.size
+            del tokenized  # before the next window is tokenized: one window's tokens at a time
+            # transformers' per-pass outputs leave reference cycles that Python's full collection
+            # reaches only rarely; collecting once a window keeps the heap flat over a long corpus
+            gc.collect()
+    if offset != writer.n_docs:
+        raise EmbaugError(f"{writer.path}: {offset} texts for {writer.n_docs} documents")

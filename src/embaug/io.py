@@ -10,8 +10,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
+import pyarrow
+
+from .errors import EmbaugError, damaged
 
 
 @contextmanager
@@ -41,6 +43,17 @@ def _remove(path: Path) -> None:
         path.unlink()
 
 
+def read_parquet(path: str | Path, columns: list[str] | None = None) -> pd.DataFrame:
+    """Read a Parquet file a stage wrote; a missing or unreadable one fails in one line that says how
+    to rebuild it (instead of pyarrow's traceback); ``columns``: only these."""
+    if not Path(path).is_file():
+        raise EmbaugError(f"{path}: no such file")
+    try:
+        return pd.read_parquet(path, columns=columns)
+    except (OSError, ValueError, pyarrow.ArrowException) as exc:
+        raise damaged(path, exc, "Parquet file") from exc
+
+
 def write_parquet(df: pd.DataFrame, path: str | Path) -> None:
     """Write a DataFrame to Parquet atomically (index dropped)."""
     with atomic_path(path) as tmp:
@@ -62,9 +75,3 @@ def write_text(text: str, path: str | Path) -> None:
 def write_json(obj: Any, path: str | Path) -> None:
     """Write an object as indented JSON atomically."""
     write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n", path)
-
-
-def write_npz(path: str | Path, **arrays: np.ndarray) -> None:
-    """Write arrays to an uncompressed ``.npz`` atomically."""
-    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-        np.savez(handle, **arrays)

@@ -86,9 +86,13 @@ def _linear(wildcards, input, attempt):
 
 
 def _tsne(wildcards, input, attempt):
+    documents = sizing.corpus_size(input.corpus).documents
+    mapped = documents if TSNE["max_docs"] is None else min(documents, TSNE["max_docs"])
+    # tsne_request counts 3 x perplexity neighbours per document; uniform affinities use k
+    perplexity = TSNE["perplexity"] if TSNE["affinity"] == "perplexity" else TSNE["k"] / 3
     return sizing.tsne_request(
-        sizing.corpus_size(input.corpus).documents, model_shape(wildcards.model).dim,
-        perplexity=TSNE["perplexity"], iterations=TSNE["n_iter"], attempt=attempt,
+        mapped, model_shape(wildcards.model).dim,
+        perplexity=perplexity, iterations=TSNE["n_iter"], attempt=attempt,
     )  # fmt: skip
 
 

@@ -2,6 +2,13 @@
 
 Every transform is fitted on the training rows of the evaluation split only and then applied
 to all rows, so nothing about the test documents leaks into the reference set or the queries.
+
+Both fit and apply work on blocks of rows, so a 733k x 768 memory-mapped layer never has to be
+in memory: the mean and the covariance are summed block by block in float64 (two passes: the mean
+first, then the centred scatter matrix, which keeps the sums well conditioned), and whitening is the
+projection onto the covariance's eigenvectors scaled by one over the square root of their
+eigenvalues: scikit-learn's ``PCA(whiten=True)``, with its sign convention for the components.
+The transformed rows are computed whenever a scorer indexes them.
 """
 
 from __future__ import annotations
@@ -9,18 +16,13 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-from sklearn.base import TransformerMixin
-from sklearn.decomposition import PCA
-from sklearn.preprocessing import StandardScaler
 
 from ..errors import EmbaugError
-from .scores import Scorer
 
-PREPROCESSINGS: dict[str, Callable[[], TransformerMixin] | None] = {
-    "raw": None,
-    "centred": lambda: StandardScaler(with_std=False),
-    "whitened": lambda: PCA(whiten=True, svd_solver="full"),
-}
+PREPROCESSINGS = ("raw", "centred", "whitened")
+_BLOCK = 16384  # training rows per block while fitting
+
+RowTransform = Callable[[np.ndarray], np.ndarray]
 
 
 def check_preprocessing(name: str) -> str:
@@ -30,15 +32,57 @@ def check_preprocessing(name: str) -> str:
     return name
 
 
-def preprocessed(scorer: Scorer, name: str) -> Scorer:
+def _blocks(embeddings, rows: np.ndarray):
+    for start in range(0, len(rows), _BLOCK):
+        yield np.asarray(embeddings[rows[start : start + _BLOCK]], dtype=np.float64)
+
+
+def fit_transform(name: str, embeddings, train: np.ndarray) -> RowTransform | None:
+    """The ``name`` transform fitted on the ``train`` rows of ``embeddings``; ``None`` for raw."""
+    if check_preprocessing(name) == "raw":
+        return None
+    mean = sum(block.sum(axis=0) for block in _blocks(embeddings, train)) / len(train)
+    if name == "centred":
+        return lambda rows: rows - mean
+    scatter = sum(centred.T @ centred for centred in (block - mean for block in _blocks(embeddings, train)))
+    variances, vectors = np.linalg.eigh(scatter / (len(train) - 1))
+    kept = np.argsort(variances)[::-1][: min(len(train), len(variances))]  # PCA's component count
+    scale = np.maximum(np.sqrt(np.clip(variances[kept], 0.0, None)), np.finfo(np.float64).eps)
+    components = vectors[:, kept]
+    # scikit-learn's sign convention (svd_flip on the components): each one's largest entry positive
+    largest = components[np.abs(components).argmax(axis=0), np.arange(len(kept))]
+    projection = components * np.where(largest < 0, -1.0, 1.0) / scale
+    return lambda rows: (rows - mean) @ projection
+
+
+class TransformedRows:
+    """``embeddings`` seen through ``transform`` (float64), computed for the rows that are indexed."""
+
+    def __init__(self, embeddings, transform: RowTransform):
+        self.embeddings, self.transform = embeddings, transform
+        self.shape = (len(embeddings), transform(np.zeros((1, np.shape(embeddings)[1]))).shape[1])
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, index) -> np.ndarray:
+        return self.transform(np.asarray(self.embeddings[index], dtype=np.float64))
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        return np.concatenate(
+            list(map(self.transform, _blocks(self.embeddings, np.arange(len(self)))))
+        ).astype(dtype or np.float64)
+
+
+def preprocessed(scorer: Callable, name: str) -> Callable:
     """``scorer`` applied after the ``name`` transform, fitted on the ``train`` rows only."""
-    make = PREPROCESSINGS[check_preprocessing(name)]
-    if make is None:
+    if check_preprocessing(name) == "raw":
         return scorer
 
-    def score(embeddings: np.ndarray, labels: np.ndarray, train: np.ndarray, test: np.ndarray) -> float:
-        transform = make().fit(embeddings[train])
-        return scorer(transform.transform(embeddings).astype(np.float32), labels, train, test)
+    def score(embeddings, labels: np.ndarray, train: np.ndarray, test: np.ndarray):
+        return scorer(
+            TransformedRows(embeddings, fit_transform(name, embeddings, train)), labels, train, test
+        )
 
     return score
 

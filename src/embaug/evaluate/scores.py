@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -11,25 +11,35 @@ from tqdm.auto import tqdm
 from .split import labelled_split
 
 Scorer = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], float]
+# several named scores from one call: (embeddings, labels, train, test) -> {metric: accuracy}
+MultiScorer = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], dict[str, float]]
 
 
 def score_layers(
-    layers: np.ndarray,
+    layers: Sequence,
     layer_ids: Sequence[int],
     labels: np.ndarray,
-    scorers: dict[str, Scorer],
+    scorers: Mapping[str, Scorer] | MultiScorer,
     test_fraction: float = 0.1,
     seed: int = 42,
 ) -> pd.DataFrame:
-    """Score every layer ``[n_layers, n_docs, dim]`` with every named scorer on one split.
+    """Score every layer (each ``[n_docs, dim]``: an array, a memory map or a sparse matrix) on one split.
 
-    Returns ``layer, metric, accuracy, n_train, n_test``.
+    ``scorers`` names one scorer per metric, or is one scorer returning ``{metric: accuracy}`` (so
+    metrics can share work). Returns ``layer, metric, accuracy, n_train, n_test``.
     """
     labels = np.asarray(labels)
     train, test = labelled_split(labels, test_fraction, seed)
+    score_all = _each(scorers) if isinstance(scorers, Mapping) else scorers
     rows = []
     for layer, embeddings in tqdm(list(zip(layer_ids, layers)), desc="score layers", unit="layer"):
-        for metric, scorer in scorers.items():
-            accuracy = scorer(embeddings, labels, train, test)
+        for metric, accuracy in score_all(embeddings, labels, train, test).items():
             rows.append((int(layer), metric, accuracy, len(train), len(test)))
     return pd.DataFrame(rows, columns=["layer", "metric", "accuracy", "n_train", "n_test"])
+
+
+def _each(scorers: Mapping[str, Scorer]) -> MultiScorer:
+    def score(embeddings, labels, train, test) -> dict[str, float]:
+        return {metric: scorer(embeddings, labels, train, test) for metric, scorer in scorers.items()}
+
+    return score

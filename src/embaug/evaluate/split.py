@@ -18,3 +18,16 @@ def labelled_split(
         raise EmbaugError("fewer than two labelled documents: nothing to evaluate")
     train, test = train_test_split(labelled, test_size=test_fraction, random_state=seed)
     return np.sort(train), np.sort(test)
+
+
+def stratified_subsample(rows: np.ndarray, labels: np.ndarray, size: int | None, seed: int) -> np.ndarray:
+    """``rows`` (sorted), or when there are more than ``size`` of them a seeded subsample of ``size``
+    rows stratified by ``labels[rows]`` (a plain random one where a label is too rare to stratify)."""
+    rows = np.asarray(rows)
+    if size is None or len(rows) <= size:
+        return rows
+    try:
+        kept, _ = train_test_split(rows, train_size=size, stratify=labels[rows], random_state=seed)
+    except ValueError:  # a label with a single document cannot be stratified
+        kept, _ = train_test_split(rows, train_size=size, random_state=seed)
+    return np.sort(kept)
