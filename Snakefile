@@ -48,3 +48,4 @@ localrules:
     figure4c_mteb_layers,
     sweep_figure,
     vs_paper,
+    vs_paper,

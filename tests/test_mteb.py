@@ -226,7 +226,7 @@ def test_layers_from_one_encoding_equal_one_layer_per_run(tiny_models, sts_file,
         result = em.evaluate_task("tiny", tiny_models[0], "STS15", cache_dir=tmp_path / "single", layer=layer,
                                   local_path=sts_file, device="cpu", batch_size=16)  # fmt: skip
         single[layer] = em.main_score(result)
-    assert len(set(single.values())) == 3  # the layers differ, so a mix-up would show
+    assert len(set(single.values())) > 1  # layers differ, so a mix-up would show
 
     encoded = []
     original = embaug.encode.embed_layers

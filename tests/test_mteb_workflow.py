@@ -33,15 +33,22 @@ def test_table1_and_layer_scores_from_local_tasks(tmp_path):
     assert table["STS16"].between(-100, 100).all() and table["STS16"].nunique() == 3
     layers = pd.read_csv(tmp_path / "results/scores/mteb_layers/tiny.csv")
     assert layers["model"].astype(str).tolist() == ["0", "2"]
-    # Every model and layer has its own mteb name/revision folder in the one cache.
+    # Every model and layer has its own mteb name/revision folder in the one cache (Figure 4c
+    # scores the base model and its runs per layer).
     cached = {p.parent.parent.name for p in (tmp_path / "results/mteb/results").glob("*/*/STS16.json")}
-    assert cached == {"embaug__tiny", "embaug__tiny__bbc__dropout", "embaug__tiny__bbc__crops",
-                      "embaug__tiny__layer0", "embaug__tiny__layer2"}  # fmt: skip
+    models = ["embaug__tiny", "embaug__tiny__bbc__dropout", "embaug__tiny__bbc__crops"]
+    assert cached == {*models, *(f"{m}__layer{k}" for m in models for k in (0, 2))}
     assert (tmp_path / "results/benchmarks/mteb/tiny/STS16.tsv").exists()
+    # One job per (model, task) wrote both layers' files: the task's texts encoded once.
+    assert (tmp_path / "results/benchmarks/mteb/tiny/layers/STS16.tsv").exists()
+    log = (tmp_path / "logs/mteb/tiny/layers/STS16.log").read_text()
+    assert "texts encoded once for 2 layers" in log
     # Figure 4c plots the per-layer table; Figure 1 has MTEB panels beside the kNN one.
     figure4c = pd.read_csv(tmp_path / "results/figures/figure4c_mteb_layers.csv")
     assert sorted(figure4c["layer"].unique()) == [0, 2]
-    assert figure4c["accuracy"].tolist() == pytest.approx((layers["block average"] / 100).tolist())
+    assert set(figure4c["model"]) == {"tiny", "tiny__bbc__dropout", "tiny__bbc__crops"}
+    base = figure4c[figure4c["model"] == "tiny"]
+    assert base["accuracy"].tolist() == pytest.approx((layers["block average"] / 100).tolist())
     curves = pd.read_csv(tmp_path / "results/figures/figure1_training_curves.csv")
     # the paper's Figure 1: MTEB block average and blocks (here one block of one task)
     assert set(curves["panel"]) == {"trained and scored on bbc", "MTEB block average", "MTEB sts (mean)"}

@@ -97,10 +97,9 @@ def _tsne(wildcards, input, attempt):
 
 
 def _finetune(wildcards, input, attempt):
-    run = RUNS[wildcards.run]
-    settings = {**config["training"], **run["overrides"]}
+    settings = json.loads(train_settings(wildcards))  # the run's own: its dataset's and overrides
     return sizing.finetune_request(
-        sizing.corpus_size(input.chunks), model_shape(run["model"]),
+        sizing.corpus_size(input.chunks), model_shape(RUNS[wildcards.run]["model"]),
         max_length=settings["max_length"], batch_size=settings["batch_size"], epochs=settings["epochs"],
         max_steps=settings.get("max_steps") or 0, gpu=GPU_JOBS, attempt=attempt,
     )  # fmt: skip

@@ -140,8 +140,9 @@ def _encoder_class():
     from mteb.models.abs_encoder import AbsEncoder
 
     class LayerEncoder(AbsEncoder):
-        """One layer's pooled output (L2-normalised with ``normalize``), encoded with ``embed_layers``
-        (or taken from a :class:`LayerCache` shared by the encoders of several layers)."""
+        """One layer's pooled output (L2-normalised with ``normalize``), encoded with ``embed_layers``,
+        or taken from ``cache``: a :class:`LayerCache` shared by the encoders of several layers (set
+        by :func:`evaluate_layers`)."""
 
         def __init__(
             self,
@@ -152,7 +153,6 @@ def _encoder_class():
             batch_size=64,
             max_length=512,
             pooling="mean",
-            cache=None,
             normalize=True,
         ):
             self.model, self.tokenizer, self.mteb_model_meta = model, tokenizer, meta
@@ -163,7 +163,7 @@ def _encoder_class():
                 max_length,
                 pooling,
             )
-            self.cache = cache
+            self.cache: LayerCache | None = None
             self.n_texts, self.seconds = 0, 0.0
 
         def encode(self, inputs, *, task_metadata, hf_split, hf_subset, prompt_type=None, **kwargs):
@@ -222,15 +222,13 @@ def wrap_encoder(
     batch_size: int = 64,
     max_length: int = 512,
     pooling: str = "mean",
-    cache: LayerCache | None = None,
     normalize: bool = True,
 ):
     """An mteb encoder for a loaded model; ``fingerprint`` identifies its weights in the revision.
 
-    With ``cache`` (whose layers include ``layer``), texts it has already encoded are not
-    encoded again. ``normalize``: L2-normalise the embeddings (the authors' exported fine-tuned
-    models) or not (their base models, ``SentenceTransformer(hub id)``: mean pooling only). The
-    revision also records the process's precision (:func:`embaug.encode.set_precision`).
+    ``normalize``: L2-normalise the embeddings (the authors' exported fine-tuned models) or not
+    (their base models, ``SentenceTransformer(hub id)``: mean pooling only). The revision also
+    records the process's precision (:func:`embaug.encode.set_precision`).
     """
     from ..config_checks import check_layers
     from ..encode import current_precision
@@ -253,7 +251,7 @@ def wrap_encoder(
         n_parameters=sum(p.numel() for p in model.parameters()),
         max_tokens=max_length,
     )
-    return _encoder_class()(model, tokenizer, meta, layer, batch_size, max_length, pooling, cache, normalize)
+    return _encoder_class()(model, tokenizer, meta, layer, batch_size, max_length, pooling, normalize)
 
 
 class TrainingScore:
