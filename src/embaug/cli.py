@@ -294,6 +294,30 @@ def cmd_split_dataset(args: argparse.Namespace) -> None:
     LOG.info("training part %d documents, held-out test part %d", len(train), len(test))
 
 
+def cmd_batch_subset(args: argparse.Namespace) -> None:
+    """Figure 3: a random subset of a corpus with as many training documents (batches) as another."""
+    from .augment import WHOLE_DOCUMENT_MAKERS
+    from .data.batch_matched import batch_matched_subset, pair_documents
+    from .io import write_parquet
+
+    whole = args.pairs in WHOLE_DOCUMENT_MAKERS
+    matched = read_parquet(args.match_corpus)
+    n_training = int(pair_documents(matched, read_parquet(args.match_chunks), whole).sum())
+    corpus, chunks = read_parquet(args.corpus), read_parquet(args.chunks)
+    subset = batch_matched_subset(corpus, chunks, n_training, args.seed, whole)
+    n_subset = int(pair_documents(subset, chunks, whole).sum())
+    if n_subset < n_training:
+        LOG.warning(
+            "%s has %d training documents, fewer than the %d of %s: its whole corpus is used",
+            args.corpus, n_subset, n_training, args.match_corpus,
+        )  # fmt: skip
+    write_parquet(subset, args.out)
+    LOG.info(
+        "%d of %d documents, %d of them training documents (as %s)",
+        len(subset), len(corpus), n_subset, args.match_corpus,
+    )  # fmt: skip
+
+
 def cmd_grid_table(args: argparse.Namespace) -> None:
     """Tables S3 / S7: last-layer scores, rows (dataset, model), one column per variant."""
     from .report.grid_tables import GridCell, grid_table
@@ -644,6 +668,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--seed", type=int, default=42, help="the kNN evaluation's split seed")
     sub.add_argument("--out-train", required=True)
     sub.add_argument("--out-test", required=True)
+
+    sub = stage("batch-subset", cmd_batch_subset)
+    sub.add_argument("--corpus", required=True, help="the corpus to draw from")
+    sub.add_argument("--chunks", required=True, help="its chunk file")
+    sub.add_argument("--match-corpus", required=True, help="the corpus whose training documents to match")
+    sub.add_argument("--match-chunks", required=True, help="its chunk file")
+    sub.add_argument("--pairs", default="crops", help="the pair maker (which documents give a pair)")
+    sub.add_argument("--seed", type=int, default=42)
+    sub.add_argument("--out", required=True)
 
     sub = stage("seeds-table", cmd_seeds_table)
     sub.add_argument(

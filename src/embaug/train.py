@@ -22,6 +22,7 @@ from transformers import get_linear_schedule_with_warmup
 from . import __version__
 from .augment import WHOLE_DOCUMENT_MAKERS, TrainingDocument, get_pair_maker, make_pairs, mask_tokens
 from .checkpoint import Checkpoints, capture_rng, restore_rng, run_fingerprint
+from .data.batch_matched import pair_documents
 from .encode import (
     TokenizedTexts,
     autocast,
@@ -66,6 +67,9 @@ class TrainSettings:
     eval_every: int = 0
     eval_docs: int = 500
     eval_k: int = 10
+    eval_test_fraction: float = 0.1
+    eval_split_seed: int = 42
+    eval_metric: str = "euclidean"
     forward_tokens: int = 0
     freeze_layers: int | None = None
     precision: str = "float32"
@@ -206,22 +210,38 @@ def training_documents(
     full text) every document, its chunks attached where it has any.
     """
     grouped = chunks.sort_values(["doc_id", "chunk_id"]).groupby("doc_id", sort=False)["text"]
-    by_doc = {doc_id: list(texts) for doc_id, texts in grouped if whole_documents or len(texts) >= 2}
+    by_doc = {doc_id: list(texts) for doc_id, texts in grouped}
+    gives_pair = pair_documents(corpus, chunks, whole_documents)
     return [
         TrainingDocument(text, by_doc.get(doc_id, []))
-        for doc_id, text in zip(corpus["doc_id"], corpus["text"])
-        if whole_documents or doc_id in by_doc
+        for doc_id, text, kept in zip(corpus["doc_id"], corpus["text"], gives_pair)
+        if kept
     ]
 
 
-class HeldOutKnn:
+class HeldTexts:
+    """Documents tokenized once and embedded by the model being trained (eval mode, no gradient,
+    the training pooling, last layer), for the scores taken during training."""
+
+    def __init__(self, texts: list[str], tokenizer, settings: TrainSettings, batch_size: int = 64):
+        self.tokenized = TokenizedTexts(tokenizer, texts, batch_size, settings.max_length)
+        self.pooling = settings.pooling
+
+    def embed(self, model) -> np.ndarray:
+        """Pooled last-layer embeddings of the documents, in the order given."""
+        was_training = model.training
+        embeddings = embed_tokenized(model, self.tokenized, self.pooling, layers=[-1])[0]
+        model.train(was_training)
+        return embeddings
+
+
+class HeldOutKnn(HeldTexts):
     """kNN accuracy of the model being trained on a fixed, pre-tokenized set of held documents.
 
     Up to ``n_docs`` labelled documents are drawn once (seeded) and tokenized once; each call
-    embeds them (eval mode, no gradient, the training pooling) and returns the 10-fold
-    cross-validated ``k``-NN accuracy (Euclidean), each document scored once by
-    ``knn_accuracy`` with the other folds as neighbours. Consumes no training randomness,
-    so a run's training is the same with or without it.
+    embeds them and returns the 10-fold cross-validated ``k``-NN accuracy (Euclidean), each
+    document scored once by ``knn_accuracy`` with the other folds as neighbours. Consumes no
+    training randomness, so a run's training is the same with or without it.
     """
 
     def __init__(self, corpus: pd.DataFrame, tokenizer, settings: TrainSettings, batch_size: int = 64):
@@ -236,16 +256,9 @@ class HeldOutKnn:
                 f"{labelled['label'].nunique()} classes; it needs more than eval_k={settings.eval_k} "
                 "documents and at least 2 classes"
             )
+        super().__init__(labelled["text"].tolist(), tokenizer, settings, batch_size)
         self.labels = labelled["label"].to_numpy(dtype=str)
-        self.tokenized = TokenizedTexts(tokenizer, labelled["text"].tolist(), batch_size, settings.max_length)
-        self.pooling, self.k, self.seed = settings.pooling, settings.eval_k, settings.seed
-
-    def embed(self, model) -> np.ndarray:
-        """Pooled last-layer embeddings of the held documents, in held-set order."""
-        was_training = model.training
-        embeddings = embed_tokenized(model, self.tokenized, self.pooling, layers=[-1])[0]
-        model.train(was_training)
-        return embeddings
+        self.k, self.seed = settings.eval_k, settings.seed
 
     def __call__(self, model) -> float:
         from sklearn.model_selection import KFold
@@ -259,6 +272,35 @@ class HeldOutKnn:
             k = min(self.k, len(train))
             correct += knn_accuracy(embeddings, self.labels, train, test, k=k) * len(test)
         return correct / len(self.labels)
+
+
+class SplitKnn(HeldTexts):
+    """kNN accuracy of the model being trained on a corpus's whole evaluation split (Figure 3).
+
+    The labelled documents are split once by :func:`~embaug.evaluate.split.labelled_split`
+    (``eval_test_fraction``, ``eval_split_seed``: the split of the kNN stage, Table 2); each
+    call embeds all of them and returns ``knn_accuracy`` with the training part as references
+    and the test part as queries (``eval_k``, ``eval_metric``): the score the kNN stage would
+    give the last layer of the model at that step.
+    """
+
+    def __init__(self, corpus: pd.DataFrame, tokenizer, settings: TrainSettings, batch_size: int = 64):
+        from .evaluate.split import labelled_split
+
+        labels = corpus["label"].to_numpy(dtype=str)
+        train, test = labelled_split(labels, settings.eval_test_fraction, settings.eval_split_seed)
+        rows = np.concatenate([train, test])  # references keep their corpus order (kNN tie-break)
+        super().__init__(corpus["text"].iloc[rows].tolist(), tokenizer, settings, batch_size)
+        self.labels = labels[rows]
+        self.train, self.test = np.arange(len(train)), np.arange(len(train), len(rows))
+        self.k, self.metric = settings.eval_k, settings.eval_metric
+
+    def __call__(self, model) -> float:
+        from .evaluate.knn import knn_accuracy
+
+        return knn_accuracy(
+            self.embed(model), self.labels, self.train, self.test, k=self.k, metric=self.metric
+        )
 
 
 @contextmanager
@@ -356,9 +398,10 @@ def finetune(
 
     With ``settings.eval_every = N > 0`` the model is scored before training and after every
     N batches (and the last) by :class:`HeldOutKnn` on the training corpus (column
-    ``knn_accuracy``) and on each of ``eval_corpora`` (column ``knn_accuracy_{name}``, the
-    paper's Figure 3); the columns are empty on the other batches, ``eval_seconds`` says what
-    the scoring cost, and the scores before training go into ``run.json`` (``initial_scores``).
+    ``knn_accuracy``) and by :class:`SplitKnn` on each of ``eval_corpora`` (column
+    ``knn_accuracy_{name}``, the paper's Figure 3); the columns are empty on the other batches,
+    ``eval_seconds`` says what the scoring cost, and the scores before training go into
+    ``run.json`` (``initial_scores``).
     ``eval_mteb`` (task name -> local task file or ``None`` for the hub) adds the main score
     of each MTEB task at the same steps (column ``mteb_{task}``, the paper's Figure 1).
 
@@ -406,7 +449,7 @@ def finetune(
     if settings.eval_every > 0:
         evaluators["knn_accuracy"] = HeldOutKnn(corpus, tokenizer, settings)
         for name, eval_corpus in (eval_corpora or {}).items():
-            evaluators[f"knn_accuracy_{name}"] = HeldOutKnn(eval_corpus, tokenizer, settings)
+            evaluators[f"knn_accuracy_{name}"] = SplitKnn(eval_corpus, tokenizer, settings)
         if eval_mteb:
             from .evaluate.mteb import TrainingScore
 
