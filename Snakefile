@@ -7,8 +7,10 @@ snakemake results/tables/table2_knn.csv                    # one table and what 
 
 
 include: "workflow/rules/common.smk"
+include: "workflow/rules/resources.smk"
 include: "workflow/rules/evaluation_tables_common.smk"
 include: "workflow/rules/variants_common.smk"
+include: "workflow/rules/paper_common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/embed.smk"
@@ -18,9 +20,31 @@ include: "workflow/rules/mteb.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/evaluation_tables.smk"
 include: "workflow/rules/variants.smk"
+include: "workflow/rules/paper.smk"
 
 
 rule all:
     default_target: True
     input:
-        all_targets(),
+        all_targets() + paper_companion_targets(all_targets()),
+
+
+# Tables and figures read small score files and take seconds: on a cluster they run in the
+# snakemake process itself, never through the queue (docs/cluster.md).
+localrules:
+    all,
+    score_table,
+    table_s4,
+    table_s6,
+    grid_table,
+    seeds_table,
+    mteb_table,
+    mteb_layer_table,
+    figure2_tsne,
+    figure_layers,
+    figure_loss,
+    figure1_training_curves,
+    figure3_curves,
+    figure4c_mteb_layers,
+    sweep_figure,
+    vs_paper,

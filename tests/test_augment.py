@@ -179,18 +179,28 @@ def test_mask_tokens_respects_special_positions_and_fraction():
     assert torch.equal(masked[special.bool()], input_ids[special.bool()])
     assert (masked[changed] == MASK_ID).all()  # changed tokens become the mask token
     ordinary = ~special.bool()
-    share = changed[ordinary].float().mean().item()
-    assert 0.35 < share < 0.45
+    expected = [round(int(n) * 0.4) for n in ordinary.sum(dim=1)]
+    assert changed.sum(dim=1).tolist() == expected  # exactly round(L * f) per row
     assert torch.equal(input_ids, _batch()[0])  # the input is not modified in place
 
 
-@pytest.mark.parametrize("fraction", [0.1, 0.8, 1.0])
-def test_mask_tokens_other_fractions(fraction):
+@pytest.mark.parametrize("fraction", [0.1, 0.5, 0.8, 1.0])
+def test_mask_tokens_masks_exactly_round_l_times_f(fraction):
+    """The authors' MaskedAbstractDataset: round(L * f) of the L non-special tokens, L after truncation."""
     input_ids, special = _batch(seed=3)
     masked = mask_tokens(input_ids, special, fraction, MASK_ID, torch.Generator().manual_seed(2))
-    share = (masked != input_ids)[~special.bool()].float().mean().item()
-    assert abs(share - fraction) < 0.02
+    lengths = (~special.bool()).sum(dim=1).tolist()
+    assert (masked != input_ids).sum(dim=1).tolist() == [round(n * fraction) for n in lengths]
     assert not (masked != input_ids)[special.bool()].any()
+
+
+def test_mask_counts_round_half_to_even():
+    """L = 5, f = 0.1: 0.5 rounds to 0; L = 15: 1.5 rounds to 2 (Python's round, as the authors)."""
+    input_ids = torch.arange(10, 27).expand(2, 17).clone()
+    positions = torch.arange(17).expand(2, 17)
+    special = (positions == 0) | (positions > torch.tensor([[5], [15]]))
+    masked = mask_tokens(input_ids, special.long(), 0.1, MASK_ID, torch.Generator().manual_seed(0))
+    assert (masked == MASK_ID).sum(dim=1).tolist() == [0, 2]
 
 
 def test_mask_tokens_zero_fraction_is_identity():

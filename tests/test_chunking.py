@@ -24,7 +24,7 @@ S = [sentence(100 + 10 * i, letter) for i, letter in enumerate("abcdef")]
 
 def test_length_bounds_are_inclusive():
     s99, s100, s250, s251 = sentence(99, "w"), sentence(100, "x"), sentence(250, "y"), sentence(251, "z")
-    text = f"{s99}. {s100}. {s250}. {s251}."
+    text = f"{s99}.{s100}.{s250}.{s251}."  # no space after '.': pieces are the sentences
     assert kept_sentences(text) == [s100, s250]
 
 
@@ -33,13 +33,16 @@ def test_custom_bounds():
     assert kept_sentences(text, min_chars=15, max_chars=25) == [sentence(20, "q")]
 
 
-def test_pieces_are_stripped_before_measuring():
-    s100, s99 = sentence(100, "a"), sentence(99, "b")
-    # whitespace around the pieces neither counts towards the length nor survives
-    text = f"   {s100}   .\n\t{s99}  \n. {sentence(251, 'c')}"
-    assert kept_sentences(text) == [s100]
-    # a 99-character sentence padded to 101 characters is still too short
-    assert kept_sentences(f"  {s99}.") == []
+def test_length_is_measured_before_stripping():
+    """As the authors' data_stuff.py: len() of the raw piece, surrounding whitespace included."""
+    s99, s249, s250 = sentence(99, "b"), sentence(249, "c"), sentence(250, "d")
+    # a 99-character sentence after ". " is a 100-character piece: kept, and stripped
+    assert kept_sentences(f"x. {s99}.") == [s99]
+    assert kept_sentences(f"{s99}.") == []
+    # a 250-character sentence after ". " is a 251-character piece: dropped; 249 + 1 is kept
+    assert kept_sentences(f"x. {s250}. {s249}.") == [s249]
+    # whitespace never survives in a kept sentence
+    assert kept_sentences(f"\n\t {sentence(120, 'e')}  \n.") == [sentence(120, "e")]
 
 
 def test_empty_and_dotless_text():
@@ -87,7 +90,8 @@ def test_chunk_corpus_rows_and_columns():
         {
             "doc_id": ["d1", "d2", "d3"],
             # d1: 4 kept sentences -> 3 chunks; d2: 1 kept (one too short) -> none; d3: 2 kept -> 1 chunk
-            "text": [_doc(120, 130, 140, 150), _doc(120, 50), _doc(200, 99, 210, letter="b")],
+            # (98 characters after ". " is a 99-character piece: too short)
+            "text": [_doc(120, 130, 140, 150), _doc(120, 50), _doc(200, 98, 210, letter="b")],
             "label": ["x", "y", "z"],
         }
     )

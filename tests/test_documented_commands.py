@@ -15,9 +15,9 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
 CONFIGS = sorted((REPO / "config").glob("*.yaml"))
 DOCUMENTED = [REPO / "README.md", *CONFIGS, *sorted((REPO / ".test").glob("*.yaml"))]
 
@@ -69,8 +69,31 @@ def test_the_command_parser_finds_continued_commands() -> None:
     assert targets_swallowed_by_configfile("snakemake --configfile a.yaml -- results/x.csv") == []
 
 
-@pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="needs ../shared/data beside the checkout")
-@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def reads_shared_data(path: Path) -> bool:
+    """Whether a config file, or a config file its command names, reads ../shared/data."""
+
+    def values(node):
+        if isinstance(node, dict):
+            return [v for item in node.values() for v in values(item)]
+        return [v for item in node for v in values(item)] if isinstance(node, list) else [node]
+
+    commands = documented_commands(path)
+    named = [REPO / word for word in shlex.split(commands[0]) if word.endswith(".yaml")] if commands else []
+    return any(
+        str(value).startswith("../shared/")
+        for config in {path, *named}
+        if config.is_file()
+        for value in values(yaml.safe_load(config.read_text()) or {})
+    )
+
+
+CONFIG_PARAMS = [
+    pytest.param(path, marks=[pytest.mark.shared_data] if reads_shared_data(path) else [], id=path.name)
+    for path in CONFIGS
+]
+
+
+@pytest.mark.parametrize("path", CONFIG_PARAMS)
 def test_each_config_documents_a_command_whose_dag_builds(path: Path) -> None:
     """The first command in each config's header comment dry-runs (DAG, schema, targets)."""
     commands = documented_commands(path)

@@ -268,3 +268,68 @@ def test_local_model_directory_needs_no_network(hub_unreachable, tiny_model_dir)
 
     model, tokenizer = load_encoder(str(tiny_model_dir), name="tiny")
     assert model.config.hidden_size == 32 and tokenizer("a b")["input_ids"]
+
+
+def test_pinned_hub_model_without_network_fails_fast_naming_the_revision(hub_unreachable, tmp_path):
+    from embaug.models import download_hub_model
+
+    with pytest.raises(EmbaugError) as info:
+        download_hub_model("no-such-owner-xyz/model", "a" * 40, tmp_path / "hub", name="mpnet")
+    message = str(info.value)
+    assert "model 'mpnet'" in message and f"'no-such-owner-xyz/model' at revision {'a' * 40}" in message
+    assert "not in the local cache" in message and not (tmp_path / "hub").exists()
+
+
+@pytest.mark.parametrize(
+    ("repo_files", "bin_too"), [(["model.safetensors"], False), (["pytorch_model.bin"], True)]
+)
+def test_pinned_hub_model_downloads_its_revision_into_the_cache_dir(
+    monkeypatch, tmp_path, repo_files, bin_too
+):
+    import huggingface_hub
+
+    from embaug import models
+
+    calls = {}
+
+    def snapshot_download(repo_id, **kwargs):
+        calls.update(repo_id=repo_id, **kwargs)
+        return str(tmp_path / "hub" / "snapshot")
+
+    monkeypatch.setattr(models, "hub_unreachable", lambda: None)
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)
+    monkeypatch.setattr(huggingface_hub, "list_repo_files", lambda repo_id, revision: repo_files)
+    folder = models.download_hub_model("org/model", "b" * 40, tmp_path / "hub")
+    assert folder == tmp_path / "hub" / "snapshot"
+    assert calls["repo_id"] == "org/model" and calls["revision"] == "b" * 40
+    assert calls["cache_dir"] == tmp_path / "hub" and calls["local_files_only"] is False
+    assert ("*.bin" in calls["allow_patterns"]) == bin_too and "*.safetensors" in calls["allow_patterns"]
+
+
+def test_hub_dataset_revision_reaches_snapshot_download(monkeypatch, tmp_path):
+    import huggingface_hub
+
+    from embaug.data import sources
+
+    folder = tmp_path / "snapshot"
+    folder.mkdir()
+    pd.DataFrame({"text": ["one text. two."], "label": ["a"]}).to_parquet(folder / "test.parquet")
+    calls = {}
+
+    def snapshot_download(repo_id, **kwargs):
+        calls.update(repo_id=repo_id, **kwargs)
+        return str(folder)
+
+    monkeypatch.setattr(sources, "hub_unreachable", lambda: None)
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)
+    spec = {"source": "mteb/arxiv-clustering-p2p", "revision": "c" * 40}
+    corpus = load_corpus("arxiv", spec, tmp_path / "cache")
+    assert corpus["text"].tolist() == ["one text. two."]
+    assert calls["revision"] == "c" * 40 and calls["cache_dir"] == tmp_path / "cache" / "hub"
+
+
+def test_url_download_without_checksum_logs_the_one_to_pin(server, tmp_path, caplog):
+    server.routes["/toy.csv"] = lambda n: Reply()
+    with caplog.at_level("INFO", logger="embaug.downloads"):
+        fetch(server, "/toy.csv", tmp_path)
+    assert f"has SHA-256 {SHA256} (set datasets.toy.sha256" in caplog.text

@@ -207,8 +207,6 @@ def tables_study(tmp_path_factory):
     from test_workflow import output, snakemake
 
     config = evaluation_config()
-    if not Path(config["datasets"]["bbc"]["source"]).exists():
-        pytest.skip("shared data missing")
     workdir = tmp_path_factory.mktemp("tables")
     result = snakemake(workdir, config, *table_targets())
     assert result.returncode == 0, output(result)[-6000:]

@@ -54,6 +54,33 @@ def test_training_documents_need_two_chunks_and_keep_corpus_order():
     assert [list(d.chunks) for d in docs] == [["b0", "b1"], ["a0", "a1", "a2"]]
 
 
+def test_whole_document_pairs_train_on_every_document():
+    """Masking without crops (pairs: document) trains on every document, like the authors'."""
+    corpus = pd.DataFrame({"doc_id": ["b", "a", "c"], "text": ["B text", "A text", "C text"]})
+    chunks = pd.DataFrame({"doc_id": ["a", "a", "c"], "chunk_id": [0, 1, 0], "text": ["a0", "a1", "c0"]})
+    docs = training_documents(corpus, chunks, whole_documents=True)
+    assert [d.text for d in docs] == ["B text", "A text", "C text"]
+    assert [list(d.chunks) for d in docs] == [[], ["a0", "a1"], ["c0"]]
+
+
+def test_masking_run_counts_every_document(tmp_path, tiny_model_dir, corpus, chunks):
+    short = pd.DataFrame({"doc_id": ["short"], "text": ["One sentence, no crop."], "label": ["music"]})
+    with_short = pd.concat([corpus, short], ignore_index=True)
+    masking = settings(augmentation="masking", pairs="document", mask_fraction=0.4, max_steps=1)
+    finetune(str(tiny_model_dir), with_short, chunks, masking, tmp_path / "m", "m")
+    run = json.loads((tmp_path / "m" / "run.json").read_text())
+    assert run["training_documents"] == len(with_short) == chunks["doc_id"].nunique() + 1
+
+
+def test_warmup_spans_one_epoch_with_several_epochs(tmp_path, tiny_model_dir, corpus, chunks):
+    """The authors: warm-up int(0.1 * len(loader)) steps, len(loader) being ONE epoch's batches."""
+    log = finetune(str(tiny_model_dir), corpus, chunks, settings(epochs=2), tmp_path / "e", "e")
+    # 5 steps per epoch, 10 in all: warm-up int(0.4 * 5) = 2 steps (not int(0.4 * 10) = 4), then
+    # linear decay to 0 over the remaining 8
+    expected = BASE_LR * np.array([0, 1 / 2, *(np.arange(8, 0, -1) / 8)])
+    np.testing.assert_allclose(log["lr"], expected, rtol=1e-9, atol=1e-15)
+
+
 def test_train_log_columns_and_schedule(crops_run, corpus):
     out, log = crops_run
     written = pd.read_csv(out / "train_log.csv")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -184,3 +185,60 @@ def test_cli_writes_result_and_table(tiny_models, sts_file, tmp_path):
     assert row["STS15"] == pytest.approx(100 * data["embaug"]["main_score"], abs=0.01)
     markdown = (tmp_path / "t.md").read_text()
     assert "| task " in markdown and "block average" in markdown
+
+
+def test_hub_model_fingerprint_changes_with_the_resolved_revision():
+    one, other = (em.model_fingerprint("org/model", revision) for revision in ("a" * 40, "b" * 40))
+    assert one != other and one == em.model_fingerprint("org/model", "a" * 40)
+    assert em.model_fingerprint("org/model") != one  # unresolved is its own identity
+
+
+def test_layers_from_one_encoding_equal_one_layer_per_run(tiny_models, sts_file, tmp_path, monkeypatch):
+    """Per-layer scores (Figure 4c) from one encoding of the task's texts equal the scores of one
+    evaluation per layer, under the same cache names and revisions; texts pass through the model
+    once, not once per layer."""
+    import embaug.encode
+
+    layers = [0, 1, 2]
+    single = {}
+    for layer in layers:
+        result = em.evaluate_task("tiny", tiny_models[0], "STS15", cache_dir=tmp_path / "single", layer=layer,
+                                  local_path=sts_file, device="cpu", batch_size=16)  # fmt: skip
+        single[layer] = em.main_score(result)
+    assert len(set(single.values())) == 3  # the layers differ, so a mix-up would show
+
+    encoded = []
+    original = embaug.encode.embed_layers
+
+    def counting(model, tokenizer, texts, *args, **kwargs):
+        encoded.append(len(texts))
+        return original(model, tokenizer, texts, *args, **kwargs)
+
+    monkeypatch.setattr(embaug.encode, "embed_layers", counting)
+    results, cache = em.evaluate_layers("tiny", tiny_models[0], "STS15", layers, cache_dir=tmp_path / "all",
+                                        local_path=sts_file, device="cpu", batch_size=16)  # fmt: skip
+    assert {k: em.main_score(r) for k, r in results.items()} == single
+    table = pd.read_parquet(sts_file)
+    unique_texts = len(set(table["sentence1"]) | set(table["sentence2"]))
+    assert cache.n_encoded == sum(encoded) == unique_texts  # 1x, not len(layers) x
+    import mteb
+
+    stored = mteb.ResultCache(cache_path=tmp_path / "all")
+    for layer in layers:  # each layer under the name and revision a single-layer run uses
+        meta = em.make_encoder("tiny", tiny_models[0], layer=layer, device="cpu").mteb_model_meta
+        assert em.main_score(stored.load_task_result("STS15", meta)) == pytest.approx(single[layer], abs=1e-6)
+
+
+def test_cli_writes_one_result_per_layer(tiny_models, sts_file, tmp_path):
+    from embaug.cli import main
+
+    outs = [str(tmp_path / f"layer{k}" / "STS15.json") for k in (0, 2)]
+    rc = main(["mteb", "--model", tiny_models[0], "--name", "tiny", "--task", "STS15", "--layer", "0", "2",
+               "--local-path", str(sts_file), "--device", "cpu", "--cache-dir", str(tmp_path / "c"),
+               "--out", *outs])  # fmt: skip
+    assert rc == 0
+    written = [json.loads(Path(path).read_text())["embaug"] for path in outs]
+    assert [w["layer"] for w in written] == [0, 2] and written[0]["main_score"] != written[1]["main_score"]
+    rc = main(["mteb", "--model", tiny_models[0], "--name", "tiny", "--task", "STS15", "--layer", "0", "2",
+               "--device", "cpu", "--out", outs[0]])  # fmt: skip
+    assert rc == 1

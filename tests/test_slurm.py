@@ -4,7 +4,8 @@ The stand-ins (`sbatch`, `srun`, `sacct`, `squeue`, `scancel`, `sinfo`, `sacctmg
 `scontrol`) record their command lines; `sbatch` runs the submitted job script on this machine
 and `sacct`/`squeue` report how it ended, so the SLURM executor plugin drives the whole .test
 study as it would on a cluster. The tests check what each job asked SLURM for: GPU rules a GPU
-on the GPU partition, CPU rules CPUs only.
+on the GPU partition, CPU rules CPUs only, each the memory, time and CPUs computed from its
+inputs (embaug.resources); tables and figures are never submitted.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
@@ -21,11 +23,24 @@ import pytest
 import yaml
 from test_workflow import REPO_ROOT, output, snakemake, test_config
 
+from embaug import resources as rs
+
 pytest.importorskip("snakemake_executor_plugin_slurm", reason='pip install -e ".[slurm]"')
 PROFILE = REPO_ROOT / "profiles" / "slurm"
 TABLE = "results/tables/table2_knn.csv"
-GPU_RULES = {"finetune", "embed", "mteb", "mteb_layer"}  # the rules with `resources: gpu=1`
-SUBMITTED = Counter(download=1, chunk=1, init_model=1, finetune=2, embed=3, knn=3, score_table=1)
+# the rules with `resources: gpu=1` (and their use-rule variants)
+GPU_RULES = {
+    "finetune",
+    "embed",
+    "embed_pooled",
+    "knn",
+    "knn_preprocessed",
+    "knn_pooled",
+    "mteb",
+    "mteb_layers",
+}
+SIZED_RULES = GPU_RULES | {"linear", "tsne"}  # memory, time and threads computed from the inputs
+SUBMITTED = Counter(download=1, chunk=1, init_model=1, finetune=2, embed=3, knn=3)  # score_table is local
 
 STUB = r'''#!{python}
 """A stand-in for the SLURM command this file is named after (see tests/test_slurm.py)."""
@@ -164,10 +179,13 @@ def test_profile_sets_no_gpu_default_and_gives_gpu_rules_a_gpu():
     assert "gpu" not in spec["default-resources"]
     for rule in GPU_RULES:
         resources = spec["set-resources"][rule]
-        assert resources["gpu"] == 1
-        assert {"cpus_per_gpu", "mem_mb", "runtime", "slurm_partition"} <= set(resources)
+        assert resources["gpu"] == 1 and resources["slurm_partition"] == "gpu"
+        # the callables size memory, time and CPUs (threads -> --cpus-per-task): no fixed values
+        assert not {"mem_mb", "runtime", "cpus_per_gpu", "cpus_per_task"} & set(resources)
     cpu_rules = set(spec["set-resources"]) - GPU_RULES
     assert cpu_rules and not any("gpu" in key for rule in cpu_rules for key in spec["set-resources"][rule])
+    assert not SIZED_RULES & cpu_rules
+    assert spec["group-components"] == ["mteb_{model}=100"] and spec["retries"] == 1
 
 
 def test_dry_run_with_the_profile_plans_the_study(slurm, tmp_path):
@@ -178,29 +196,23 @@ def test_dry_run_with_the_profile_plans_the_study(slurm, tmp_path):
 
 
 def assert_requests_fit_the_rules(sbatches: list[dict]) -> None:
-    """GPU rules asked for a GPU on the GPU partition, CPU rules for CPUs only; all on the account."""
+    """GPU rules asked for a GPU on the GPU partition, CPU rules for CPUs only; all on the account;
+    every job its CPUs as --cpus-per-task and a memory and time limit."""
     spec = profile()
     account = spec["default-resources"]["slurm_account"]
     for sbatch in sbatches:
         rule, line = submitted_rule(sbatch), sbatch_line(sbatch)
         assert f"-A {account}" in line, line
+        assert re.search(r"--mem \d+ ", line) and re.search(r"-t \d+ ", line) and "--cpus-per-task=" in line
         if rule in GPU_RULES:
-            gpu = spec["set-resources"][rule]
             assert "--gpus=1" in line or "--gres=gpu" in line, line
-            assert f"-p {gpu['slurm_partition']}" in line and f"--cpus-per-gpu={gpu['cpus_per_gpu']}" in line
-            assert f"--mem {gpu['mem_mb']}" in line and f"-t {gpu['runtime']}" in line
+            assert f"-p {spec['set-resources'][rule]['slurm_partition']}" in line
         else:
             assert "--gpus" not in line and "--gres" not in line, line
-            assert f"-p {spec['default-resources']['slurm_partition']}" in line and "--cpus-per-task=" in line
+            assert f"-p {spec['default-resources']['slurm_partition']}" in line
 
 
-@pytest.fixture
-def shared_data() -> None:
-    if not Path(test_config()["datasets"]["bbc"]["source"]).exists():
-        pytest.skip("shared data missing")
-
-
-def test_profile_submits_gpu_jobs_with_a_gpu_and_cpu_jobs_without(slurm, shared_data, tmp_path):
+def test_profile_submits_gpu_jobs_with_a_gpu_and_cpu_jobs_without(slurm, tmp_path):
     result = run_on_stub_cluster(tmp_path, "results/embeddings/tiny/bbc.npz")
     assert result.returncode == 0, output(result)[-6000:]
     sbatches = calls(slurm, "sbatch")
@@ -209,10 +221,22 @@ def test_profile_submits_gpu_jobs_with_a_gpu_and_cpu_jobs_without(slurm, shared_
     gpu_steps = [call for call in calls(slurm, "srun") if "--gpus=1" in call["args"]]
     assert len(gpu_steps) == 1  # inside the job, the GPU job step got the GPU too
     assert (tmp_path / "results/embeddings/tiny/bbc.npz").exists()
+    # The embed job asked for what embaug.resources computes from its corpus and model.
+    (embed,) = [call for call in sbatches if submitted_rule(call) == "embed"]
+    config = test_config()
+    request = rs.embed_request(
+        rs.corpus_size(tmp_path / "data/raw/bbc.parquet"),
+        rs.ModelShape.from_config(config["models"]["tiny"]["architecture"]),
+        max_length=config["embedding"]["max_length"],
+        gpu=False,  # .test runs on the CPU (device: cpu)
+    )
+    line = sbatch_line(embed)
+    assert f"--mem {request.mem_mb} " in line and f"-t {request.runtime} " in line
+    assert f"--cpus-per-task={request.threads}" in line
 
 
 @pytest.mark.slow
-def test_profile_runs_table2_on_the_stub_cluster(slurm, shared_data, tmp_path):
+def test_profile_runs_table2_on_the_stub_cluster(slurm, tmp_path):
     result = run_on_stub_cluster(tmp_path, TABLE)
     assert result.returncode == 0, output(result)[-6000:]
     table = pd.read_csv(tmp_path / TABLE)
@@ -225,3 +249,98 @@ def test_profile_runs_table2_on_the_stub_cluster(slurm, shared_data, tmp_path):
         (call["started"], call["time"]) for call in sbatches if submitted_rule(call) == "finetune"
     ]
     assert start_a < end_b and start_b < end_a, "GPU jobs were serialised on the cluster"
+
+
+def job_resources(text: str) -> list[tuple[str, dict[str, str]]]:
+    """(rule, resources) of every job a dry run prints."""
+    jobs = []
+    for rule, block in re.findall(r"\n\s*(?:local)?rule (\w+):\n((?:\s{4,}.*\n)+)", text):
+        match = re.search(r"resources: (.*)", block)
+        pairs = [item.split("=", 1) for item in match.group(1).split(", ")] if match else []
+        jobs.append((rule, dict(pairs)))
+    return jobs
+
+
+def test_dry_run_shows_each_jobs_resources_from_its_inputs(tmp_path):
+    """With the corpus in place, the dry run of the .test study shows each job's memory, time and
+    threads, computed from the corpus and the model; a job whose input is not made yet shows <TBD>
+    (Snakemake sizes it once the input exists, before submitting it)."""
+    config = test_config()
+    documents = pd.DataFrame(
+        {
+            "id": [f"d{i}" for i in range(3000)],
+            "label": [f"c{i % 5}" for i in range(3000)],
+            "text": [f"document {i} " + "words " * (50 + i % 300) for i in range(3000)],
+        }
+    )
+    source = tmp_path / "source.parquet"
+    documents.to_parquet(source)
+    config["datasets"]["bbc"] = {"source": str(source), "id": "id"}
+    (tmp_path / "data/raw").mkdir(parents=True)
+    corpus = tmp_path / "data/raw/bbc.parquet"  # newer than its source: up to date
+    documents.rename(columns={"id": "doc_id"}).to_parquet(corpus)
+    targets = [TABLE, "results/scores/linear/tiny/bbc.csv", "results/tsne/tiny/bbc.png"]
+    result = snakemake(tmp_path, config, "--profile", str(PROFILE), "-n", *targets)
+    assert result.returncode == 0, output(result)[-4000:]
+    jobs = job_resources(output(result))
+    assert {rule for rule, _ in jobs} >= {"embed", "knn", "linear", "tsne", "finetune", "score_table"}
+    size, shape = rs.corpus_size(corpus), rs.ModelShape.from_config(config["models"]["tiny"]["architecture"])
+    expected = {
+        "embed": rs.embed_request(size, shape, max_length=config["embedding"]["max_length"], gpu=False),
+        "knn": rs.knn_request(size.documents, shape.layers + 1, shape.dim, test_fraction=0.1, gpu=False),
+        "linear": rs.linear_request(size.documents, shape.layers + 1, shape.dim, 5, test_fraction=0.1,
+                                    max_train=None),
+        "tsne": rs.tsne_request(size.documents, shape.dim, perplexity=30, iterations=500),
+    }  # fmt: skip
+    sized = [(rule, res) for rule, res in jobs if rule in expected]
+    assert len(sized) == 3 + 3 + 1 + 1  # embed and knn of the base model and both runs; linear, t-SNE
+    for rule, resources in sized:  # a run has its base model's shape, so it is sized before it exists
+        assert int(resources["mem_mb"]) == expected[rule].mem_mb, (rule, resources)
+        assert int(resources["runtime"]) == expected[rule].runtime, (rule, resources)
+    finetune = [res for rule, res in jobs if rule == "finetune"]
+    assert finetune and all(res["mem_mb"] == "<TBD>" for res in finetune)  # its chunks are not made yet
+    gpu_jobs = [res for rule, res in jobs if rule in GPU_RULES]
+    assert gpu_jobs and all(res["slurm_partition"] == "gpu" and res["gpu"] == "1" for res in gpu_jobs)
+
+
+LOCAL_RULES = r"""
+import json, sys
+from pathlib import Path
+from snakemake.api import SnakemakeApi
+from snakemake.settings.types import ConfigSettings, ResourceSettings, StorageSettings
+
+with SnakemakeApi() as api:
+    workflow = api.workflow(
+        snakefile=Path(sys.argv[1]), workdir=Path(sys.argv[2]), resource_settings=ResourceSettings(),
+        config_settings=ConfigSettings(configfiles=[Path(sys.argv[3])]), storage_settings=StorageSettings(),
+    )._workflow
+    print(json.dumps({rule.name: [str(o) for o in rule.output] for rule in workflow.rules}))
+    print(json.dumps(sorted(workflow._localrules)))
+"""
+
+
+def test_tables_and_figures_are_local_rules(tmp_path):
+    """Every rule that writes only tables and figures runs in the snakemake process on a cluster;
+    no rule that computes (embed, kNN, ...) does."""
+    config_path = tmp_path / "config.yaml"
+    config_path.write_text(yaml.safe_dump(test_config()))
+    result = subprocess.run(
+        [sys.executable, "-c", LOCAL_RULES, str(REPO_ROOT / "Snakefile"), str(tmp_path), str(config_path)],
+        capture_output=True, text=True, cwd=tmp_path, check=False, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    outputs, local = (json.loads(line) for line in result.stdout.strip().splitlines()[-2:])
+    reports = {
+        rule for rule, files in outputs.items()
+        if files and all(re.match(r"results/(tables|figures|scores/mteb_layers)/", f) for f in files)
+    }  # fmt: skip
+    assert reports >= {
+        "score_table",
+        "mteb_table",
+        "figure_layers",
+        "figure2_tsne",
+        "sweep_figure",
+        "table_s4",
+    }
+    assert set(local) == reports | {"all"}
+    assert not set(local) & SIZED_RULES

@@ -103,9 +103,6 @@ def reasons(text: str) -> dict[str, set[str]]:
 def study(tmp_path_factory):
     """The .test study, run once: ``(workdir, config, job stats of the run)``."""
     config = test_config()
-    for spec in config["datasets"].values():
-        if not Path(spec["source"]).exists():
-            pytest.skip(f"shared data missing: {spec['source']}")
     workdir = tmp_path_factory.mktemp("study")
     result = snakemake(workdir, config)
     assert result.returncode == 0, output(result)[-6000:]
@@ -366,3 +363,30 @@ def test_missing_text_column_fails_download_with_key_in_log(tmp_path):
     assert "datasets.broken.text" in log
     assert "embaug download: error: dataset 'broken'" in log
     assert not (tmp_path / "data" / "raw" / "broken.parquet").exists()
+
+
+REVISION = "6996ce1e91bd2a9c7d7f61daec37463394f73f09"  # a commit of microsoft/mpnet-base
+
+
+def test_pinned_hub_model_is_downloaded_once_into_the_cache_dir(tmp_path):
+    """A hub model with a revision: one download_model job into cache_dir/hub, read by its users."""
+    config = test_config()
+    config["models"]["hub"] = {"source": "org/some-model", "revision": REVISION}
+    config["study"]["models"] = ["tiny", "hub"]
+    result = snakemake(tmp_path, config, "--dry-run", "--printshellcmds")
+    text = output(result)
+    assert result.returncode == 0, text[-3000:]
+    folder = f"data/cache/hub/models--org--some-model/snapshots/{REVISION}"
+    assert job_stats(text)["download_model"] == 1
+    assert (
+        f"embaug download-model --repo org/some-model --revision {REVISION} --cache-dir data/cache/hub "
+        "--name hub" in text
+    )
+    assert f"embaug finetune --model {folder} " in text and f"embaug embed --model {folder} " in text
+
+
+def test_model_revision_must_be_a_commit(tmp_path):
+    config = test_config()
+    config["models"]["hub"] = {"source": "org/some-model", "revision": "main"}
+    result = snakemake(tmp_path, config, "--dry-run")
+    assert result.returncode != 0 and "revision" in output(result), output(result)[-2000:]

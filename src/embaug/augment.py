@@ -18,11 +18,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from .errors import EmbaugError
+
+if TYPE_CHECKING:  # torch is imported where masking runs: the workflow reads PAIR_MAKERS at parse time
+    import torch
 
 
 @dataclass(frozen=True)
@@ -35,13 +38,20 @@ class TrainingDocument:
 
 PairMaker = Callable[[TrainingDocument, np.random.Generator], tuple[str, str]]
 PAIR_MAKERS: dict[str, PairMaker] = {}
+#: Pair makers that read only the full text, so every document (chunks or not) can train.
+WHOLE_DOCUMENT_MAKERS: set[str] = set()
 
 
-def pair_maker(name: str) -> Callable[[PairMaker], PairMaker]:
-    """Register a function ``(document, rng) -> (anchor, positive)`` under ``name``."""
+def pair_maker(name: str, whole_document: bool = False) -> Callable[[PairMaker], PairMaker]:
+    """Register a function ``(document, rng) -> (anchor, positive)`` under ``name``.
+
+    ``whole_document``: the function never reads ``document.chunks``.
+    """
 
     def register(function: PairMaker) -> PairMaker:
         PAIR_MAKERS[name] = function
+        if whole_document:
+            WHOLE_DOCUMENT_MAKERS.add(name)
         return function
 
     return register
@@ -61,9 +71,12 @@ def dropout_pair(doc: TrainingDocument, rng: np.random.Generator) -> tuple[str, 
     return chunk, chunk
 
 
-@pair_maker("document")
+@pair_maker("document", whole_document=True)
 def document_pair(doc: TrainingDocument, rng: np.random.Generator) -> tuple[str, str]:
-    """The whole document twice (used with masking, or as dropout on full documents)."""
+    """The whole document twice (used with masking, or as dropout on full documents).
+
+    Like the authors' masking-only dataset, every document trains, with or without chunks.
+    """
     return doc.text, doc.text
 
 
@@ -93,12 +106,20 @@ def mask_tokens(
     mask_token_id: int,
     generator: torch.Generator,
 ) -> torch.Tensor:
-    """Replace each non-special token by the mask token with probability ``fraction``.
+    """Replace exactly ``round(L * fraction)`` of each row's ``L`` non-special tokens by the mask token.
 
-    ``special_tokens_mask`` is 1 at special and padding positions, which are never masked.
+    ``special_tokens_mask`` is 1 at special and padding positions, which are never masked and do
+    not count towards ``L`` (the authors' MaskedAbstractDataset: L = tokens after truncation,
+    without [CLS], [SEP] and padding; ``round`` halves to even, like Python's). The masked
+    positions are a uniformly random subset of the row's ordinary tokens.
     """
+    import torch
+
     if fraction <= 0:
         return input_ids
+    ordinary = ~special_tokens_mask.bool()
     draw = torch.rand(input_ids.shape, generator=generator, device="cpu").to(input_ids.device)
-    masked = (draw < fraction) & ~special_tokens_mask.bool()
-    return input_ids.masked_fill(masked, mask_token_id)
+    # rank the ordinary positions of each row in random order; the first round(L * f) are masked
+    rank = draw.masked_fill(~ordinary, 2.0).argsort(dim=1).argsort(dim=1)
+    count = torch.round(ordinary.sum(dim=1, dtype=torch.float64) * fraction).long()
+    return input_ids.masked_fill(rank < count.unsqueeze(1), mask_token_id)

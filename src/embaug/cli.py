@@ -52,6 +52,14 @@ def cmd_init_model(args: argparse.Namespace) -> None:
         build_scratch_model(texts, tmp, json.loads(args.architecture), args.seed)
 
 
+def cmd_download_model(args: argparse.Namespace) -> None:
+    """Download a hub model at a pinned revision into the cache directory."""
+    from .models import download_hub_model
+
+    folder = download_hub_model(args.repo, args.revision, args.cache_dir, args.name)
+    LOG.info("%s at %s: %s", args.repo, args.revision, folder)
+
+
 def cmd_finetune(args: argparse.Namespace) -> None:
     """Fine-tune one run contrastively and save the model, its log and its parameters."""
     from .models import set_threads
@@ -79,28 +87,29 @@ def cmd_finetune(args: argparse.Namespace) -> None:
 
 def cmd_embed(args: argparse.Namespace) -> None:
     """Write every layer's pooled embedding of every document."""
-    from .encode import embed_layers
+    from .config_checks import check_layers
+    from .encode import embed_layers, input_length
     from .io import write_npz
     from .models import check_pooling, load_encoder, resolve_device, set_threads
 
     set_threads(args.threads)
     corpus = _read_corpus(args.corpus)
     model, tokenizer = load_encoder(args.model, resolve_device(args.device), args.name)
+    name = args.name or args.model
+    layer_ids = check_layers(args.layers, model.config.num_hidden_layers + 1, "embedding.layers", name)
     layers = embed_layers(
         model,
         tokenizer,
         corpus["text"].tolist(),
         args.batch_size,
-        args.max_length,
+        input_length(model, tokenizer, args.max_length, "embedding.max_length", name),
         check_pooling(args.pooling),
-        args.layers,
+        layer_ids,
     )
-    n_layers = model.config.num_hidden_layers + 1
-    layer_ids = np.arange(n_layers) if args.layers is None else np.array(args.layers) % n_layers
     write_npz(
         args.out,
         embeddings=layers.astype(args.dtype),
-        layer=layer_ids,
+        layer=np.array(layer_ids),
         doc_id=corpus["doc_id"].to_numpy(dtype=str),
     )
 
@@ -114,11 +123,34 @@ def _load_embeddings(embeddings: str, corpus: str) -> tuple[np.ndarray, np.ndarr
     return layers.astype(np.float32), layer_ids, table["label"].to_numpy(dtype=str)
 
 
+def cmd_check_dataset(args: argparse.Namespace) -> None:
+    """Check a dataset's labels against the evaluation settings (before any fine-tuning)."""
+    from .config_checks import check_evaluation_data
+    from .io import write_json
+
+    labels = _read_corpus(args.corpus)["label"].to_numpy(dtype=str)
+    counts = check_evaluation_data(labels, args.dataset, args.k, args.test_fraction, args.seed)
+    write_json(counts, args.out)
+    LOG.info("%s: %s", args.dataset, counts)
+
+
+def _check_scoring(labels: np.ndarray, args: argparse.Namespace) -> None:
+    """What scoring on the split needs (two classes; for kNN more reference documents than k),
+    as one line naming the config key; the dataset is the corpus file's name."""
+    from pathlib import Path
+
+    from .config_checks import check_evaluation_data
+
+    k = getattr(args, "k", None)
+    check_evaluation_data(labels, Path(args.corpus).stem, k, args.test_fraction, args.seed, min_test=0)
+
+
 def cmd_knn(args: argparse.Namespace) -> None:
     """kNN accuracy per layer, for each distance metric (and preprocessing, Table S3)."""
     from .io import write_csv
 
     layers, layer_ids, labels = _load_embeddings(args.embeddings, args.corpus)
+    _check_scoring(labels, args)
     write_csv(_knn_scores(layers, layer_ids, labels, args, args.preprocessing), args.out)
 
 
@@ -153,6 +185,7 @@ def cmd_linear(args: argparse.Namespace) -> None:
     from .io import write_csv
 
     layers, layer_ids, labels = _load_embeddings(args.embeddings, args.corpus)
+    _check_scoring(labels, args)
     scorer = partial(linear_accuracy, max_iter=args.max_iter, seed=args.seed)
     scores = score_layers(layers, layer_ids, labels, {"logistic": scorer}, args.test_fraction, args.seed)
     write_csv(scores, args.out)
@@ -175,6 +208,7 @@ def cmd_tfidf(args: argparse.Namespace) -> None:
 
     corpus = _read_corpus(args.corpus)
     labels = corpus["label"].to_numpy(dtype=str)
+    _check_scoring(labels, args)
     _, test = labelled_split(labels, args.test_fraction, args.seed)
     fit_rows = np.setdiff1d(np.arange(len(corpus)), test)  # never the kNN queries
     vectors = tfidf_vectors(corpus["text"].tolist(), fit_rows, json.loads(args.settings))
@@ -306,28 +340,34 @@ def cmd_figure_curves(args: argparse.Namespace) -> None:
 
 
 def cmd_mteb(args: argparse.Namespace) -> None:
-    """Score one model (or one layer of it) on one MTEB task; mteb's result JSON, cached by name+revision."""
-    from .evaluate.mteb import evaluate_task, main_score, write_result
+    """Score one model (or layers of it) on one MTEB task; mteb's result JSON, cached by name+revision.
+
+    With several ``--layer``, the task's texts are encoded once for all of them and each layer's
+    result goes to the ``--out`` at the same position."""
+    from .evaluate.mteb import evaluate_layers, evaluate_task, main_score, write_result
     from .models import set_threads
 
+    layers = args.layer or [None]
+    if len(args.out) != len(layers):
+        raise EmbaugError(
+            f"mteb: {len(layers)} layer(s) but {len(args.out)} --out file(s); give one per layer"
+        )
     set_threads(args.threads)
-    result = evaluate_task(
-        args.name,
-        args.model,
-        args.task,
-        cache_dir=args.cache_dir,
-        local_path=args.local_path or None,
-        layer=args.layer,
-        batch_size=args.batch_size,
-        max_length=args.max_length,
-        pooling=args.pooling,
-        device=args.device,
-        splits=args.splits,
-    )
-    score = main_score(result, args.splits)
-    extra = {"model": args.name, "layer": args.layer, "local_path": args.local_path, "main_score": score}
-    write_result(result, args.out, extra)
-    LOG.info("%s %s: main score %.4f", args.name, args.task, score)
+    settings = dict(
+        cache_dir=args.cache_dir, local_path=args.local_path or None, batch_size=args.batch_size,
+        max_length=args.max_length, pooling=args.pooling, device=args.device, splits=args.splits,
+    )  # fmt: skip
+    if args.layer:
+        results, _ = evaluate_layers(args.name, args.model, args.task, args.layer, **settings)
+    else:
+        results = {None: evaluate_task(args.name, args.model, args.task, **settings)}
+    for (layer, result), out in zip(results.items(), args.out, strict=True):
+        score = main_score(result, args.splits)
+        extra = {"model": args.name, "layer": layer, "local_path": args.local_path, "main_score": score}
+        write_result(result, out, extra)
+        LOG.info(
+            "%s %s%s: main score %.4f", args.name, args.task, f" layer {layer}" * (layer is not None), score
+        )
 
 
 def cmd_mteb_table(args: argparse.Namespace) -> None:
@@ -338,6 +378,14 @@ def cmd_mteb_table(args: argparse.Namespace) -> None:
     table = mteb_table([tuple(row) for row in args.row], blocks, args.splits)
     write_mteb_table(table, blocks, args.out_csv, args.out_md, args.title)
     print(table.round(1).to_string())
+
+
+def cmd_vs_paper(args: argparse.Namespace) -> None:
+    """A table beside the paper's numbers: ours, paper and difference per cell."""
+    from .report.paper import write_comparison
+
+    cells = write_comparison(args.ours, args.paper, args.out_csv, args.out_md, args.title)
+    print(cells.round(1).to_string(index=False))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -370,11 +418,25 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--max-chars", type=int, default=250)
     sub.add_argument("--out", required=True)
 
+    sub = stage("check-dataset", cmd_check_dataset)
+    sub.add_argument("--corpus", required=True)
+    sub.add_argument("--dataset", required=True)
+    sub.add_argument("--k", type=int, default=10, help="evaluation.knn.k")
+    sub.add_argument("--test-fraction", type=float, default=0.1, help="evaluation.test_fraction")
+    sub.add_argument("--seed", type=int, default=42, help="evaluation.seed")
+    sub.add_argument("--out", required=True, help="the counts checked (JSON)")
+
     sub = stage("init-model", cmd_init_model)
     sub.add_argument("--corpus", required=True, nargs="+", help="raw corpora to fit the tokenizer")
     sub.add_argument("--architecture", required=True, help="BertConfig fields and vocab_size, JSON")
     sub.add_argument("--seed", type=int, default=42)
     sub.add_argument("--out", required=True)
+
+    sub = stage("download-model", cmd_download_model)
+    sub.add_argument("--repo", required=True, help="hub model id, e.g. microsoft/mpnet-base")
+    sub.add_argument("--revision", required=True, help="the repository's commit")
+    sub.add_argument("--cache-dir", required=True, help="huggingface_hub cache folder (cache_dir/hub)")
+    sub.add_argument("--name", default="", help="the model's config name, for error messages")
 
     sub = stage("finetune", cmd_finetune)
     sub.add_argument("--model", required=True, help="hub id or local directory")
@@ -529,7 +591,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--name", required=True, help="the model's name in the study (mteb: embaug/NAME)")
     sub.add_argument("--task", required=True, help="MTEB task name, e.g. STS15")
     sub.add_argument("--local-path", default="", help="local task data (else the hub)")
-    sub.add_argument("--layer", type=int, help="score this layer's pooled output (default: last layer)")
+    sub.add_argument(
+        "--layer", type=int, nargs="+", help="score these layers' pooled outputs (default: the last layer)"
+    )
     sub.add_argument("--splits", nargs="+", default=["test"])
     sub.add_argument("--cache-dir", default="results/mteb", help="mteb ResultCache folder")
     sub.add_argument("--batch-size", type=int, default=64)
@@ -537,13 +601,18 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--pooling", default="mean")
     sub.add_argument("--device", default="auto")
     sub.add_argument("--threads", type=int)
-    sub.add_argument("--out", required=True)
+    sub.add_argument("--out", nargs="+", required=True, help="result JSON (one per --layer)")
 
     sub = stage("mteb-table", cmd_mteb_table)
     sub.add_argument("--row", nargs=2, action="append", required=True, metavar=("LABEL", "RESULT_DIR"))
     sub.add_argument("--blocks", required=True, help="JSON: block -> list of task names")
     sub.add_argument("--splits", nargs="+", default=["test"])
     table_outputs(sub, "MTEB main scores (%)")
+
+    sub = stage("vs-paper", cmd_vs_paper)
+    sub.add_argument("--ours", required=True, help="a table CSV of this project")
+    sub.add_argument("--paper", required=True, help="the paper's table (workflow/reference/paper_*.csv)")
+    table_outputs(sub, "Ours beside the paper")
     return parser
 
 

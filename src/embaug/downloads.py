@@ -122,6 +122,11 @@ def fetch_url(
                 f"(key {entry.section}.{entry.name}.sha256); the download was deleted. Check the "
                 f"URL and the checksum."
             )
+    else:
+        LOG.info(
+            "%s: %s has SHA-256 %s (set %s.%s.sha256 to check it on every download)",
+            entry.label, url, file_sha256(part), entry.section, entry.name,
+        )  # fmt: skip
     os.replace(part, target)
     return target
 

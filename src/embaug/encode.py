@@ -10,7 +10,8 @@ import torch
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from .models import pool
+from .config_checks import check_max_length
+from .models import pool, position_limit
 
 CPU_FORWARD_TOKENS = 2048
 """Padded tokens per inference pass on CPU, unless told otherwise (see :func:`forward_token_cap`)."""
@@ -68,6 +69,16 @@ def capped_max_length(tokenizer: PreTrainedTokenizerBase, max_length: int) -> in
     """``max_length`` capped at what the model accepts (``tokenizer.model_max_length``)."""
     limit = tokenizer.model_max_length
     return min(max_length, limit) if isinstance(limit, int) and limit > 0 else max_length
+
+
+def input_length(
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, max_length: int, key: str, name: str
+) -> int:
+    """The tokens inputs are cut to (:func:`capped_max_length`); when that is more than the
+    model's positions (a tokenizer that does not cap inputs there), fails naming ``key``."""
+    length = capped_max_length(tokenizer, max_length)
+    check_max_length(max_length, length, position_limit(model), key, name)
+    return length
 
 
 class TokenizedTexts:

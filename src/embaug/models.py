@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
+from .config_checks import check_vocabulary, is_local_path
 from .devices import own_gpu
 from .downloads import Entry, hub_error, hub_unreachable
 from .errors import EmbaugError
@@ -46,7 +47,9 @@ def load_encoder(
     for the architecture: PyTorch SDPA where the model has it (BERT), eager attention where it
     does not (MPNet); nothing is forced.
     """
-    local = Path(source).exists()
+    local = Path(source).expanduser().exists()
+    if not local and is_local_path(source):
+        raise EmbaugError(f"model '{name or source}': local model folder '{source}' does not exist")
     offline = None if local else hub_unreachable()
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=offline is not None)
@@ -58,7 +61,52 @@ def load_encoder(
             raise EmbaugError(f"model '{name or source}': cannot load '{source}' ({exc})") from exc
         entry = Entry("models", name or "<name>", "/path/to/model_dir  # a save_pretrained directory")
         raise hub_error(entry, f"hub model '{source}'", offline, exc) from exc
+    check_vocabulary(len(tokenizer), model.get_input_embeddings().num_embeddings, name or source)
     return model.to(device), tokenizer
+
+
+def position_limit(model: PreTrainedModel) -> int:
+    """The longest input the model's position embeddings can take, in tokens.
+
+    Models whose positions start after the padding index (RoBERTa, MPNet: ``padding_idx`` on
+    their embeddings module) lose ``padding_idx + 1`` of ``max_position_embeddings``.
+    """
+    positions = getattr(model.config, "max_position_embeddings", None) or 10**9
+    padding_idx = getattr(getattr(model, "embeddings", None), "padding_idx", None)
+    return positions - (padding_idx + 1 if padding_idx is not None else 0)
+
+
+# What an encoder needs from a hub model repository: configs, vocabularies and weights (not the
+# TensorFlow, Flax, ONNX or Rust copies many repositories also carry). With safetensors present,
+# PyTorch's *.bin copy is skipped too.
+HUB_MODEL_FILES = ["*.json", "*.txt", "*.model", "*.safetensors"]
+
+
+def download_hub_model(repo_id: str, revision: str, cache_dir: str | Path, name: str = "") -> Path:
+    """Download a hub model at ``revision`` into ``cache_dir`` (huggingface_hub's layout); its folder.
+
+    Uses the user's Hugging Face login token where one is set (gated or private models).
+    """
+    from huggingface_hub import list_repo_files, snapshot_download
+
+    offline = hub_unreachable()
+    entry = Entry("models", name or "<name>", "/path/to/model_dir  # a save_pretrained directory")
+    try:
+        patterns = list(HUB_MODEL_FILES)
+        if offline is None and not any(
+            f.endswith(".safetensors") for f in list_repo_files(repo_id, revision=revision)
+        ):
+            patterns.append("*.bin")
+        folder = snapshot_download(
+            repo_id,
+            revision=revision,
+            cache_dir=cache_dir,
+            allow_patterns=patterns,
+            local_files_only=offline is not None,
+        )
+    except Exception as exc:  # the hub client raises many types (HTTP, offline, not found)
+        raise hub_error(entry, f"hub model '{repo_id}' at revision {revision}", offline, exc) from exc
+    return Path(folder)
 
 
 def check_pooling(pooling: str) -> str:

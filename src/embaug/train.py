@@ -19,7 +19,14 @@ from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
 from . import __version__
-from .augment import PairMaker, TrainingDocument, get_pair_maker, make_pairs, mask_tokens
+from .augment import (
+    WHOLE_DOCUMENT_MAKERS,
+    PairMaker,
+    TrainingDocument,
+    get_pair_maker,
+    make_pairs,
+    mask_tokens,
+)
 from .checkpoint import Checkpoints, capture_rng, restore_rng, run_fingerprint
 from .encode import (
     TokenizedTexts,
@@ -27,6 +34,7 @@ from .encode import (
     autocast_dtype,
     embed_tokenized,
     forward_token_cap,
+    input_length,
     length_sorted_batches,
 )
 from .errors import EmbaugError
@@ -194,14 +202,20 @@ def adam(model: torch.nn.Module, learning_rate: float) -> torch.optim.Adam:
         return torch.optim.Adam(parameters, lr=learning_rate)
 
 
-def training_documents(corpus: pd.DataFrame, chunks: pd.DataFrame) -> list[TrainingDocument]:
-    """Documents with at least two chunks, in corpus order (the others cannot give a pair)."""
+def training_documents(
+    corpus: pd.DataFrame, chunks: pd.DataFrame, whole_documents: bool = False
+) -> list[TrainingDocument]:
+    """The documents that can give a pair, in corpus order.
+
+    Those with at least two chunks; with ``whole_documents`` (a pair maker that reads only the
+    full text) every document, its chunks attached where it has any.
+    """
     grouped = chunks.sort_values(["doc_id", "chunk_id"]).groupby("doc_id", sort=False)["text"]
-    by_doc = {doc_id: list(texts) for doc_id, texts in grouped if len(texts) >= 2}
+    by_doc = {doc_id: list(texts) for doc_id, texts in grouped if whole_documents or len(texts) >= 2}
     return [
-        TrainingDocument(text, by_doc[doc_id])
+        TrainingDocument(text, by_doc.get(doc_id, []))
         for doc_id, text in zip(corpus["doc_id"], corpus["text"])
-        if doc_id in by_doc
+        if whole_documents or doc_id in by_doc
     ]
 
 
@@ -345,7 +359,7 @@ def finetune(
     uninterrupted one.
     """
     maker = get_pair_maker(settings.pairs, settings.augmentation)
-    documents = training_documents(corpus, chunks)
+    documents = training_documents(corpus, chunks, settings.pairs in WHOLE_DOCUMENT_MAKERS)
     if not documents:
         raise EmbaugError(f"run '{run_name}': no document has two chunks, so no pair can be made")
     torch.manual_seed(settings.seed)
@@ -353,6 +367,7 @@ def finetune(
     mask_generator = torch.Generator().manual_seed(settings.seed)
     device = resolve_device(settings.device)
     model, tokenizer = load_encoder(model_source, device)
+    input_length(model, tokenizer, settings.max_length, "training.max_length", run_name or model_source)
     fingerprint = ""  # without checkpoints, there is nothing to match
     if checkpoint_dir:  # of the weights before training: hashed before the first batch
         fingerprint = run_fingerprint(
@@ -371,9 +386,9 @@ def finetune(
     total_steps = steps_per_epoch * settings.epochs
     if settings.max_steps:
         total_steps = min(total_steps, settings.max_steps)
-    scheduler = get_linear_schedule_with_warmup(
-        optimizer, int(settings.warmup_fraction * total_steps), total_steps
-    )
+    # the authors warm up over a fraction of ONE epoch's steps, however many epochs follow
+    warmup_steps = int(settings.warmup_fraction * min(steps_per_epoch, total_steps))
+    scheduler = get_linear_schedule_with_warmup(optimizer, warmup_steps, total_steps)
     stream = EpochPairs(documents, maker, rng, encoder, steps_per_epoch, settings.epochs)
     trainable = {"model": model, "optimizer": optimizer, "scheduler": scheduler, "scaler": scaler}
 

@@ -1,7 +1,6 @@
 """Config validation, run naming and the target lists every other rule file uses."""
 
 import json
-import os
 import re
 import shlex
 from pathlib import Path
@@ -9,6 +8,9 @@ from pathlib import Path
 import yaml
 
 from snakemake.utils import min_version, validate
+
+from embaug.augment import PAIR_MAKERS
+from embaug.config_checks import check_config, check_schema
 
 min_version("9.0")
 
@@ -18,7 +20,11 @@ if not workflow.overwrite_configfiles:  # a --configfile replaces config.yaml, n
     configfile: "config.yaml"
 
 
-validate(config, workflow.source_path("../schemas/config.schema.yaml"), set_default=True)
+CONFIG_SCHEMA_FILE = workflow.source_path("../schemas/config.schema.yaml")
+CONFIG_SCHEMA = yaml.safe_load(Path(CONFIG_SCHEMA_FILE).read_text())
+check_schema(config, CONFIG_SCHEMA)  # unknown keys and rejected values, one line naming the key
+validate(config, CONFIG_SCHEMA_FILE, set_default=True)  # fills in the defaults
+check_config(config, PAIR_MAKERS)
 
 
 wildcard_constraints:
@@ -85,12 +91,6 @@ def _resolve_package_sources():
 
 _resolve_package_sources()
 
-# Hub models and datasets (transformers, datasets, mteb) are cached under cache_dir too, unless
-# the user already points HF_HOME elsewhere; jobs inherit this (also on a cluster, where each
-# job parses the workflow again).
-os.environ.setdefault("HF_HOME", str(Path(config["cache_dir"]).resolve() / "huggingface"))
-
-
 # A run is (model, dataset, augmentation, overrides); overrides are the training / chunking
 # settings that differ from the config's, each a segment of the run name (in this order).
 OVERRIDE_SEGMENTS = {
@@ -146,11 +146,10 @@ def _sweeps():
     """(setting, values, augmentations) of every sweep in study.sweeps; a value that is not valid
     for its setting fails naming the config key."""
     if not STUDY["sweeps"]:
-        return []  # no schema to read at start-up
+        return []
     import jsonschema
 
-    schema = yaml.safe_load(Path(workflow.source_path("../schemas/config.schema.yaml")).read_text())
-    override_schemas = schema["definitions"]["overrides"]["properties"]
+    override_schemas = CONFIG_SCHEMA["definitions"]["overrides"]["properties"]
     found = []
     for key, entry in STUDY["sweeps"].items():
         entry = entry if isinstance(entry, dict) else {"values": entry}
@@ -229,18 +228,41 @@ def is_scratch(model):
     return model in config["models"] and config["models"][model]["source"] == "scratch"
 
 
+def is_pinned_hub_model(model):
+    """A hub model with a `revision`: downloaded by the download_model rule into cache_dir."""
+    spec = config["models"].get(model, {})
+    return "revision" in spec and not is_scratch(model) and not Path(spec["source"]).exists()
+
+
+def hub_model_dir(model):
+    """The folder huggingface_hub's snapshot_download gives a pinned hub model in cache_dir/hub."""
+    spec = config["models"][model]
+    repo = "--".join(spec["source"].removeprefix("hf://").split("/"))
+    return f"{config['cache_dir']}/hub/models--{repo}/snapshots/{spec['revision']}"
+
+
+def hub_model_name(repo, revision):
+    """The config name of the pinned hub model stored as ``models--{repo}/snapshots/{revision}``."""
+    for name in config["models"]:
+        if is_pinned_hub_model(name) and hub_model_dir(name).endswith(f"models--{repo}/snapshots/{revision}"):
+            return name
+    return repo.replace("--", "/")
+
+
 def model_path(model):
-    """What `embaug` loads for a model name: a run's or scratch model's folder, else the source."""
+    """What `embaug` loads for a model name: a run's, scratch or pinned hub model's folder, else the source."""
     if model in RUNS:
         return f"results/models/{model}"
     if is_scratch(model):
         return f"results/base_models/{model}"
+    if is_pinned_hub_model(model):
+        return hub_model_dir(model)
     return config["models"][model]["source"]
 
 
 def model_files(model):
-    """The files a model depends on (none for a hub id or an existing local directory)."""
-    return [model_path(model)] if model in RUNS or is_scratch(model) else []
+    """The files a model depends on (none for an unpinned hub id or an existing local directory)."""
+    return [model_path(model)] if model in RUNS or is_scratch(model) or is_pinned_hub_model(model) else []
 
 
 def raw(dataset):
@@ -249,6 +271,17 @@ def raw(dataset):
 
 def chunks(dataset, sentences=None):
     return f"data/chunks/{dataset}/n{sentences or config['chunking']['sentences']}.parquet"
+
+
+def run_checks(wildcards):
+    """The checks of the datasets a run is scored on (rule check_dataset), so that a dataset the
+    evaluation cannot use stops the workflow before fine-tuning. Ancient: a re-check (k changed)
+    re-trains nothing."""
+    spec = RUNS[wildcards.run]
+    trained_on = spec["dataset"]  # Table S4's {dataset}.train is scored on {dataset}
+    scored_on = trained_on if trained_on in config["datasets"] else trained_on.removesuffix(".train")
+    datasets = dict.fromkeys([scored_on, *STUDY["evaluate_on"]])
+    return [ancient(f"data/checks/{dataset}.json") for dataset in datasets]
 
 
 def run_chunks(run):
@@ -335,10 +368,17 @@ def checkpoint_args(wildcards, output):
 
 
 def train_settings(wildcards):
-    """A run's training parameters (JSON): training defaults, its augmentation, the device."""
+    """A run's training parameters (JSON): training defaults, its dataset's, its augmentation, the device."""
     run = RUNS[wildcards.run]
+    dataset = run["dataset"]
+    if dataset not in config["datasets"]:  # Table S4's training part {dataset}.train: its dataset's
+        dataset = dataset.removesuffix(".train")
     training = {k: v for k, v in config["training"].items() if k not in NOT_TRAINING_SETTINGS}
-    settings = {**training, **config["augmentations"][run["augmentation"]]}
+    settings = {
+        **training,
+        **config["datasets"][dataset].get("training", {}),
+        **config["augmentations"][run["augmentation"]],
+    }
     settings.update({k: v for k, v in run["overrides"].items() if k != "sentences"})
     settings.update(augmentation=run["augmentation"], device=config["device"])
     # An unset option (null) is left to TrainSettings' default, so adding a new option to the
@@ -459,6 +499,8 @@ def figure_targets():
 MTEB = config["mteb"]
 MTEB_TASKS = config["mteb_tasks"]
 MTEB_BLOCKS = {block: tasks for block, tasks in MTEB["blocks"].items() if tasks}
+if MTEB["layer_tasks"] == "all":  # Figure 4c over every task of the blocks, as the authors
+    MTEB["layer_tasks"] = [task for tasks in MTEB_BLOCKS.values() for task in tasks]
 
 
 def _mteb_tables():
@@ -557,11 +599,31 @@ def mteb_layers(model):
         return list(range(config["models"][base]["architecture"].get("num_hidden_layers", 12) + 1))
     from transformers import AutoConfig
 
-    try:
-        n = AutoConfig.from_pretrained(config["models"][base]["source"]).num_hidden_layers
+    spec = config["models"][base]
+    try:  # only config.json, read while the DAG is built (into the user's HF cache, not cache_dir/hub,
+        # where a folder with config.json alone would look like a finished download_model)
+        n = AutoConfig.from_pretrained(spec["source"], revision=spec.get("revision")).num_hidden_layers
     except (OSError, ValueError) as exc:
         raise ValueError(f"config: cannot read the layer count of '{base}' ({exc}); set mteb.layers") from exc
     return list(range(n + 1))
+
+
+def _mteb_layer_plan():
+    """(layers, models) of the per-layer jobs: one job per (model, task) writes every layer's file,
+    so its outputs are one layer list: the first per-layer model's; models scored on other layers
+    (another depth, with mteb.layers null) fail in mteb_layer_files. A model whose layer count
+    cannot be read here is left out (asking for its scores names mteb.layers, via mteb_layers).
+    """
+    groups = {}
+    for model in mteb_layer_models() if MTEB["layer_tasks"] else []:
+        try:
+            groups.setdefault(tuple(mteb_layers(model)), []).append(model)
+        except ValueError:
+            continue
+    return next(iter(groups.items()), ((), []))
+
+
+MTEB_LAYERS, MTEB_LAYER_MODELS = _mteb_layer_plan()
 
 
 def mteb_layer_blocks():
@@ -574,6 +636,12 @@ def mteb_layer_blocks():
 
 def mteb_layer_files(wildcards):
     layers = mteb_layers(wildcards.model)
+    if wildcards.model not in MTEB_LAYER_MODELS or tuple(layers) != tuple(MTEB_LAYERS):
+        raise ValueError(
+            f"config: per-layer MTEB of '{wildcards.model}' (layers {layers}): the per-layer models "
+            f"{MTEB_LAYER_MODELS} are scored on layers {list(MTEB_LAYERS)}; set mteb.layers (one list "
+            "for every model) or mteb.layer_models (models of one depth)"
+        )
     return [f"results/mteb/{wildcards.model}/layer{k}/{t}.json" for k in layers for t in MTEB["layer_tasks"]]
 
 

@@ -1,4 +1,4 @@
-"""download -> chunk."""
+"""download -> chunk; download_model for hub models pinned by a revision."""
 
 
 rule download:
@@ -39,3 +39,42 @@ rule chunk:
     shell:
         "embaug chunk --corpus {input} --dataset {wildcards.dataset} --sentences {wildcards.n} "
         "--min-chars {params.min_chars} --max-chars {params.max_chars} --out {output} > {log} 2>&1"
+
+
+rule check_dataset:
+    input:
+        "data/raw/{dataset}.parquet",
+    output:
+        "data/checks/{dataset}.json",
+    log:
+        "logs/check_dataset/{dataset}.log",
+    wildcard_constraints:
+        dataset="|".join(re.escape(name) for name in config["datasets"]),
+    conda:
+        "../../envs/embaug.yaml"
+    params:
+        k=config["evaluation"]["knn"]["k"],
+        test_fraction=config["evaluation"]["test_fraction"],
+        seed=config["evaluation"]["seed"],
+    shell:
+        "embaug check-dataset --corpus {input} --dataset {wildcards.dataset} --k {params.k} "
+        "--test-fraction {params.test_fraction} --seed {params.seed} --out {output} > {log} 2>&1"
+
+
+rule download_model:
+    output:
+        directory(f"{config['cache_dir']}/hub/models--{{repo}}/snapshots/{{revision}}"),
+    log:
+        "logs/download_model/{repo}/{revision}.log",
+    wildcard_constraints:
+        repo=r"[^/]+",
+        revision=r"[0-9a-f]{40}",
+    conda:
+        "../../envs/embaug.yaml"
+    params:
+        repo=lambda w: w.repo.replace("--", "/"),  # the hub forbids '--' inside names
+        cache_dir=lambda w, output: Path(output[0]).parents[2],  # cache_dir/hub
+        name=lambda w: hub_model_name(w.repo, w.revision),
+    shell:
+        "embaug download-model --repo {params.repo:q} --revision {wildcards.revision} "
+        "--cache-dir {params.cache_dir:q} --name {params.name:q} > {log} 2>&1"

@@ -13,9 +13,11 @@ rule embed:
         "results/benchmarks/embed/{model}/{dataset}.tsv"
     conda:
         "../../envs/embaug.yaml"
-    threads: 8
+    threads: EMBED_THREADS
     resources:
         gpu=1,
+        mem_mb=EMBED_MEM_MB,
+        runtime=EMBED_RUNTIME,
     params:
         model=lambda w: model_path(w.model),
         batch_size=config["embedding"]["batch_size"],

@@ -13,6 +13,11 @@ rule knn:
         "results/benchmarks/knn/{model}/{dataset}.tsv"
     conda:
         "../../envs/embaug.yaml"
+    threads: KNN_THREADS
+    resources:
+        gpu=1,
+        mem_mb=KNN_MEM_MB,
+        runtime=KNN_RUNTIME,
     params:
         preprocessing="raw",  # Table S3's rule knn_preprocessed scores centred / whitened ones
         k=config["evaluation"]["knn"]["k"],
@@ -37,6 +42,10 @@ rule linear:
         "results/benchmarks/linear/{model}/{dataset}.tsv"
     conda:
         "../../envs/embaug.yaml"
+    threads: LINEAR_THREADS
+    resources:
+        mem_mb=LINEAR_MEM_MB,
+        runtime=LINEAR_RUNTIME,
     params:
         max_iter=config["evaluation"]["linear"]["max_iter"],
         test_fraction=config["evaluation"]["test_fraction"],

@@ -25,7 +25,10 @@ rule tsne:
         "results/benchmarks/tsne/{model}/{dataset}.tsv"
     conda:
         "../../envs/embaug.yaml"
-    threads: 4
+    threads: TSNE_THREADS
+    resources:
+        mem_mb=TSNE_MEM_MB,
+        runtime=TSNE_RUNTIME,
     params:
         perplexity=TSNE["perplexity"],
         learning_rate=TSNE["learning_rate"],

@@ -1,4 +1,9 @@
-"""MTEB: one job per model (or layer) and task through mteb.evaluate, then Table 1 / S1."""
+"""MTEB: one job per model and task through mteb.evaluate, then Table 1 / S1 and Figure 4c.
+
+All MTEB jobs of one model are in the job group `mteb_{model}`: with
+`--group-components "mteb_{model}=N"` (set in profiles/slurm) a cluster runs up to N of them in
+one submitted job, loading the caches once instead of queueing N jobs.
+"""
 
 
 rule mteb:
@@ -13,14 +18,18 @@ rule mteb:
         "results/benchmarks/mteb/{model}/{task}.tsv"
     wildcard_constraints:
         task=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
+    group:
+        "mteb_{model}"
     conda:
         "../../envs/embaug.yaml"
-    threads: 2
+    threads: MTEB_THREADS
     resources:
         gpu=1,
+        mem_mb=MTEB_MEM_MB,
+        runtime=MTEB_RUNTIME,
     params:
         model=lambda w: model_path(w.model),
-        layer=lambda w: f"--layer {w.layer}" if hasattr(w, "layer") else "",
+        layers="",
         local=mteb_local_args,
         splits=" ".join(MTEB["splits"]),
         batch_size=MTEB["batch_size"],
@@ -29,22 +38,31 @@ rule mteb:
         device=config["device"],
     shell:
         "embaug mteb --model {params.model:q} --name {wildcards.model} --task {wildcards.task} "
-        "{params.layer} {params.local} --splits {params.splits} --cache-dir results/mteb "
+        "{params.layers} {params.local} --splits {params.splits} --cache-dir results/mteb "
         "--batch-size {params.batch_size} --max-length {params.max_length} "
         "--pooling {params.pooling:q} --device {params.device} --threads {threads} "
         "--out {output} > {log} 2>&1"
 
 
-use rule mteb as mteb_layer with:
+# Figure 4c: one job per (model, task) scores every layer from one encoding of the task's texts
+# and writes each layer's results/mteb/{model}/layer{k}/{task}.json (the layers of MTEB_LAYERS).
+use rule mteb as mteb_layers with:
     output:
-        "results/mteb/{model}/layer{layer}/{task}.json",
+        [f"results/mteb/{{model}}/layer{k}/{{task}}.json" for k in MTEB_LAYERS],
     log:
-        "logs/mteb/{model}/layer{layer}/{task}.log",
+        "logs/mteb/{model}/layers/{task}.log",
     benchmark:
-        "results/benchmarks/mteb/{model}/layer{layer}/{task}.tsv"
+        "results/benchmarks/mteb/{model}/layers/{task}.tsv"
     wildcard_constraints:
         task=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
-        layer=r"\d+",
+        model="|".join(re.escape(m) for m in MTEB_LAYER_MODELS) or "(?!)",
+    threads: MTEB_LAYERS_THREADS
+    resources:
+        gpu=1,
+        mem_mb=MTEB_LAYERS_MEM_MB,
+        runtime=MTEB_LAYERS_RUNTIME,
+    params:
+        layers="--layer " + " ".join(map(str, MTEB_LAYERS)),
 
 
 rule mteb_table:

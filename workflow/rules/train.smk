@@ -27,6 +27,7 @@ rule finetune:
         chunks=lambda w: run_chunks(w.run),
         eval_corpora=lambda w: [raw(d) for d in eval_corpora(w.run)],
         eval_mteb=lambda w: [MTEB_TASKS[t]["path"] for t in training_mteb_tasks() if t in MTEB_TASKS],
+        checks=run_checks,
     output:
         directory("results/models/{run}"),
     log:
@@ -35,9 +36,11 @@ rule finetune:
         "results/benchmarks/finetune/{run}.tsv"
     conda:
         "../../envs/embaug.yaml"
-    threads: 8
+    threads: FINETUNE_THREADS
     resources:
         gpu=1,
+        mem_mb=FINETUNE_MEM_MB,
+        runtime=FINETUNE_RUNTIME,
     params:
         model=lambda w: model_path(RUNS[w.run]["model"]),
         settings=train_settings,

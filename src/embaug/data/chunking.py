@@ -8,9 +8,12 @@ from ..errors import EmbaugError
 
 
 def kept_sentences(text: str, min_chars: int = 100, max_chars: int = 250) -> list[str]:
-    """Split ``text`` on '.', strip each piece, keep pieces of ``min_chars..max_chars`` characters."""
-    pieces = (piece.strip() for piece in text.split("."))
-    return [piece for piece in pieces if min_chars <= len(piece) <= max_chars]
+    """Split ``text`` on '.', keep pieces of ``min_chars..max_chars`` characters, stripped.
+
+    The length is measured before stripping, surrounding whitespace included, as in the
+    authors' code (text_embeddings_src/data_stuff.py).
+    """
+    return [piece.strip() for piece in text.split(".") if min_chars <= len(piece) <= max_chars]
 
 
 def chunks_of(sentences: list[str], n: int) -> list[str]:

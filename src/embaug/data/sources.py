@@ -5,7 +5,8 @@ A ``source`` is one of
 * a local file (``.parquet``, ``.csv``, ``.tsv``, ``.jsonl``, ``.jsonl.gz``, ``.json``),
 * an ``http(s)://`` URL of such a file (downloaded once into the cache directory; an optional
   ``sha256`` is checked),
-* a Hugging Face dataset id such as ``mteb/arxiv-clustering-p2p`` (optionally ``hf://``-prefixed),
+* a Hugging Face dataset id such as ``mteb/arxiv-clustering-p2p`` (optionally ``hf://``-prefixed;
+  ``revision`` pins the repository's commit),
 * ``python-docstrings``: the offline demo corpus built from installed packages' source files.
 """
 
@@ -77,6 +78,7 @@ def _hub_files(repo_id: str, spec: dict[str, Any], dataset: str) -> list[Path]:
             snapshot_download(
                 repo_id,
                 repo_type="dataset",
+                revision=spec.get("revision"),
                 allow_patterns=patterns,
                 cache_dir=Path(spec["cache_dir"]) / "hub" if spec.get("cache_dir") else None,
                 local_files_only=offline is not None,

@@ -8,6 +8,7 @@ sentence-transformers export (Transformer -> mean Pooling -> Normalize) computes
 Every evaluated model gets its own mteb model name (``embaug/<model>`` or
 ``embaug/<model>__layer<k>``) and a revision that hashes its weights and every setting that
 changes its embeddings, so results in one :class:`mteb.ResultCache` can never be mixed up.
+:func:`evaluate_layers` scores several layers on one task from one encoding of its texts.
 
 Task data comes from the hub by default; :func:`load_local_task` puts local files (Parquet,
 CSV, JSON lines) into the real mteb task object instead, so its own splits and metric apply.
@@ -17,6 +18,7 @@ Usage::
     result = evaluate_task("minilm", "/path/to/minilm", "STS15", cache_dir="results/mteb",
                            local_path="../shared/data/mteb/sts15.parquet")
     main_score(result)
+    results, cache = evaluate_layers("minilm", "/path/to/minilm", "STS15", [0, 3, 6])
 """
 
 from __future__ import annotations
@@ -46,12 +48,13 @@ def mteb_model_name(model: str, layer: int | None = None) -> str:
     return f"embaug/{model}" if layer is None else f"embaug/{model}__layer{layer}"
 
 
-def model_fingerprint(source: str | Path) -> str:
-    """sha256 of a local model's weight, config and vocabulary files; the id itself for a hub id."""
+def model_fingerprint(source: str | Path, revision: str | None = None) -> str:
+    """sha256 of a local model's weight, config and vocabulary files; for a hub id, of the id and
+    the commit it resolved to (``revision``), so a model updated on the hub gets new results."""
     path = Path(source)
     digest = hashlib.sha256()
     if not path.is_dir():
-        digest.update(f"hub:{source}".encode())
+        digest.update(f"hub:{source}@{revision or 'unresolved'}".encode())
         return digest.hexdigest()
     files = sorted({f for pattern in _WEIGHT_FILES for f in path.glob(pattern)})
     if not files:
@@ -95,13 +98,62 @@ def build_model_meta(name: str, revision: str, *, embed_dim: int, n_parameters: 
     )
 
 
+class LayerCache:
+    """Every scored layer's pooled output of each text seen so far, from one forward pass per text.
+
+    mteb evaluates one layer (one model name) at a time. The first evaluation's texts are
+    encoded for all ``layers`` at once (``embed_layers`` returns every layer of a forward pass);
+    later layers' evaluations find their texts here, so a task's texts pass through the model
+    once whatever the number of layers. Memory: texts x layers x dim float32.
+    """
+
+    def __init__(self, model, tokenizer, layers: Sequence[int], max_length: int = 512, pooling: str = "mean"):
+        self.model, self.tokenizer = model, tokenizer
+        self.layers, self.max_length, self.pooling = list(layers), max_length, pooling
+        self.blocks: list[np.ndarray] = []  # each [len(layers), texts, dim]
+        self.where: dict[str, tuple[int, int]] = {}  # text -> (block, row)
+        self.n_encoded = 0
+
+    def embeddings(self, texts: Sequence[str], layer: int, batch_size: int) -> np.ndarray:
+        """``[len(texts), dim]`` pooled outputs of ``layer`` (one of ``layers``), input order kept."""
+        from ..encode import embed_layers
+
+        missing = [text for text in dict.fromkeys(texts) if text not in self.where]
+        if missing:
+            block = embed_layers(
+                self.model, self.tokenizer, missing, batch_size, self.max_length, self.pooling,
+                self.layers, progress=False,
+            )  # fmt: skip
+            self.where.update((text, (len(self.blocks), row)) for row, text in enumerate(missing))
+            self.blocks.append(block)
+            self.n_encoded += len(missing)
+        position = self.layers.index(layer)
+        found = np.array([self.where[text] for text in texts], dtype=np.int64).reshape(-1, 2)
+        out = np.empty((len(texts), self.model.config.hidden_size), dtype=np.float32)
+        for number in np.unique(found[:, 0]):
+            rows = found[:, 0] == number
+            out[rows] = self.blocks[number][position, found[rows, 1]]
+        return out
+
+
 def _encoder_class():
     from mteb.models.abs_encoder import AbsEncoder
 
     class LayerEncoder(AbsEncoder):
-        """One layer's pooled, L2-normalised output, encoded with ``embed_layers``."""
+        """One layer's pooled, L2-normalised output, encoded with ``embed_layers`` (or taken from
+        a :class:`LayerCache` shared by the encoders of several layers)."""
 
-        def __init__(self, model, tokenizer, meta, layer=None, batch_size=64, max_length=512, pooling="mean"):
+        def __init__(
+            self,
+            model,
+            tokenizer,
+            meta,
+            layer=None,
+            batch_size=64,
+            max_length=512,
+            pooling="mean",
+            cache=None,
+        ):
             self.model, self.tokenizer, self.mteb_model_meta = model, tokenizer, meta
             self.layer, self.batch_size, self.max_length, self.pooling = (
                 layer,
@@ -109,6 +161,7 @@ def _encoder_class():
                 max_length,
                 pooling,
             )
+            self.cache = cache
             self.n_texts, self.seconds = 0, 0.0
 
         def encode(self, inputs, *, task_metadata, hf_split, hf_subset, prompt_type=None, **kwargs):
@@ -117,16 +170,14 @@ def _encoder_class():
             texts = [text for batch in inputs for text in batch["text"]]
             start = time.perf_counter()
             layer = -1 if self.layer is None else self.layer
-            embeddings = embed_layers(
-                self.model,
-                self.tokenizer,
-                texts,
-                int(kwargs.get("batch_size") or self.batch_size),
-                self.max_length,
-                self.pooling,
-                [layer],
-                progress=False,
-            )[0]
+            batch_size = int(kwargs.get("batch_size") or self.batch_size)
+            if self.cache is not None:
+                embeddings = self.cache.embeddings(texts, layer, batch_size)
+            else:
+                embeddings = embed_layers(
+                    self.model, self.tokenizer, texts, batch_size, self.max_length, self.pooling,
+                    [layer], progress=False,
+                )[0]  # fmt: skip
             self.seconds += time.perf_counter() - start
             self.n_texts += len(texts)
             norms = np.linalg.norm(embeddings, axis=1, keepdims=True)
@@ -149,8 +200,9 @@ def make_encoder(
     from ..models import load_encoder, resolve_device
 
     model, tokenizer = load_encoder(source, resolve_device(device), model_name)
+    fingerprint = model_fingerprint(source, getattr(model.config, "_commit_hash", None))  # hub commit
     return wrap_encoder(
-        model, tokenizer, model_name, model_fingerprint(source), layer=layer,
+        model, tokenizer, model_name, fingerprint, layer=layer,
         batch_size=batch_size, max_length=max_length, pooling=pooling,
     )  # fmt: skip
 
@@ -165,14 +217,17 @@ def wrap_encoder(
     batch_size: int = 64,
     max_length: int = 512,
     pooling: str = "mean",
+    cache: LayerCache | None = None,
 ):
-    """An mteb encoder for a loaded model; ``fingerprint`` identifies its weights in the revision."""
+    """An mteb encoder for a loaded model; ``fingerprint`` identifies its weights in the revision.
+
+    With ``cache`` (whose layers include ``layer``), texts it has already encoded are not
+    encoded again."""
+    from ..config_checks import check_layers
     from ..models import check_pooling
 
-    n_layers = model.config.num_hidden_layers + 1
-    if layer is not None and not -n_layers <= layer < n_layers:
-        raise EmbaugError(f"model '{model_name}' has layers 0..{n_layers - 1}; got layer {layer}")
-    layer = None if layer is None else layer % n_layers
+    if layer is not None:
+        [layer] = check_layers([layer], model.config.num_hidden_layers + 1, "mteb.layers", model_name)
     max_length = min(max_length, getattr(model.config, "max_position_embeddings", max_length))
     settings = {
         "layer": layer,
@@ -187,7 +242,7 @@ def wrap_encoder(
         n_parameters=sum(p.numel() for p in model.parameters()),
         max_tokens=max_length,
     )
-    return _encoder_class()(model, tokenizer, meta, layer, batch_size, max_length, pooling)
+    return _encoder_class()(model, tokenizer, meta, layer, batch_size, max_length, pooling, cache)
 
 
 class TrainingScore:
@@ -375,6 +430,49 @@ def evaluate_task(
             encoder.seconds, encoder.n_texts / max(encoder.seconds, 1e-9),
         )  # fmt: skip
     return result
+
+
+def evaluate_layers(
+    model_name: str,
+    source: str,
+    task_name: str,
+    layers: Sequence[int],
+    *,
+    cache_dir: str | Path = "results/mteb",
+    local_path: str | Path | None = None,
+    batch_size: int = 64,
+    max_length: int = 512,
+    pooling: str = "mean",
+    device: str = "auto",
+    splits: Sequence[str] = ("test",),
+) -> tuple[dict[int, Any], LayerCache]:
+    """Score each of ``layers`` on one MTEB task, encoding the task's texts once for all of them.
+
+    Each layer keeps its own mteb name and revision (as :func:`evaluate_task` with ``layer``
+    gives it), so cached results are shared with single-layer evaluations. Returns the
+    TaskResult per layer and the :class:`LayerCache` (``n_encoded``: texts through the model).
+    """
+    from ..models import load_encoder, resolve_device
+
+    model, tokenizer = load_encoder(source, resolve_device(device), model_name)
+    fingerprint = model_fingerprint(source)
+    encoders = [
+        wrap_encoder(model, tokenizer, model_name, fingerprint, layer=layer, batch_size=batch_size,
+                     max_length=max_length, pooling=pooling)
+        for layer in layers
+    ]  # fmt: skip
+    shared = LayerCache(model, tokenizer, [e.layer for e in encoders], encoders[0].max_length, pooling)
+    results = {}
+    for layer, encoder in zip(layers, encoders, strict=True):
+        encoder.cache = shared
+        results[layer] = evaluate_task(
+            model_name, source, task_name, cache_dir=cache_dir, local_path=local_path,
+            batch_size=batch_size, splits=splits, encoder=encoder,
+        )  # fmt: skip
+    LOG.info(
+        "%s on %s: %d texts encoded once for %d layers", model_name, task_name, shared.n_encoded, len(layers)
+    )
+    return results, shared
 
 
 def write_result(result, path: str | Path, extra: Mapping[str, Any] | None = None) -> None:

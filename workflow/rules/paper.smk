@@ -1,0 +1,21 @@
+"""Each table beside the paper's own numbers (workflow/reference/paper_{table}.csv)."""
+
+
+rule vs_paper:
+    input:
+        ours="results/tables/{table}.csv",
+        paper=lambda w: PAPER_REFERENCES[w.table],
+    output:
+        csv="results/tables/{table}_vs_paper.csv",
+        md="results/tables/{table}_vs_paper.md",
+    log:
+        "logs/tables/{table}_vs_paper.log",
+    wildcard_constraints:
+        table="|".join(PAPER_REFERENCES) or "$^",
+    conda:
+        "../../envs/embaug.yaml"
+    params:
+        title=lambda w: f"{w.table}: this project beside the paper",
+    shell:
+        "embaug vs-paper --ours {input.ours:q} --paper {input.paper:q} --title {params.title:q} "
+        "--out-csv {output.csv} --out-md {output.md} > {log} 2>&1"
