@@ -19,7 +19,12 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((REPO / "config").glob("*.yaml"))
-DOCUMENTED = [REPO / "README.md", *CONFIGS, *sorted((REPO / ".test").glob("*.yaml"))]
+DOCUMENTED = [
+    REPO / "README.md",
+    *sorted((REPO / "docs").glob("*.md")),
+    *CONFIGS,
+    *sorted((REPO / ".test").glob("*.yaml")),
+]
 
 
 def documented_commands(path: Path) -> list[str]:

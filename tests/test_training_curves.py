@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -63,3 +64,41 @@ def test_scores_every_n_batches_and_the_last(runs):
 def test_crops_beat_chance_on_the_synthetic_topics(runs):
     _, scored, _ = runs
     assert scored["knn_accuracy"].dropna().iloc[-1] > 1 / 4  # 4 topics
+
+
+@pytest.fixture(scope="module")
+def sts_file(tmp_path_factory):
+    """A tiny local STS task (60 sentence pairs) for MTEB scoring during training."""
+    rng = np.random.default_rng(1)
+    words = ["match", "team", "market", "bank", "cell", "album", "song", "energy", "goal", "price"]
+    pairs = []
+    for _ in range(60):
+        a = list(rng.choice(words, size=8))
+        keep = int(rng.integers(0, 8))
+        pairs.append((" ".join(a), " ".join(a[:keep] + list(rng.choice(words, size=8 - keep))), keep, "test"))
+    path = tmp_path_factory.mktemp("sts") / "sts.parquet"
+    pd.DataFrame(pairs, columns=["sentence1", "sentence2", "score", "split"]).to_parquet(path)
+    return path
+
+
+def test_mteb_scoring_does_not_change_the_trained_weights(runs, tiny_model_dir, corpus, sts_file):
+    """mteb reseeds python, numpy and torch for every task; dropout after it must not notice."""
+    pytest.importorskip("mteb")
+    plain, _, out = runs
+    chunks = chunk_corpus(corpus, n=2)
+    settings = TrainSettings(batch_size=8, learning_rate=1.0e-3, max_length=48, device="cpu", eval_docs=30,
+                             eval_k=3, eval_every=2)  # fmt: skip
+    scored = finetune(
+        str(tiny_model_dir),
+        corpus,
+        chunks,
+        settings,
+        out / "mteb",
+        "mteb",
+        eval_mteb={"STS16": str(sts_file)},
+    )
+    assert scored["mteb_STS16"].notna().sum() >= 2
+    assert scored["loss"].tolist() == plain["loss"].tolist()
+    weights = (out / "plain" / "model.safetensors").read_bytes()
+    assert (out / "mteb" / "model.safetensors").read_bytes() == weights
+    assert (out / "scored" / "model.safetensors").read_bytes() == weights  # held-out kNN too

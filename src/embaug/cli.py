@@ -5,19 +5,18 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
 
-from .errors import EmbaugError
+from .errors import EmbaugError, first_line
+from .io import read_parquet
 
 LOG = logging.getLogger("embaug")
-
-
-def _read_corpus(path: str) -> pd.DataFrame:
-    return pd.read_parquet(path)
 
 
 def cmd_download(args: argparse.Namespace) -> None:
@@ -36,7 +35,7 @@ def cmd_chunk(args: argparse.Namespace) -> None:
     from .io import write_parquet
 
     chunks = chunk_corpus(
-        _read_corpus(args.corpus), args.sentences, args.min_chars, args.max_chars, args.dataset
+        read_parquet(args.corpus), args.sentences, args.min_chars, args.max_chars, args.dataset
     )
     write_parquet(chunks, args.out)
     LOG.info("%d chunks from %d documents", len(chunks), chunks["doc_id"].nunique())
@@ -47,7 +46,7 @@ def cmd_init_model(args: argparse.Namespace) -> None:
     from .io import atomic_path
     from .models import build_scratch_model
 
-    texts = [text for path in args.corpus for text in _read_corpus(path)["text"]]
+    texts = [text for path in args.corpus for text in read_parquet(path)["text"]]
     with atomic_path(args.out) as tmp:
         build_scratch_model(texts, tmp, json.loads(args.architecture), args.seed)
 
@@ -70,11 +69,11 @@ def cmd_finetune(args: argparse.Namespace) -> None:
     eval_corpora = {}
     for entry in args.eval_corpus or []:
         name, _, path = entry.partition("=")
-        eval_corpora[name] = _read_corpus(path)
+        eval_corpora[name] = read_parquet(path)
     finetune(
         args.model,
-        _read_corpus(args.corpus),
-        pd.read_parquet(args.chunks),
+        read_parquet(args.corpus),
+        read_parquet(args.chunks),
         settings,
         args.out,
         args.run,
@@ -93,7 +92,7 @@ def cmd_embed(args: argparse.Namespace) -> None:
     from .models import check_pooling, load_encoder, resolve_device, set_threads
 
     set_threads(args.threads)
-    corpus = _read_corpus(args.corpus)
+    corpus = read_parquet(args.corpus)
     model, tokenizer = load_encoder(args.model, resolve_device(args.device), args.name)
     name = args.name or args.model
     layer_ids = check_layers(args.layers, model.config.num_hidden_layers + 1, "embedding.layers", name)
@@ -117,7 +116,7 @@ def cmd_embed(args: argparse.Namespace) -> None:
 def _load_embeddings(embeddings: str, corpus: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     with np.load(embeddings) as stored:
         layers, layer_ids, doc_ids = stored["embeddings"], stored["layer"], stored["doc_id"]
-    table = _read_corpus(corpus)
+    table = read_parquet(corpus)
     if not np.array_equal(doc_ids, table["doc_id"].to_numpy(dtype=str)):
         raise EmbaugError(f"{embeddings}: documents differ from {corpus}; re-run the embed stage")
     return layers.astype(np.float32), layer_ids, table["label"].to_numpy(dtype=str)
@@ -128,7 +127,7 @@ def cmd_check_dataset(args: argparse.Namespace) -> None:
     from .config_checks import check_evaluation_data
     from .io import write_json
 
-    labels = _read_corpus(args.corpus)["label"].to_numpy(dtype=str)
+    labels = read_parquet(args.corpus)["label"].to_numpy(dtype=str)
     counts = check_evaluation_data(labels, args.dataset, args.k, args.test_fraction, args.seed)
     write_json(counts, args.out)
     LOG.info("%s: %s", args.dataset, counts)
@@ -206,7 +205,7 @@ def cmd_tfidf(args: argparse.Namespace) -> None:
     from .evaluate.tfidf import svd_vectors, tfidf_vectors
     from .io import write_csv
 
-    corpus = _read_corpus(args.corpus)
+    corpus = read_parquet(args.corpus)
     labels = corpus["label"].to_numpy(dtype=str)
     _check_scoring(labels, args)
     _, test = labelled_split(labels, args.test_fraction, args.seed)
@@ -229,7 +228,7 @@ def cmd_split_dataset(args: argparse.Namespace) -> None:
     from .data.heldout import held_out_parts
     from .io import write_parquet
 
-    train, test = held_out_parts(_read_corpus(args.corpus), args.test_fraction, args.seed)
+    train, test = held_out_parts(read_parquet(args.corpus), args.test_fraction, args.seed)
     write_parquet(train, args.out_train)
     write_parquet(test, args.out_test)
     LOG.info("training part %d documents, held-out test part %d", len(train), len(test))
@@ -288,7 +287,7 @@ def cmd_tsne(args: argparse.Namespace) -> None:
     embeddings, layer = last_layer(layers, layer_ids)
     learning_rate = args.learning_rate if args.learning_rate == "auto" else float(args.learning_rate)
     xy = tsne_map(embeddings, args.perplexity, learning_rate, args.n_iter, args.seed, args.threads or 1)
-    doc_ids = _read_corpus(args.corpus)["doc_id"].to_numpy(dtype=str)
+    doc_ids = read_parquet(args.corpus)["doc_id"].to_numpy(dtype=str)
     coords = pd.DataFrame({"doc_id": doc_ids, "x": xy[:, 0], "y": xy[:, 1], "label": labels})
     write_parquet(coords, args.out)
     train, test = labelled_split(labels, args.test_fraction, args.split_seed)
@@ -308,7 +307,7 @@ def cmd_figure_tsne(args: argparse.Namespace) -> None:
     panels = {}
     for name, coords, scores in args.panel:
         accuracy = _last_layer_accuracy(scores, args.metric)
-        panels[f"{name} (kNN {accuracy})" if accuracy else name] = pd.read_parquet(coords)
+        panels[f"{name} (kNN {accuracy})" if accuracy else name] = read_parquet(coords)
     tsne_panels_figure(panels, args.out, args.title)
 
 
@@ -616,14 +615,44 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def stop_with_parent() -> None:
+    """On Linux, end this process (SIGTERM) when its parent dies, e.g. a killed snakemake.
+
+    A job's shell execs ``embaug``, so the parent is snakemake itself (or the job's shell, which
+    snakemake's death ends too). SIGTERM exits through Python, so an unfinished output's
+    temporary folder is removed (:func:`embaug.io.atomic_path`).
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    parent = os.getppid()
+    pr_set_pdeathsig = 1  # <linux/prctl.h>
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    if os.getppid() != parent:  # the parent died before the request was made
+        sys.exit(128 + signal.SIGTERM)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one stage; input errors print one clear line and exit with status 1."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    if argv is None:  # the `embaug` command, not a call from Python
+        stop_with_parent()
     args = build_parser().parse_args(argv)
     try:
         args.handler(args)
     except EmbaugError as exc:
         print(f"embaug {args.stage}: error: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:
+        if argv is not None:  # called from Python: the caller gets the exception
+            raise
+        # the `embaug` command: the traceback for a bug report, then the log's usual last line
+        traceback.print_exc()
+        message = f"unexpected {type(exc).__name__}: {first_line(exc)} (traceback above)"
+        print(f"embaug {args.stage}: error: {message}", file=sys.stderr)
         return 1
     return 0
 

@@ -12,6 +12,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow
+
+from .errors import EmbaugError, damaged
 
 
 @contextmanager
@@ -39,6 +42,17 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path)
     elif path.exists() or path.is_symlink():
         path.unlink()
+
+
+def read_parquet(path: str | Path) -> pd.DataFrame:
+    """Read a Parquet file a stage wrote; a missing or unreadable one fails in one line that says how
+    to rebuild it (instead of pyarrow's traceback)."""
+    if not Path(path).is_file():
+        raise EmbaugError(f"{path}: no such file")
+    try:
+        return pd.read_parquet(path)
+    except (OSError, ValueError, pyarrow.ArrowException) as exc:
+        raise damaged(path, exc, "Parquet file") from exc
 
 
 def write_parquet(df: pd.DataFrame, path: str | Path) -> None:

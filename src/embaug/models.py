@@ -12,7 +12,7 @@ from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTo
 from .config_checks import check_vocabulary, is_local_path
 from .devices import own_gpu
 from .downloads import Entry, hub_error, hub_unreachable
-from .errors import EmbaugError
+from .errors import EmbaugError, damaged, first_line
 
 POOLING_PATTERN = re.compile(r"^(mean|cls|sep|token:\d+)$")
 
@@ -56,9 +56,16 @@ def load_encoder(
         model = AutoModel.from_pretrained(  # train in fp32
             source, dtype=torch.float32, local_files_only=offline is not None
         )
-    except (OSError, ValueError) as exc:
+    except Exception as exc:  # noqa: BLE001 (a damaged folder raises anything: OSError, SafetensorError, ...)
         if local:
-            raise EmbaugError(f"model '{name or source}': cannot load '{source}' ({exc})") from exc
+            problem = f"cannot load model '{name or source}' ({type(exc).__name__}: {first_line(exc)})"
+            if (
+                Path(source).expanduser().resolve().is_relative_to(Path("results").resolve())
+            ):  # a stage's output
+                raise damaged(source, problem, "model folder") from exc
+            raise EmbaugError(f"{source}: {problem}") from exc
+        if not isinstance(exc, (OSError, ValueError)):
+            raise
         entry = Entry("models", name or "<name>", "/path/to/model_dir  # a save_pretrained directory")
         raise hub_error(entry, f"hub model '{source}'", offline, exc) from exc
     check_vocabulary(len(tokenizer), model.get_input_embeddings().num_embeddings, name or source)
@@ -145,20 +152,22 @@ def build_scratch_model(
 ) -> None:
     """A randomly initialised BERT with a WordPiece tokenizer fitted on ``texts``, saved to a dir."""
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
-    from tokenizers.trainers import WordPieceTrainer
     from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
 
+    from .wordpiece import count_words, train_vocabulary
+
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tok.decoder = decoders.WordPiece()
+    normalizer = normalizers.BertNormalizer(lowercase=True)
+    pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     vocab_size = int(architecture.get("vocab_size", 8000))
-    tok.train_from_iterator(texts, WordPieceTrainer(vocab_size=vocab_size, special_tokens=specials))
-    # The trainer numbers part of the vocabulary in hash-map order; renumber it (specials first,
-    # then sorted) so the same texts always give the same token ids.
-    learned = sorted(set(tok.get_vocab()) - set(specials))
-    tok.model = models.WordPiece({token: i for i, token in enumerate(specials + learned)}, unk_token="[UNK]")
+    # Not WordPieceTrainer: its ties depend on hash-map order (see embaug.wordpiece). Token ids:
+    # specials first, then sorted, as before.
+    learned = train_vocabulary(count_words(texts, normalizer, pre_tokenizer), vocab_size, specials)
+    ordered = specials + sorted(set(learned) - set(specials))
+    tok = Tokenizer(models.WordPiece({token: i for i, token in enumerate(ordered)}, unk_token="[UNK]"))
+    tok.normalizer = normalizer
+    tok.pre_tokenizer = pre_tokenizer
+    tok.decoder = decoders.WordPiece()
     cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]",

@@ -6,6 +6,7 @@ import logging
 import platform
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from importlib.metadata import version
 from itertools import islice
@@ -259,6 +260,21 @@ class HeldOutKnn:
         return correct / len(self.labels)
 
 
+@contextmanager
+def global_rng_kept(device: torch.device) -> Iterator[None]:
+    """Run a block without changing the global random states training draws from afterwards.
+
+    Dropout draws from torch's global generator; evaluation libraries reseed the global
+    generators (mteb seeds python, numpy and torch to 42 for every task), so scoring during
+    training would otherwise change every later dropout mask, i.e. the trained model.
+    """
+    states = capture_rng(device, {})
+    try:
+        yield
+    finally:
+        restore_rng(states, device, {})
+
+
 def library_versions() -> dict[str, str]:
     """Versions of the libraries that shape a run's numbers."""
     names = ["torch", "transformers", "sentence-transformers", "tokenizers", "numpy"]
@@ -398,7 +414,8 @@ def finetune(
 
     def evaluate() -> tuple[dict[str, float], float]:
         began = time.perf_counter()
-        scores = {column: float(evaluator(model)) for column, evaluator in evaluators.items()}
+        with global_rng_kept(device):
+            scores = {column: float(evaluator(model)) for column, evaluator in evaluators.items()}
         return scores, time.perf_counter() - began
 
     resumed = checkpoints.load()

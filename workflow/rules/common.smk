@@ -26,6 +26,10 @@ check_schema(config, CONFIG_SCHEMA)  # unknown keys and rejected values, one lin
 validate(config, CONFIG_SCHEMA_FILE, set_default=True)  # fills in the defaults
 check_config(config, PAIR_MAKERS)
 
+# Every rule's shell command is one `embaug` call: exec it, so the job is snakemake's own child
+# and (Linux: a parent-death signal, embaug.cli.stop_with_parent) stops when snakemake dies.
+shell.prefix("set -euo pipefail; exec ")
+
 
 wildcard_constraints:
     dataset=r"[A-Za-z0-9]+([_.-][A-Za-z0-9]+)*",
@@ -33,6 +37,16 @@ wildcard_constraints:
     run=r"[A-Za-z0-9]+([_.-][A-Za-z0-9]+)*(__[A-Za-z0-9]+([_.-][A-Za-z0-9]+)*)+",
     n=r"\d+",
     table=r"[a-z0-9_]+",
+
+
+def quoted(*words):
+    """Words as shell arguments, each quoted: no config value reaches a shell unquoted."""
+    return " ".join(shlex.quote(str(word)) for word in words)
+
+
+def repeated(flag, rows):
+    """`FLAG A B .. FLAG C D ..`: the flag once per row, every word of every row quoted."""
+    return " ".join(f"{flag} {quoted(*row)}" for row in rows)
 
 
 STUDY = config["study"]
@@ -389,7 +403,7 @@ def train_settings(wildcards):
 def table_cell_args(wildcards):
     """`--cell ROW COLUMN SCORES` arguments of one score table."""
     family = SCORE_TABLES[wildcards.table][0]
-    return " ".join(f"--cell {row} {column} {path}" for row, column, path in table_cells(family))
+    return repeated("--cell", table_cells(family))
 
 
 # Figures and t-SNE maps (workflow/rules/figures.smk).
@@ -417,10 +431,13 @@ def figure2_panels(dataset):
 
 def figure2_args(wildcards):
     """`--panel NAME COORDS SCORES` arguments of Figure 2."""
-    return " ".join(
-        f"--panel {name} results/tsne/{m}/{wildcards.dataset}.parquet "
-        f"results/scores/knn/{m}/{wildcards.dataset}.csv"
-        for name, m in figure2_panels(wildcards.dataset)
+    dataset = wildcards.dataset
+    return repeated(
+        "--panel",
+        [
+            (name, f"results/tsne/{m}/{dataset}.parquet", f"results/scores/knn/{m}/{dataset}.csv")
+            for name, m in figure2_panels(dataset)
+        ],
     )
 
 
@@ -437,9 +454,12 @@ def layer_models(dataset):
 def figure_layers_args(wildcards):
     """`--model NAME SCORES` arguments of a per-layer figure."""
     family = wildcards.family
-    return " ".join(
-        f"--model {m} results/scores/{family}/{m}/{wildcards.dataset}.csv"
-        for m in layer_models(wildcards.dataset)
+    return repeated(
+        "--model",
+        [
+            (m, f"results/scores/{family}/{m}/{wildcards.dataset}.csv")
+            for m in layer_models(wildcards.dataset)
+        ],
     )
 
 
@@ -462,10 +482,7 @@ def curve_entries(evaluated_on=None):
 def curve_args(wildcards):
     """`--curve PANEL RUN RUN_DIR COLUMN` arguments of Figure 1 or Figure 3."""
     evaluated_on = getattr(wildcards, "dataset", None)
-    return " ".join(
-        f"--curve {json.dumps(panel)} {run} {path} {column}"
-        for panel, run, path, column in curve_entries(evaluated_on)
-    )
+    return repeated("--curve", curve_entries(evaluated_on))
 
 
 def eval_corpora(run):
@@ -556,16 +573,19 @@ def training_mteb_tasks():
 
 def training_mteb_args(wildcards):
     """`--eval-mteb TASK[=FILE]` arguments of a fine-tuning run."""
-    return " ".join(
-        f"--eval-mteb {task}" + (f"={shlex.quote(MTEB_TASKS[task]['path'])}" if task in MTEB_TASKS else "")
-        for task in training_mteb_tasks()
+    return repeated(
+        "--eval-mteb",
+        [
+            [task + (f"={MTEB_TASKS[task]['path']}" if task in MTEB_TASKS else "")]
+            for task in training_mteb_tasks()
+        ],
     )
 
 
 def mteb_local_args(wildcards):
     """`--local-path FILE` when mteb_tasks points the task at local data."""
     spec = MTEB_TASKS.get(wildcards.task)
-    return f"--local-path {shlex.quote(spec['path'])}" if spec else ""
+    return f"--local-path {quoted(spec['path'])}" if spec else ""
 
 
 def mteb_local_files(wildcards):
@@ -581,7 +601,7 @@ def mteb_table_files(table):
 
 def mteb_table_args(wildcards):
     """`--row LABEL DIR` arguments of one MTEB table."""
-    return " ".join(f"--row {shlex.quote(label)} results/mteb/{m}" for label, m in mteb_rows(wildcards.table))
+    return repeated("--row", [(label, f"results/mteb/{m}") for label, m in mteb_rows(wildcards.table)])
 
 
 def mteb_layer_models():
@@ -646,8 +666,8 @@ def mteb_layer_files(wildcards):
 
 
 def mteb_layer_args(wildcards):
-    return " ".join(
-        f"--row {k} results/mteb/{wildcards.model}/layer{k}" for k in mteb_layers(wildcards.model)
+    return repeated(
+        "--row", [(k, f"results/mteb/{wildcards.model}/layer{k}") for k in mteb_layers(wildcards.model)]
     )
 
 

@@ -18,8 +18,8 @@ rule download:
         spec=lambda w: json.dumps(config["datasets"][w.dataset], sort_keys=True),
         cache_dir=config["cache_dir"],
     shell:
-        "embaug download --dataset {wildcards.dataset} --spec {params.spec:q} "
-        "--cache-dir {params.cache_dir:q} --out {output} > {log} 2>&1"
+        "embaug download --dataset {wildcards.dataset:q} --spec {params.spec:q} "
+        "--cache-dir {params.cache_dir:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule chunk:
@@ -37,8 +37,8 @@ rule chunk:
         min_chars=config["chunking"]["min_chars"],
         max_chars=config["chunking"]["max_chars"],
     shell:
-        "embaug chunk --corpus {input} --dataset {wildcards.dataset} --sentences {wildcards.n} "
-        "--min-chars {params.min_chars} --max-chars {params.max_chars} --out {output} > {log} 2>&1"
+        "embaug chunk --corpus {input:q} --dataset {wildcards.dataset:q} --sentences {wildcards.n:q} "
+        "--min-chars {params.min_chars:q} --max-chars {params.max_chars:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule check_dataset:
@@ -61,8 +61,8 @@ rule check_dataset:
         test_fraction=lambda wildcards, input: config["evaluation"]["test_fraction"],
         seed=lambda wildcards, input: config["evaluation"]["seed"],
     shell:
-        "embaug check-dataset --corpus {input} --dataset {wildcards.dataset} --k {params.k} "
-        "--test-fraction {params.test_fraction} --seed {params.seed} --out {output} > {log} 2>&1"
+        "embaug check-dataset --corpus {input:q} --dataset {wildcards.dataset:q} --k {params.k:q} "
+        "--test-fraction {params.test_fraction:q} --seed {params.seed:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule download_model:
@@ -80,5 +80,5 @@ rule download_model:
         cache_dir=lambda w, output: Path(output[0]).parents[2],  # cache_dir/hub
         name=lambda w: hub_model_name(w.repo, w.revision),
     shell:
-        "embaug download-model --repo {params.repo:q} --revision {wildcards.revision} "
-        "--cache-dir {params.cache_dir:q} --name {params.name:q} > {log} 2>&1"
+        "embaug download-model --repo {params.repo:q} --revision {wildcards.revision:q} "
+        "--cache-dir {params.cache_dir:q} --name {params.name:q} > {log:q} 2>&1"

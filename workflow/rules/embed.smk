@@ -24,14 +24,10 @@ rule embed:
         max_length=config["embedding"]["max_length"],
         pooling=lambda w: embedding_pooling(w.model),
         dtype=config["embedding"]["dtype"],
-        layers=(
-            "--layers " + " ".join(map(str, config["embedding"]["layers"]))
-            if config["embedding"]["layers"]
-            else ""
-        ),
+        layers=f"--layers {quoted(*config['embedding']['layers'])}" if config["embedding"]["layers"] else "",
         device=config["device"],
     shell:
-        "embaug embed --model {params.model:q} --name {wildcards.model} --corpus {input.corpus} "
-        "--batch-size {params.batch_size} --max-length {params.max_length} "
-        "--pooling {params.pooling:q} --dtype {params.dtype} {params.layers} "
-        "--device {params.device} --threads {threads} --out {output} > {log} 2>&1"
+        "embaug embed --model {params.model:q} --name {wildcards.model:q} --corpus {input.corpus:q} "
+        "--batch-size {params.batch_size:q} --max-length {params.max_length:q} "
+        "--pooling {params.pooling:q} --dtype {params.dtype:q} {params.layers} "
+        "--device {params.device:q} --threads {threads} --out {output:q} > {log:q} 2>&1"

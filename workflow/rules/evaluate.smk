@@ -21,13 +21,13 @@ rule knn:
     params:
         preprocessing="raw",  # Table S3's rule knn_preprocessed scores centred / whitened ones
         k=config["evaluation"]["knn"]["k"],
-        metrics=" ".join(config["evaluation"]["knn"]["metrics"]),
+        metrics=quoted(*config["evaluation"]["knn"]["metrics"]),
         test_fraction=config["evaluation"]["test_fraction"],
         seed=config["evaluation"]["seed"],
     shell:
-        "embaug knn --embeddings {input.embeddings} --corpus {input.corpus} --k {params.k} "
+        "embaug knn --embeddings {input.embeddings:q} --corpus {input.corpus:q} --k {params.k:q} "
         "--metrics {params.metrics} --preprocessing {params.preprocessing} "
-        "--test-fraction {params.test_fraction} --seed {params.seed} --out {output} > {log} 2>&1"
+        "--test-fraction {params.test_fraction:q} --seed {params.seed:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule linear:
@@ -51,6 +51,6 @@ rule linear:
         test_fraction=config["evaluation"]["test_fraction"],
         seed=config["evaluation"]["seed"],
     shell:
-        "embaug linear --embeddings {input.embeddings} --corpus {input.corpus} "
-        "--max-iter {params.max_iter} --test-fraction {params.test_fraction} "
-        "--seed {params.seed} --out {output} > {log} 2>&1"
+        "embaug linear --embeddings {input.embeddings:q} --corpus {input.corpus:q} "
+        "--max-iter {params.max_iter:q} --test-fraction {params.test_fraction:q} "
+        "--seed {params.seed:q} --out {output:q} > {log:q} 2>&1"

@@ -28,14 +28,14 @@ rule baselines:
         svd_components=BASELINES["svd_components"],
         svd_seed=BASELINES["seed"],
         k=config["evaluation"]["knn"]["k"],
-        metrics=" ".join(KNN_METRICS),
+        metrics=quoted(*KNN_METRICS),
         test_fraction=config["evaluation"]["test_fraction"],
         seed=config["evaluation"]["seed"],
     shell:
-        "embaug tfidf --corpus {input} --settings {params.settings:q} "
-        "--svd-components {params.svd_components} --svd-seed {params.svd_seed} --k {params.k} "
-        "--metrics {params.metrics} --test-fraction {params.test_fraction} --seed {params.seed} "
-        "--out-tfidf {output.tfidf} --out-svd {output.svd} > {log} 2>&1"
+        "embaug tfidf --corpus {input:q} --settings {params.settings:q} "
+        "--svd-components {params.svd_components:q} --svd-seed {params.svd_seed:q} --k {params.k:q} "
+        "--metrics {params.metrics} --test-fraction {params.test_fraction:q} --seed {params.seed:q} "
+        "--out-tfidf {output.tfidf:q} --out-svd {output.svd:q} > {log:q} 2>&1"
 
 
 # --- Table S3: raw / centred / PCA-whitened x Euclidean / cosine ---------------------------------
@@ -49,7 +49,7 @@ use rule knn as knn_preprocessed with:
     benchmark:
         "results/benchmarks/knn_preprocessed/{model}/{dataset}.tsv"
     params:
-        preprocessing=" ".join(s3_preprocessed()),
+        preprocessing=quoted(*s3_preprocessed()),
 
 
 # --- Table S4: fine-tune on a dataset's training part, kNN on its held-out test part -------------
@@ -80,8 +80,8 @@ rule split_dataset:
         test_fraction=config["evaluation"]["test_fraction"],
         seed=config["evaluation"]["seed"],
     shell:
-        "embaug split-dataset --corpus {input} --test-fraction {params.test_fraction} --seed {params.seed} "
-        "--out-train {output.train} --out-test {output.test} > {log} 2>&1"
+        "embaug split-dataset --corpus {input:q} --test-fraction {params.test_fraction:q} --seed {params.seed:q} "
+        "--out-train {output.train:q} --out-test {output.test:q} > {log:q} 2>&1"
 
 
 # --- Table S7: pooling ----------------------------------------------------------------------------
@@ -134,13 +134,11 @@ rule grid_table:
     conda:
         "../../envs/embaug.yaml"
     params:
-        cells=lambda w: " ".join(
-            "--cell " + " ".join(map(shlex.quote, cell)) for cell in GRID_TABLES[w.table][0]()
-        ),
+        cells=lambda w: repeated("--cell", GRID_TABLES[w.table][0]()),
         title=lambda w: GRID_TABLES[w.table][1].format(k=config["evaluation"]["knn"]["k"], metric=KNN_METRIC),
     shell:
         "embaug grid-table {params.cells} --title {params.title:q} "
-        "--out-csv {output.csv} --out-md {output.md} > {log} 2>&1"
+        "--out-csv {output.csv:q} --out-md {output.md:q} > {log:q} 2>&1"
 
 
 use rule score_table as table_s4 with:
@@ -159,7 +157,7 @@ use rule score_table as table_s4 with:
     benchmark:
         "results/benchmarks/tables/tableS4.tsv"
     params:
-        cells=lambda w: " ".join(f"--cell {row} {column} {path}" for row, column, path in s4_cells()),
+        cells=lambda w: repeated("--cell", s4_cells()),
         metric=KNN_METRIC,
         title=(
             f"kNN accuracy (%), k={config['evaluation']['knn']['k']}, {KNN_METRIC}, last layer: "

@@ -39,12 +39,12 @@ rule tsne:
         test_fraction=config["evaluation"]["test_fraction"],
         split_seed=config["evaluation"]["seed"],
     shell:
-        "embaug tsne --embeddings {input.embeddings} --corpus {input.corpus} --scores {input.scores} "
-        "--name {wildcards.model} --perplexity {params.perplexity} "
-        "--learning-rate {params.learning_rate} --n-iter {params.n_iter} --seed {params.seed} "
-        "--k {params.k} --metric {params.metric} --test-fraction {params.test_fraction} "
-        "--split-seed {params.split_seed} --threads {threads} "
-        "--out {output.coords} --png {output.png} > {log} 2>&1"
+        "embaug tsne --embeddings {input.embeddings:q} --corpus {input.corpus:q} --scores {input.scores:q} "
+        "--name {wildcards.model:q} --perplexity {params.perplexity:q} "
+        "--learning-rate {params.learning_rate:q} --n-iter {params.n_iter:q} --seed {params.seed:q} "
+        "--k {params.k:q} --metric {params.metric:q} --test-fraction {params.test_fraction:q} "
+        "--split-seed {params.split_seed:q} --threads {threads} "
+        "--out {output.coords:q} --png {output.png:q} > {log:q} 2>&1"
 
 
 rule figure2_tsne:
@@ -73,8 +73,8 @@ rule figure2_tsne:
         metric=KNN_METRIC,
         title=lambda w: f"t-SNE of the last layer on {w.dataset}, before and after fine-tuning",
     shell:
-        "embaug figure-tsne {params.panels} --metric {params.metric} --title {params.title:q} "
-        "--out {output.png} > {log} 2>&1"
+        "embaug figure-tsne {params.panels} --metric {params.metric:q} --title {params.title:q} "
+        "--out {output.png:q} > {log:q} 2>&1"
 
 
 rule figure_layers:
@@ -103,8 +103,8 @@ rule figure_layers:
         title=lambda w: f"Per-layer {'kNN' if w.family == 'knn' else 'linear'} accuracy on {w.dataset}, "
         "before and after fine-tuning",
     shell:
-        "embaug figure-layers {params.models} --metric {params.metric} --ylabel {params.ylabel:q} "
-        "--title {params.title:q} --out {output.png} > {log} 2>&1"
+        "embaug figure-layers {params.models} --metric {params.metric:q} --ylabel {params.ylabel:q} "
+        "--title {params.title:q} --out {output.png:q} > {log:q} 2>&1"
 
 
 rule figure_loss:
@@ -127,7 +127,7 @@ rule figure_loss:
     params:
         title=lambda w: f"{w.run}: training loss and learning rate",
     shell:
-        "embaug figure-loss --run-dir {input} --title {params.title:q} --out {output.png} > {log} 2>&1"
+        "embaug figure-loss --run-dir {input:q} --title {params.title:q} --out {output.png:q} > {log:q} 2>&1"
 
 
 rule figure1_training_curves:
@@ -152,7 +152,7 @@ rule figure1_training_curves:
         title="During fine-tuning: kNN accuracy on held documents of the training dataset"
         + (" and MTEB main scores" if training_mteb_tasks() else ""),
     shell:
-        "embaug figure-curves {params.curves} --title {params.title:q} --out {output.png} > {log} 2>&1"
+        "embaug figure-curves {params.curves} --title {params.title:q} --out {output.png:q} > {log:q} 2>&1"
 
 
 rule figure3_curves:
@@ -176,4 +176,4 @@ rule figure3_curves:
         curves=curve_args,
         title=lambda w: f"kNN accuracy on held {w.dataset} documents while training on each dataset",
     shell:
-        "embaug figure-curves {params.curves} --title {params.title:q} --out {output.png} > {log} 2>&1"
+        "embaug figure-curves {params.curves} --title {params.title:q} --out {output.png:q} > {log:q} 2>&1"

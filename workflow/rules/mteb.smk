@@ -31,17 +31,17 @@ rule mteb:
         model=lambda w: model_path(w.model),
         layers="",
         local=mteb_local_args,
-        splits=" ".join(MTEB["splits"]),
+        splits=quoted(*MTEB["splits"]),
         batch_size=MTEB["batch_size"],
         max_length=MTEB["max_length"],
         pooling=config["embedding"]["pooling"],
         device=config["device"],
     shell:
-        "embaug mteb --model {params.model:q} --name {wildcards.model} --task {wildcards.task} "
+        "embaug mteb --model {params.model:q} --name {wildcards.model:q} --task {wildcards.task:q} "
         "{params.layers} {params.local} --splits {params.splits} --cache-dir results/mteb "
-        "--batch-size {params.batch_size} --max-length {params.max_length} "
-        "--pooling {params.pooling:q} --device {params.device} --threads {threads} "
-        "--out {output} > {log} 2>&1"
+        "--batch-size {params.batch_size:q} --max-length {params.max_length:q} "
+        "--pooling {params.pooling:q} --device {params.device:q} --threads {threads} "
+        "--out {output:q} > {log:q} 2>&1"
 
 
 # Figure 4c: one job per (model, task) scores every layer from one encoding of the task's texts
@@ -62,7 +62,7 @@ use rule mteb as mteb_layers with:
         mem_mb=MTEB_LAYERS_MEM_MB,
         runtime=MTEB_LAYERS_RUNTIME,
     params:
-        layers="--layer " + " ".join(map(str, MTEB_LAYERS)),
+        layers=f"--layer {quoted(*MTEB_LAYERS)}",
 
 
 rule mteb_table:
@@ -87,11 +87,11 @@ rule mteb_table:
     params:
         rows=mteb_table_args,
         blocks=json.dumps(MTEB_BLOCKS),
-        splits=" ".join(MTEB["splits"]),
+        splits=quoted(*MTEB["splits"]),
     shell:
         "embaug mteb-table {params.rows} --blocks {params.blocks:q} --splits {params.splits} "
         "--title 'MTEB main scores (%), last layer, mean pooling' "
-        "--out-csv {output.csv} --out-md {output.md} > {log} 2>&1"
+        "--out-csv {output.csv:q} --out-md {output.md:q} > {log:q} 2>&1"
 
 
 rule mteb_layer_table:
@@ -109,11 +109,12 @@ rule mteb_layer_table:
     params:
         rows=mteb_layer_args,
         blocks=json.dumps(mteb_layer_blocks()),
-        splits=" ".join(MTEB["splits"]),
+        splits=quoted(*MTEB["splits"]),
+        title=lambda w: f"MTEB main scores (%) per layer of {w.model}",
     shell:
         "embaug mteb-table {params.rows} --blocks {params.blocks:q} --splits {params.splits} "
-        "--title 'MTEB main scores (%) per layer of {wildcards.model}' "
-        "--out-csv {output.csv} --out-md {output.md} > {log} 2>&1"
+        "--title {params.title:q} "
+        "--out-csv {output.csv:q} --out-md {output.md:q} > {log:q} 2>&1"
 
 
 rule figure4c_mteb_layers:
@@ -134,8 +135,8 @@ rule figure4c_mteb_layers:
     conda:
         "../../envs/embaug.yaml"
     params:
-        models=" ".join(f"--model {m} results/scores/mteb_layers/{m}.csv" for m in mteb_layer_models()),
+        models=repeated("--model", [(m, f"results/scores/mteb_layers/{m}.csv") for m in mteb_layer_models()]),
         ylabel=f"MTEB main score (%), mean of {', '.join(MTEB['layer_tasks'])}",
     shell:
         "embaug figure-layers {params.models} --metric mteb --ylabel {params.ylabel:q} "
-        "--title 'Per-layer MTEB score, before and after fine-tuning' --out {output.png} > {log} 2>&1"
+        "--title 'Per-layer MTEB score, before and after fine-tuning' --out {output.png:q} > {log:q} 2>&1"

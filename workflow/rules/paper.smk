@@ -18,4 +18,4 @@ rule vs_paper:
         title=lambda w: f"{w.table}: this project beside the paper",
     shell:
         "embaug vs-paper --ours {input.ours:q} --paper {input.paper:q} --title {params.title:q} "
-        "--out-csv {output.csv} --out-md {output.md} > {log} 2>&1"
+        "--out-csv {output.csv:q} --out-md {output.md:q} > {log:q} 2>&1"

@@ -25,5 +25,5 @@ rule score_table:
         metric=lambda w: SCORE_TABLES[w.table][1],
         title=lambda w: SCORE_TABLES[w.table][2].format(k=config["evaluation"]["knn"]["k"]),
     shell:
-        "embaug table {params.cells} --metric {params.metric} --title {params.title:q} "
-        "--out-csv {output.csv} --out-md {output.md} > {log} 2>&1"
+        "embaug table {params.cells} --metric {params.metric:q} --title {params.title:q} "
+        "--out-csv {output.csv:q} --out-md {output.md:q} > {log:q} 2>&1"

@@ -22,12 +22,15 @@ def model_shape(model):
         return sizing.ModelShape.from_config(
             {"num_hidden_layers": 12, "hidden_size": 768, **spec["architecture"]}
         )
-    shape = sizing.model_shape(spec["source"])
-    if shape is None:  # a hub id: its config from the hub cache (or the hub), else BERT base's shape
+    shape = sizing.model_shape(model_path(base))  # a local folder, or a downloaded pinned hub model
+    if shape is None:  # a hub id: its config if already cached (never the network), else BERT base's
         try:
             from transformers import AutoConfig
 
-            shape = sizing.ModelShape.from_config(AutoConfig.from_pretrained(spec["source"]).to_dict())
+            found = AutoConfig.from_pretrained(
+                spec["source"], revision=spec.get("revision"), local_files_only=True
+            )
+            shape = sizing.ModelShape.from_config(found.to_dict())
         except (OSError, ValueError, KeyError):
             shape = sizing.BERT_BASE
     return shape

@@ -16,8 +16,8 @@ rule init_model:
         architecture=lambda w: json.dumps(config["models"][w.model]["architecture"], sort_keys=True),
         seed=lambda w: config["models"][w.model]["seed"],
     shell:
-        "embaug init-model --corpus {input} --architecture {params.architecture:q} "
-        "--seed {params.seed} --out {output} > {log} 2>&1"
+        "embaug init-model --corpus {input:q} --architecture {params.architecture:q} "
+        "--seed {params.seed:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule finetune:
@@ -44,11 +44,11 @@ rule finetune:
     params:
         model=lambda w: model_path(RUNS[w.run]["model"]),
         settings=train_settings,
-        eval_corpora=lambda w: " ".join(f"--eval-corpus {d}={raw(d)}" for d in eval_corpora(w.run)),
+        eval_corpora=lambda w: repeated("--eval-corpus", [[f"{d}={raw(d)}"] for d in eval_corpora(w.run)]),
         eval_mteb=training_mteb_args,
         checkpoints=checkpoint_args,
     shell:
-        "embaug finetune --model {params.model:q} --corpus {input.corpus} --chunks {input.chunks} "
-        "--settings {params.settings:q} --run {wildcards.run} {params.eval_corpora} {params.eval_mteb} "
+        "embaug finetune --model {params.model:q} --corpus {input.corpus:q} --chunks {input.chunks:q} "
+        "--settings {params.settings:q} --run {wildcards.run:q} {params.eval_corpora} {params.eval_mteb} "
         "--threads {threads} {params.checkpoints} "
-        "--out {output} > {log} 2>&1"
+        "--out {output:q} > {log:q} 2>&1"

@@ -20,14 +20,14 @@ rule seeds_table:
     conda:
         "../../envs/embaug.yaml"
     params:
-        cells=lambda w: " ".join(f"--cell {_quoted(*cell)}" for cell in seed_cells()),
-        difference=_quoted(*STUDY["paired_difference"]),
+        cells=lambda w: repeated("--cell", seed_cells()),
+        difference=STUDY["paired_difference"],
         metric=KNN_METRIC,
         title=lambda w: f"kNN accuracy (%), k={config['evaluation']['knn']['k']}, {KNN_METRIC}, last layer, "
         f"over training seeds {', '.join(map(str, dict.fromkeys(STUDY['seeds'])))}: mean ± sd (n)",
     shell:
-        "embaug seeds-table {params.cells} --difference {params.difference} --metric {params.metric} "
-        "--title {params.title:q} --out-csv {output.csv} --out-md {output.md} > {log} 2>&1"
+        "embaug seeds-table {params.cells} --difference {params.difference:q} --metric {params.metric:q} "
+        "--title {params.title:q} --out-csv {output.csv:q} --out-md {output.md:q} > {log:q} 2>&1"
 
 
 rule sweep_figure:
@@ -56,8 +56,8 @@ rule sweep_figure:
         metric=KNN_METRIC,
         title=lambda w: SWEEP_FIGURES[w.figure][1] + f" ({SWEEP_MODEL} on {SWEEP_ON})",
     shell:
-        "embaug figure-sweeps {params.points} --metric {params.metric} --title {params.title:q} "
-        "--out {output.png} --out-csv {output.table} --out-md {output.md} > {log} 2>&1"
+        "embaug figure-sweeps {params.points} --metric {params.metric:q} --title {params.title:q} "
+        "--out {output.png:q} --out-csv {output.table:q} --out-md {output.md:q} > {log:q} 2>&1"
 
 
 use rule score_table as table_s6 with:
@@ -76,7 +76,7 @@ use rule score_table as table_s6 with:
     benchmark:
         "results/benchmarks/tables/tableS6.tsv"
     params:
-        cells=lambda w: " ".join(f"--cell {_quoted(*cell)}" for cell in table_s6_cells()),
+        cells=lambda w: repeated("--cell", table_s6_cells()),
         metric=KNN_METRIC,
         title=lambda w: f"Table S6: kNN accuracy (%), k={config['evaluation']['knn']['k']}, {KNN_METRIC}, "
         "last layer: fine-tuned, off-the-shelf and trained from scratch",

@@ -5,10 +5,6 @@ def knn_scores(model, dataset):
     return f"results/scores/knn/{model}/{dataset}.csv"
 
 
-def _quoted(*words):
-    return " ".join(shlex.quote(str(word)) for word in words)
-
-
 def seed_cells():
     """(row, column, seed, scores) of seeds_knn: Table 2's cells, each augmentation once per seed."""
     model = STUDY.get("table2_model", STUDY["models"][0])
@@ -70,8 +66,7 @@ def sweep_figure_files(name):
 def sweep_figure_args(wildcards):
     """`--point SETTING VALUE COLUMN SCORES` and `--reference LABEL COLUMN SCORES` arguments."""
     freeze = SWEEP_FIGURES[wildcards.figure][0]
-    points = [f"--point {_quoted(*point)}" for point in sweep_points(freeze)]
-    return " ".join(points + [f"--reference {_quoted(*line)}" for line in sweep_references(freeze)])
+    return f"{repeated('--point', sweep_points(freeze))} {repeated('--reference', sweep_references(freeze))}"
 
 
 def _label(model, augmentation, overrides):
