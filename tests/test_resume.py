@@ -125,6 +125,17 @@ def test_a_checkpoint_of_other_settings_or_inputs_is_not_resumed(
     assert not checkpoints.exists()
 
 
+def test_an_unreadable_checkpoint_is_not_resumed(caplog, tmp_path, run, uninterrupted):
+    checkpoints = tmp_path / "checkpoints"
+    checkpoints.mkdir()
+    (checkpoints / CHECKPOINT_FILE).write_bytes(b"not a checkpoint")
+    with caplog.at_level(logging.WARNING):
+        run(tmp_path / "model", checkpoints, 5)
+    assert f"{checkpoints / CHECKPOINT_FILE}: ignored, it cannot be read" in caplog.text
+    assert_same_run(tmp_path / "model", uninterrupted)
+    assert not checkpoints.exists()
+
+
 def test_the_fingerprint_covers_settings_weights_and_data(tiny_model, corpus):
     from embaug.checkpoint import run_fingerprint
 

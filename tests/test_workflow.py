@@ -269,6 +269,19 @@ def test_changing_k_reruns_only_knn_and_its_tables(study):
     assert not direct & UPSTREAM_OF_SCORES, why
 
 
+def test_changing_how_often_training_checkpoints_retrains_nothing(study):
+    """The checkpoint interval does not change a model, so it is no parameter Snakemake tracks."""
+    workdir, config, _ = study
+    changed = json.loads(json.dumps(config))
+    changed.setdefault("training", {})["checkpoint_every"] = 7
+    result = snakemake(workdir, changed, "--dry-run", "--printshellcmds", "--forcerun", "finetune")
+    text = output(result)
+    assert "--checkpoint-dir results/checkpoints/tiny__bbc__crops --checkpoint-every 7" in text
+    result = snakemake(workdir, changed, "--dry-run")
+    assert result.returncode == 0, output(result)[-3000:]
+    assert "Nothing to be done" in output(result)
+
+
 def test_touching_raw_data_alone_reruns_nothing(study):
     """Snakemake ignores a newer mtime when a small input's checksum is unchanged (provenance)."""
     workdir, config, _ = study

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import pickle
 import random
 from collections.abc import Mapping
 from pathlib import Path
@@ -25,6 +26,8 @@ from .io import atomic_path
 LOG = logging.getLogger(__name__)
 
 CHECKPOINT_FILE = "checkpoint.pt"
+CHECKPOINT_FORMAT = 1
+"""Part of every fingerprint: raised when the file's contents change, so old files are not read."""
 
 
 def run_fingerprint(
@@ -32,7 +35,8 @@ def run_fingerprint(
 ) -> str:
     """A hash of what makes a run: ``description`` (JSON-able settings), the model's starting
     weights and the rows of ``tables`` (order included)."""
-    digest = hashlib.sha256(json.dumps(description, sort_keys=True, default=str).encode())
+    described = {"checkpoint_format": CHECKPOINT_FORMAT, **description}
+    digest = hashlib.sha256(json.dumps(described, sort_keys=True, default=str).encode())
     for name, tensor in model.state_dict().items():
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy())
@@ -99,7 +103,11 @@ class Checkpoints:
         """The saved state of this run, or ``None`` when there is none (or only another run's)."""
         if self.path is None or not self.path.exists():
             return None
-        state = torch.load(self.path, map_location="cpu", weights_only=True)
+        try:
+            state = torch.load(self.path, map_location="cpu", weights_only=True)
+        except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as exc:
+            LOG.warning("%s: ignored, it cannot be read (%s); starting afresh", self.path, exc)
+            return None
         if state.get("fingerprint") != self.fingerprint:
             LOG.warning(
                 "%s: ignored, it was written by a run with other settings or inputs; starting afresh",

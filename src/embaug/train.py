@@ -20,7 +20,14 @@ from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
 from . import __version__
-from .augment import WHOLE_DOCUMENT_MAKERS, TrainingDocument, get_pair_maker, make_pairs, mask_tokens
+from .augment import (
+    WHOLE_DOCUMENT_MAKERS,
+    PairMaker,
+    TrainingDocument,
+    get_pair_maker,
+    make_pairs,
+    mask_tokens,
+)
 from .checkpoint import Checkpoints, capture_rng, restore_rng, run_fingerprint
 from .data.batch_matched import pair_documents
 from .encode import (
@@ -359,7 +366,7 @@ class EpochPairs:
     def __init__(
         self,
         documents: list[TrainingDocument],
-        maker,
+        maker: PairMaker,
         rng: np.random.Generator,
         encoder: PairEncoder,
         steps_per_epoch: int,
@@ -421,12 +428,14 @@ def finetune(
     device = resolve_device(settings.device)
     model, tokenizer = load_encoder(model_source, device)
     input_length(model, tokenizer, settings.max_length, "training.max_length", run_name or model_source)
-    fingerprint = checkpoint_dir and run_fingerprint(
-        {"base_model": model_source, "run": run_name, "settings": asdict(settings), "mteb": eval_mteb},
-        model,
-        {"corpus": corpus, "chunks": chunks, **{f"eval_{k}": v for k, v in (eval_corpora or {}).items()}},
-    )
-    checkpoints = Checkpoints(checkpoint_dir, checkpoint_every, fingerprint or "")
+    fingerprint = ""  # without checkpoints, there is nothing to match
+    if checkpoint_dir:  # of the weights before training: hashed before the first batch
+        fingerprint = run_fingerprint(
+            {"base_model": model_source, "run": run_name, "settings": asdict(settings), "mteb": eval_mteb},
+            model,
+            {"corpus": corpus, "chunks": chunks, **{f"eval_{k}": v for k, v in (eval_corpora or {}).items()}},
+        )
+    checkpoints = Checkpoints(checkpoint_dir, checkpoint_every, fingerprint)
     if settings.freeze_layers is not None:
         freeze_layers(model, settings.freeze_layers)
     encoder = PairEncoder(model, tokenizer, settings, device, mask_generator)
