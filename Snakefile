@@ -9,6 +9,7 @@ snakemake results/tables/table2_knn.csv                    # one table and what 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/resources.smk"
 include: "workflow/rules/evaluation_tables_common.smk"
+include: "workflow/rules/figure3_common.smk"
 include: "workflow/rules/variants_common.smk"
 include: "workflow/rules/paper_common.smk"
 include: "workflow/rules/data.smk"

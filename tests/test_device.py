@@ -65,7 +65,7 @@ def visible_devices(mask: str) -> tuple[str, int]:
     return device, int(count)
 
 
-needs_gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+needs_gpu = pytest.mark.gpu  # deselected by default; `pytest -m gpu` on a machine with CUDA
 
 
 @needs_gpu

@@ -78,6 +78,10 @@ def test_dry_run_batch_sizes_per_dataset_and_layer_tasks(tmp_path):
     }
     assert runs["mpnet__arxiv__crops"] == runs["mpnet__reddit.train__dropout"] == "32"
     assert runs["mpnet__iclr__crops"] == runs["mpnet__biorxiv.train__crops"] == "64"
+    # Figure 3: crops on subsets of ICLR's batches, at ICLR's batch size, scored on ICLR
+    figure3 = {run: size for run, size in runs.items() if ".match-" in run}
+    assert figure3 == {f"mpnet__{d}.match-iclr__crops": "64" for d in ("iclr", "arxiv", "biorxiv", "reddit")}
+    assert "results/figures/figure3_curves.png" in text
     # every table the paper has gets its companion table by default
     companions = set(re.findall(r"results/tables/(\w+)_vs_paper\.csv", text))
     assert companions == {"table1_mteb", "table2_knn", "tableS4"}

@@ -116,3 +116,13 @@ def test_mteb_layers_keep_every_layer_of_each_text():
     held_mb = 200_000 * 12 * 768 * 4 / 1e6
     assert all_layers.mem_mb - one.mem_mb == pytest.approx(held_mb, abs=rs.MEM_STEP_MB)
     assert all_layers.runtime == one.runtime  # the same forward passes
+
+
+def test_scoring_a_split_while_training_adds_time():
+    """Figure 3's runs embed the evaluation corpus every eval_every batches: that is most of the work."""
+    plain = rs.finetune_request(SMALL, MPNET, max_length=512, batch_size=64, epochs=1, max_steps=0, gpu=True)
+    scored = rs.finetune_request(
+        SMALL, MPNET, max_length=512, batch_size=64, epochs=1, max_steps=0, gpu=True,
+        split_eval=ARXIV, eval_every=10,
+    )  # fmt: skip
+    assert scored.runtime > plain.runtime and scored.mem_mb == plain.mem_mb

@@ -124,8 +124,8 @@ def test_dry_run_quotes_every_hostile_value(tmp_path):
         seeds=[1],
         sweeps={"temperature": [0.1]},
         from_scratch={"tiny": {"epochs": 2}},
-        curves_evaluate_on=["docs"],
     )
+    config["figure3"] = {"enabled": True}
     result = snakemake(tmp_path, config, "--dry-run", "--printshellcmds")
     assert result.returncode == 0, output(result)[-4000:]
     rendered = commands(result.stdout)

@@ -385,17 +385,25 @@ def finetune_request(
     max_steps: int,
     gpu: bool,
     attempt: int = 1,
+    split_eval: CorpusSize | None = None,
+    eval_every: int = 0,
 ) -> Request:
     """Contrastive fine-tuning: a pair of two views per chunk, ``epochs`` passes, at most ``max_steps``.
 
     Memory: baseline + weights, gradients and Adam's two moments (4 x float32 weights) + the
     chunks' texts. Time: ``3 x`` the forward FLOPs (forward + backward) of both views of every
-    pair, plus a quarter for the evaluations during training.
+    pair, plus a quarter for the evaluations during training, plus, with ``split_eval`` (Figure
+    3's evaluation corpus), one forward pass over it before training and every ``eval_every``
+    batches.
     """
     steps = epochs * math.ceil(chunks.documents / max(1, batch_size))
-    pairs = batch_size * (min(steps, max_steps) if max_steps else steps)
+    steps = min(steps, max_steps) if max_steps else steps
     length = min(chunks.text_bytes / max(1, chunks.documents) / CHARS_PER_TOKEN, max_length)
-    flops = 1.25 * 3.0 * 2 * pairs * length * model.forward_flops_per_token(length)
+    flops = 1.25 * 3.0 * 2 * batch_size * steps * length * model.forward_flops_per_token(length)
+    if split_eval is not None and eval_every > 0:
+        eval_length = min(split_eval.text_bytes / max(1, split_eval.documents) / CHARS_PER_TOKEN, max_length)
+        passes = 2 + steps // eval_every
+        flops += passes * split_eval.documents * eval_length * model.forward_flops_per_token(eval_length)
     threads = GPU_HOST_THREADS if gpu else cpu_threads(flops)
     memory = _mb(BASELINE_MB + 4 * model.weights_mb()) + 2 * chunks.text_memory_bytes()
     return _request(memory, _minutes(_compute_seconds(flops, gpu, threads)), threads, attempt)

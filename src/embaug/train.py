@@ -72,9 +72,9 @@ class TrainSettings:
     device: str = "auto"
     max_steps: int = 0
     eval_every: int = 0
-    eval_docs: int = 500
+    eval_docs: int = 500  # held-out kNN on the training corpus (HeldOutKnn); 0: none
     eval_k: int = 10
-    eval_test_fraction: float = 0.1
+    eval_test_fraction: float = 0.1  # the split of SplitKnn (eval_corpora, Figure 3)
     eval_split_seed: int = 42
     eval_metric: str = "euclidean"
     forward_tokens: int = 0
@@ -405,10 +405,10 @@ def finetune(
 
     With ``settings.eval_every = N > 0`` the model is scored before training and after every
     N batches (and the last) by :class:`HeldOutKnn` on the training corpus (column
-    ``knn_accuracy``) and by :class:`SplitKnn` on each of ``eval_corpora`` (column
-    ``knn_accuracy_{name}``, the paper's Figure 3); the columns are empty on the other batches,
-    ``eval_seconds`` says what the scoring cost, and the scores before training go into
-    ``run.json`` (``initial_scores``).
+    ``knn_accuracy``; not with ``settings.eval_docs = 0``) and by :class:`SplitKnn` on each of
+    ``eval_corpora`` (column ``knn_accuracy_{name}``, the paper's Figure 3); the columns are
+    empty on the other batches, ``eval_seconds`` says what the scoring cost, and the scores
+    before training go into ``run.json`` (``initial_scores``).
     ``eval_mteb`` (task name -> local task file or ``None`` for the hub) adds the main score
     of each MTEB task at the same steps (column ``mteb_{task}``, the paper's Figure 1).
 
@@ -456,7 +456,8 @@ def finetune(
 
     evaluators: dict[str, Callable[[torch.nn.Module], float]] = {}
     if settings.eval_every > 0:
-        evaluators["knn_accuracy"] = HeldOutKnn(corpus, tokenizer, settings)
+        if settings.eval_docs > 0:
+            evaluators["knn_accuracy"] = HeldOutKnn(corpus, tokenizer, settings)
         for name, eval_corpus in (eval_corpora or {}).items():
             evaluators[f"knn_accuracy_{name}"] = SplitKnn(eval_corpus, tokenizer, settings)
         if eval_mteb:

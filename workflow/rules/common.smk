@@ -293,8 +293,9 @@ def run_checks(wildcards):
     """The checks of the datasets a run is scored on (rule check_dataset), so that a dataset the
     evaluation cannot use stops the workflow before fine-tuning. Ancient: a re-check (k changed)
     re-trains nothing."""
-    spec = RUNS[wildcards.run]
-    trained_on = spec["dataset"]  # Table S4's {dataset}.train is scored on {dataset}
+    if wildcards.run in FIGURE3_RUNS:  # scored on figure3.evaluate_on only
+        return [ancient(f"data/checks/{FIGURE3_ON}.json")]
+    trained_on = RUNS[wildcards.run]["dataset"]  # Table S4's {dataset}.train is scored on {dataset}
     scored_on = trained_on if trained_on in config["datasets"] else trained_on.removesuffix(".train")
     datasets = dict.fromkeys([scored_on, *STUDY["evaluate_on"]])
     return [ancient(f"data/checks/{dataset}.json") for dataset in datasets]
@@ -389,6 +390,8 @@ def train_settings(wildcards):
     dataset = run["dataset"]
     if dataset not in config["datasets"]:  # Table S4's training part {dataset}.train: its dataset's
         dataset = dataset.removesuffix(".train")
+    if wildcards.run in FIGURE3_RUNS:  # evaluate_on's batch size: the same number of batches
+        dataset = FIGURE3_ON
     training = {k: v for k, v in config["training"].items() if k not in NOT_TRAINING_SETTINGS}
     settings = {
         **training,
@@ -397,6 +400,8 @@ def train_settings(wildcards):
     }
     settings.update({k: v for k, v in run["overrides"].items() if k != "sentences"})
     settings.update(augmentation=run["augmentation"], device=config["device"], precision=config["precision"])
+    if wildcards.run in FIGURE3_RUNS:
+        settings.update(figure3_settings())
     # An unset option (null) is left to TrainSettings' default, so adding a new option to the
     # schema never changes existing runs' params (which would re-train them).
     return json.dumps({k: v for k, v in settings.items() if v is not None}, sort_keys=True)
@@ -414,11 +419,9 @@ LINEAR = config["evaluation"]["linear"]
 KNN_METRICS = config["evaluation"]["knn"]["metrics"]
 KNN_METRIC = "euclidean" if "euclidean" in KNN_METRICS else KNN_METRICS[0]
 EVAL_EVERY = config["training"]["eval_every"]
-for _name in (TSNE["datasets"] or []) + STUDY["curves_evaluate_on"]:
+for _name in TSNE["datasets"] or []:
     if _name not in config["datasets"]:
-        raise ValueError(
-            f"config: '{_name}' (evaluation.tsne.datasets or study.curves_evaluate_on) is not under datasets"
-        )
+        raise ValueError(f"config: '{_name}' (evaluation.tsne.datasets) is not under datasets")
 
 
 def tsne_datasets():
@@ -466,33 +469,25 @@ def figure_layers_args(wildcards):
     )
 
 
-def curve_entries(evaluated_on=None):
-    """(panel, run, run folder, train_log column) per run: Figure 1 in-domain, Figure 3 on a dataset."""
+def curve_entries():
+    """(panel, run, run folder, train_log column) of Figure 1: each core run scored in-domain."""
     entries = []
     for run in CORE_RUNS:
-        spec = RUNS[run]
-        if evaluated_on is None:
-            panel, column = f"trained and scored on {spec['dataset']}", "knn_accuracy"
-            entries += [(f"MTEB {t} (main score)", run, f"results/models/{run}", f"mteb_{t}")
-                        for t in training_mteb_tasks(run)]  # fmt: skip
-        else:
-            panel = f"trained on {spec['dataset']}, scored on {evaluated_on}"
-            column = "knn_accuracy" if spec["dataset"] == evaluated_on else f"knn_accuracy_{evaluated_on}"
-        entries.append((panel, run, f"results/models/{run}", column))
+        panel = f"trained and scored on {RUNS[run]['dataset']}"
+        entries += [(f"MTEB {t} (main score)", run, f"results/models/{run}", f"mteb_{t}")
+                    for t in training_mteb_tasks(run)]  # fmt: skip
+        entries.append((panel, run, f"results/models/{run}", "knn_accuracy"))
     return entries
 
 
 def curve_args(wildcards):
-    """`--curve PANEL RUN RUN_DIR COLUMN` arguments of Figure 1 or Figure 3."""
-    evaluated_on = getattr(wildcards, "dataset", None)
-    return repeated("--curve", curve_entries(evaluated_on))
+    """`--curve PANEL RUN RUN_DIR COLUMN` arguments of Figure 1."""
+    return repeated("--curve", curve_entries())
 
 
 def eval_corpora(run):
-    """Extra datasets a run is scored on while training (Figure 3)."""
-    if not EVAL_EVERY:
-        return []
-    return [d for d in STUDY["curves_evaluate_on"] if d != RUNS[run]["dataset"]]
+    """Datasets a run is scored on by kNN on their whole split while training (Figure 3's)."""
+    return [FIGURE3_ON] if run in FIGURE3_RUNS else []
 
 
 def figure_targets():
@@ -511,7 +506,8 @@ def figure_targets():
     targets += [f"results/figures/loss/{run}.png" for run in RUNS]
     if EVAL_EVERY and RUNS:
         targets.append("results/figures/figure1_training_curves.png")
-        targets += [f"results/figures/figure3_curves_{d}.png" for d in STUDY["curves_evaluate_on"]]
+    if FIGURE3_RUNS:
+        targets.append("results/figures/figure3_curves.png")
     return targets
 
 

@@ -164,25 +164,51 @@ rule figure1_training_curves:
         "--out {output.png:q} > {log:q} 2>&1"
 
 
-rule figure3_curves:
+rule batch_subset:
     input:
-        [f"results/models/{run}" for run in CORE_RUNS],
+        corpus="data/raw/{dataset}.parquet",
+        chunks=chunks("{dataset}"),
+        match_corpus="data/raw/{target}.parquet",
+        match_chunks=chunks("{target}"),
     output:
-        png=report(
-            "results/figures/figure3_curves_{dataset}.png",
-            caption="../report/figure3.rst",
-            category="Figures 1 and 3: training curves",
-            labels={"figure": "Figure 3", "dataset": "{dataset}"},
-        ),
-        csv="results/figures/figure3_curves_{dataset}.csv",
+        "data/raw/{dataset}.match-{target}.parquet",
     log:
-        "logs/figures/figure3_curves_{dataset}.log",
+        "logs/batch_subset/{dataset}.match-{target}.log",
     benchmark:
-        "results/benchmarks/figures/figure3_curves_{dataset}.tsv"
+        "results/benchmarks/batch_subset/{dataset}.match-{target}.tsv"
+    wildcard_constraints:
+        dataset="|".join(re.escape(name) for name in config["datasets"]),
+        target="|".join(re.escape(name) for name in config["datasets"]),
     conda:
         "../../envs/embaug.yaml"
     params:
-        curves=curve_args,
-        title=lambda w: f"kNN accuracy on held {w.dataset} documents while training on each dataset",
+        pairs=config["augmentations"][FIGURE3["augmentation"]]["pairs"],
+        seed=FIGURE3["seed"],
+    shell:
+        "embaug batch-subset --corpus {input.corpus:q} --chunks {input.chunks:q} "
+        "--match-corpus {input.match_corpus:q} --match-chunks {input.match_chunks:q} "
+        "--pairs {params.pairs:q} --seed {params.seed:q} --out {output:q} > {log:q} 2>&1"
+
+
+rule figure3_curves:
+    input:
+        [f"results/models/{run}" for run in FIGURE3_RUNS],
+    output:
+        png=report(
+            "results/figures/figure3_curves.png",
+            caption="../report/figure3.rst",
+            category="Figures 1 and 3: training curves",
+            labels={"figure": "Figure 3"},
+        ),
+        csv="results/figures/figure3_curves.csv",
+    log:
+        "logs/figures/figure3_curves.log",
+    benchmark:
+        "results/benchmarks/figures/figure3_curves.tsv"
+    conda:
+        "../../envs/embaug.yaml"
+    params:
+        curves=figure3_curve_args,
+        title=f"kNN accuracy on {FIGURE3_ON} while training on batch-matched subsets of each dataset",
     shell:
         "embaug figure-curves {params.curves} --title {params.title:q} --out {output.png:q} > {log:q} 2>&1"

@@ -102,6 +102,8 @@ def _finetune(wildcards, input, attempt):
         sizing.corpus_size(input.chunks), model_shape(RUNS[wildcards.run]["model"]),
         max_length=settings["max_length"], batch_size=settings["batch_size"], epochs=settings["epochs"],
         max_steps=settings.get("max_steps") or 0, gpu=GPU_JOBS, attempt=attempt,
+        split_eval=sizing.corpus_size(input.eval_corpora[0]) if input.eval_corpora else None,
+        eval_every=settings.get("eval_every", 0),
     )  # fmt: skip
 
 

@@ -218,7 +218,8 @@ def curves_figure(
     title: str,
     ylabel: str = "kNN accuracy (%)",
 ) -> None:
-    """Scores over training (Figures 1 and 3): one panel per ``panel``, one line per ``run``.
+    """Scores over training (Figures 1 and 3): one panel per ``panel``, one line per ``run`` (a run
+    name, or any label).
 
     ``curves`` has columns ``panel, run, step, value`` (value a fraction, shown in %).
     """
@@ -231,7 +232,8 @@ def curves_figure(
     for ax, panel in zip(axes[0], panels):
         for run, curve in curves[curves["panel"] == panel].groupby("run", sort=False):
             curve = curve.sort_values("step")
-            style = _line_style(str(run))
+            # run names: coloured by augmentation; other labels (Figure 3's datasets): one colour each
+            style = _line_style(str(run)) if "__" in str(run) else {"marker": "o"}
             ax.plot(curve["step"], 100 * curve["value"], label=run, markersize=3, **style)
         ax.set_title(panel, fontsize=9)
         ax.set_xlabel("batches of training")
