@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 from embaug.data.sources import download, load_corpus
-from embaug.downloads import cache_path, file_sha256
+from embaug.downloads import cache_path, file_git_blob, file_sha256
 from embaug.errors import EmbaugError
 
 TABLE = pd.DataFrame({"text": [f"document number {i} " * 20 for i in range(400)], "label": ["a", "b"] * 200})
@@ -186,6 +186,23 @@ def test_cached_file_with_a_changed_checksum_is_fetched_again(server, tmp_path):
     path.write_bytes(b"tampered")
     assert fetch(server, "/toy.csv", tmp_path, sha256=SHA256).read_bytes() == BODY
     assert len(server.hits("/toy.csv")) == 2
+
+
+def test_git_blob_is_checked_like_sha256(server, tmp_path):
+    """A file of a pinned Git commit is checked against its blob id in that commit's tree."""
+    import subprocess
+
+    server.routes["/toy.csv"] = lambda n: Reply()
+    (tmp_path / "body").write_bytes(BODY)
+    blob = subprocess.run(
+        ["git", "hash-object", str(tmp_path / "body")], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert file_git_blob(tmp_path / "body") == blob
+    assert fetch(server, "/toy.csv", tmp_path / "ok", git_blob=blob).read_bytes() == BODY
+    with pytest.raises(EmbaugError) as info:
+        fetch(server, "/toy.csv", tmp_path / "bad", git_blob="0" * 40)
+    assert f"has Git blob id {blob}" in str(info.value) and "datasets.toy.git_blob" in str(info.value)
+    assert leftovers(tmp_path / "bad") == []
 
 
 def test_file_sha256_reads_in_chunks(tmp_path):

@@ -71,11 +71,31 @@ def cache_path(url: str, cache_dir: str | Path) -> Path:
 
 def file_sha256(path: str | Path) -> str:
     """The SHA-256 hex digest of a file, read in chunks."""
-    digest = hashlib.sha256()
+    return _digest(path, hashlib.sha256())
+
+
+def file_git_blob(path: str | Path) -> str:
+    """The file's Git blob id: SHA-1 of ``blob <size>\\0`` + its bytes, what ``git hash-object`` and
+    ``git ls-tree`` show, so a file of a pinned commit can be checked against that commit's tree."""
+    digest = hashlib.sha1(f"blob {Path(path).stat().st_size}\0".encode(), usedforsecurity=False)
+    return _digest(path, digest)
+
+
+def _digest(path: str | Path, digest) -> str:
     with open(path, "rb") as handle:
         while block := handle.read(CHUNK_BYTES):
             digest.update(block)
     return digest.hexdigest()
+
+
+CHECKSUMS = {"sha256": ("SHA-256", file_sha256), "git_blob": ("Git blob id", file_git_blob)}
+"""Config key -> (name in messages, digest of a file) of the checksums a URL source may carry."""
+
+
+def _mismatches(path: Path, expected: dict[str, str]) -> dict[str, str]:
+    """The checksums in ``expected`` that ``path`` does not have: key -> its actual digest."""
+    actual = {key: CHECKSUMS[key][1](path) for key in expected}
+    return {key: value for key, value in actual.items() if value != expected[key]}
 
 
 def fetch_url(
@@ -83,6 +103,7 @@ def fetch_url(
     target: str | Path,
     entry: Entry,
     sha256: str | None = None,
+    git_blob: str | None = None,
     connect_timeout: float = CONNECT_TIMEOUT,
     read_timeout: float = READ_TIMEOUT,
     attempts: int = ATTEMPTS,
@@ -90,12 +111,13 @@ def fetch_url(
 ) -> Path:
     """Download ``url`` to ``target`` unless a verified copy is already there; return ``target``.
 
-    ``sha256`` (from the config key ``<section>.<name>.sha256``) is checked when given; a cached
-    file that no longer matches it is downloaded again.
+    ``sha256`` and ``git_blob`` (config keys ``<section>.<name>.sha256`` / ``.git_blob``) are
+    checked when given; a cached file that no longer matches them is downloaded again.
     """
     target = Path(target)
-    expected = sha256.lower() if sha256 else None
-    if target.exists() and (expected is None or file_sha256(target) == expected):
+    given = {"sha256": sha256, "git_blob": git_blob}
+    expected = {key: value.lower() for key, value in given.items() if value}
+    if target.exists() and not _mismatches(target, expected):
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     part = target.with_name(target.name + ".part")
@@ -113,16 +135,16 @@ def fetch_url(
             wait = backoff * 2 ** (attempt - 1)
             LOG.warning("%s: %s; retry %d/%d in %g s", entry.label, exc, attempt, attempts - 1, wait)
             time.sleep(wait)
-    if expected is not None:
-        actual = file_sha256(part)
-        if actual != expected:
-            part.unlink()
-            raise EmbaugError(
-                f"{entry.label}: {url} has SHA-256 {actual}, but the config expects {expected} "
-                f"(key {entry.section}.{entry.name}.sha256); the download was deleted. Check the "
-                f"URL and the checksum."
-            )
-    else:
+    mismatched = _mismatches(part, expected)
+    if mismatched:
+        key, actual = next(iter(mismatched.items()))
+        part.unlink()
+        raise EmbaugError(
+            f"{entry.label}: {url} has {CHECKSUMS[key][0]} {actual}, but the config expects "
+            f"{expected[key]} (key {entry.section}.{entry.name}.{key}); the download was deleted. "
+            "Check the URL and the checksum."
+        )
+    if "sha256" not in expected:
         LOG.info(
             "%s: %s has SHA-256 %s (set %s.%s.sha256 to check it on every download)",
             entry.label, url, file_sha256(part), entry.section, entry.name,

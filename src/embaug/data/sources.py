@@ -4,7 +4,7 @@ A ``source`` is one of
 
 * a local file (``.parquet``, ``.csv``, ``.tsv``, ``.jsonl``, ``.jsonl.gz``, ``.json``),
 * an ``http(s)://`` URL of such a file (downloaded once into the cache directory; an optional
-  ``sha256`` is checked),
+  ``sha256`` and, for a file of a Git commit, ``git_blob`` are checked),
 * a Hugging Face dataset id such as ``mteb/arxiv-clustering-p2p`` (optionally ``hf://``-prefixed;
   ``revision`` pins the repository's commit),
 * ``python-docstrings``: the offline demo corpus built from installed packages' source files.
@@ -56,7 +56,12 @@ def read_table(path: str | Path, dataset: str) -> pd.DataFrame:
 
 
 def download(
-    url: str, cache_dir: str | Path, dataset: str, sha256: str | None = None, **options: float
+    url: str,
+    cache_dir: str | Path,
+    dataset: str,
+    sha256: str | None = None,
+    git_blob: str | None = None,
+    **options: float,
 ) -> Path:
     """Download ``url`` into ``cache_dir`` once (resumed, retried, size- and checksum-checked).
 
@@ -64,7 +69,7 @@ def download(
     """
     name = PurePosixPath(urlsplit(url).path).name or f"{dataset}.parquet"
     entry = Entry("datasets", dataset, f"/path/to/{name}")
-    return fetch_url(url, cache_path(url, cache_dir), entry, sha256=sha256, **options)
+    return fetch_url(url, cache_path(url, cache_dir), entry, sha256=sha256, git_blob=git_blob, **options)
 
 
 def _hub_files(repo_id: str, spec: dict[str, Any], dataset: str) -> list[Path]:
@@ -105,7 +110,8 @@ def read_source(dataset: str, spec: dict[str, Any], cache_dir: str | Path) -> pd
 
         return docstring_corpus(spec.get("packages") or [])
     if source.startswith(("http://", "https://")):
-        return read_table(download(source, cache_dir, dataset, sha256=spec.get("sha256")), dataset)
+        checksums = {key: spec[key] for key in ("sha256", "git_blob") if key in spec}
+        return read_table(download(source, cache_dir, dataset, **checksums), dataset)
     path = Path(source).expanduser()
     if path.exists():
         if path.is_dir():
