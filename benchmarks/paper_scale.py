@@ -4,7 +4,8 @@ Synthetic corpora shaped like arXiv in the paper's Table S5 (the largest corpus:
 classes, 1010 +- 432 characters per document): each document a run of random-word sentences, most of
 them 100-250 characters long, its label one of 180 classes. Per size:
 
-* ``chunk``: ``embaug.data.chunking.chunk_corpus`` (2-sentence crops) over the whole synthetic corpus.
+* ``chunk``: the chunk stage as the workflow runs it (``embaug chunk``: 2-sentence crops, a window of
+  documents at a time into a Parquet writer) over the whole synthetic corpus.
 * ``embed``: ``embaug embed`` (every layer, mean pooling, into the embedding store) of a sample of
   ``--embed-docs`` documents with a from-scratch BERT small enough for a CPU (hidden 256, 4 layers, 4
   heads, intermediate 1024, WordPiece vocabulary 8000 fitted on the sample, max length 512), projected
@@ -140,24 +141,28 @@ def worker(stage: str, work: Path, options: dict) -> dict:
     torch.set_num_threads(options["threads"])
     if stage == "setup":
         corpus = synthetic_corpus(options["size"], text=options["text"])
-        corpus.to_parquet(work / "corpus.parquet")
+        from embaug.io import write_parquet
+
+        write_parquet(corpus, work / "corpus.parquet")  # as the download stage writes a corpus
         if options["text"]:
             sample = corpus.sample(min(options["embed_docs"], len(corpus)), random_state=0)
             sample.to_parquet(work / "sample.parquet")
         write_store(work / "store", corpus["label"].to_numpy(dtype=str), options["store_layers"])
         return {}
     if stage == "chunk":
-        import pandas as pd
+        import pyarrow.parquet as pq
 
-        from embaug.data.chunking import chunk_corpus
+        from embaug.cli import main
 
-        corpus = pd.read_parquet(work / "corpus.parquet")
+        argv = ["chunk", "--corpus", str(work / "corpus.parquet"), "--dataset", "synthetic"]
+        argv += ["--sentences", "2", "--min-chars", "100", "--max-chars", "250"]
+        argv += ["--out", str(work / "chunks.parquet")]
         start = time.perf_counter()
-        chunks = chunk_corpus(corpus, 2, 100, 250, "synthetic")
-        return {
-            "seconds": time.perf_counter() - start,
-            "measured": f"{len(corpus)} docs, {len(chunks)} chunks",
-        }
+        main(argv)
+        seconds = time.perf_counter() - start
+        docs = pq.ParquetFile(work / "corpus.parquet").metadata.num_rows
+        chunks = pq.ParquetFile(work / "chunks.parquet").metadata.num_rows
+        return {"seconds": seconds, "measured": f"{docs} docs, {chunks} chunks"}
     if stage == "embed":
         import pandas as pd
 

@@ -159,3 +159,21 @@ def test_chunk_batches_raise_after_the_last_window_without_pairs():
     windows = [pd.DataFrame({"doc_id": [str(i)], "text": [_doc(120, 130)]}) for i in range(3)]
     with pytest.raises(EmbaugError, match="no usable chunks"):
         list(chunk_batches(windows, n=2, dataset="shorts"))
+
+
+def test_stage_tables_are_written_in_row_groups_and_read_back_in_windows(corpus, tmp_path, monkeypatch):
+    """A corpus a stage writes has bounded row groups, so a streaming reader holds one of them."""
+    import pyarrow.parquet as pq
+
+    import embaug.io
+    from embaug.io import parquet_windows, write_parquet
+
+    monkeypatch.setattr(embaug.io, "ROW_GROUP_ROWS", 7)
+    write_parquet(corpus, tmp_path / "raw.parquet")
+    meta = pq.ParquetFile(tmp_path / "raw.parquet").metadata
+    assert meta.num_row_groups == -(-len(corpus) // 7)
+    assert max(meta.row_group(i).num_rows for i in range(meta.num_row_groups)) == 7
+    batches = parquet_windows(tmp_path / "raw.parquet", 5, ["doc_id", "text"])
+    windows = [batch.to_pandas() for batch in batches]
+    assert all(len(window) <= 5 for window in windows)
+    pd.testing.assert_frame_equal(pd.concat(windows, ignore_index=True), corpus[["doc_id", "text"]])

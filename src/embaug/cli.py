@@ -43,13 +43,10 @@ def cmd_chunk(args: argparse.Namespace) -> None:
     import pyarrow.parquet as pq
 
     from .data.chunking import chunk_batches
-    from .io import atomic_path
+    from .io import atomic_path, parquet_windows
 
     read_parquet(args.corpus, columns=["doc_id"])  # a missing or damaged corpus: one clear line
-    windows = (
-        batch.to_pandas()
-        for batch in pq.ParquetFile(args.corpus).iter_batches(CHUNK_WINDOW, columns=["doc_id", "text"])
-    )
+    windows = (batch.to_pandas() for batch in parquet_windows(args.corpus, CHUNK_WINDOW, ["doc_id", "text"]))
     n_chunks, n_docs = 0, 0
     with atomic_path(args.out) as tmp:
         writer = None
@@ -118,20 +115,16 @@ EMBED_WINDOW = 8192
 
 def cmd_embed(args: argparse.Namespace) -> None:
     """Write every layer's pooled embedding of every document into an embedding store."""
-    import pyarrow.parquet as pq
-
     from .config_checks import check_layers
     from .encode import embed_to_store, input_length
+    from .io import parquet_windows
     from .models import check_pooling, load_encoder, resolve_device, set_threads
     from .store import EmbeddingWriter
 
     set_threads(args.threads)
     pooling = check_pooling(args.pooling)
     doc_ids = read_parquet(args.corpus, columns=["doc_id"])["doc_id"].to_numpy(dtype=str)
-    corpus = pq.ParquetFile(args.corpus)
-    windows = (
-        batch["text"].to_pylist() for batch in corpus.iter_batches(batch_size=EMBED_WINDOW, columns=["text"])
-    )
+    windows = (batch["text"].to_pylist() for batch in parquet_windows(args.corpus, EMBED_WINDOW, ["text"]))
     model, tokenizer = load_encoder(args.model, resolve_device(args.device), args.name)
     name = args.name or args.model
     layers = check_layers(args.layers, model.config.num_hidden_layers + 1, "embedding.layers", name)

@@ -12,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 import pyarrow
+import pyarrow.parquet
 
 from .errors import EmbaugError, damaged
 
@@ -54,10 +55,25 @@ def read_parquet(path: str | Path, columns: list[str] | None = None) -> pd.DataF
         raise damaged(path, exc, "Parquet file") from exc
 
 
+ROW_GROUP_ROWS = 20_000
+"""Rows per Parquet row group of the tables stages write, so that a reader streaming a corpus
+(:func:`parquet_windows`) holds one group of it, not the whole column, in memory."""
+
+
+def parquet_windows(path: str | Path, rows: int, columns: list[str]) -> Iterator[pyarrow.RecordBatch]:
+    """``columns`` of a Parquet file, ``rows`` rows at a time, holding about one row group in memory.
+
+    ``pre_buffer=False``: with pyarrow's default read-ahead the buffers of every group read so far
+    stay allocated until the iterator ends (measured: 780 MiB for the text of a 733k-document
+    corpus, against 30 MiB without it).
+    """
+    yield from pyarrow.parquet.ParquetFile(path, pre_buffer=False).iter_batches(rows, columns=columns)
+
+
 def write_parquet(df: pd.DataFrame, path: str | Path) -> None:
-    """Write a DataFrame to Parquet atomically (index dropped)."""
+    """Write a DataFrame to Parquet atomically (index dropped), in row groups of ``ROW_GROUP_ROWS``."""
     with atomic_path(path) as tmp:
-        df.to_parquet(tmp, index=False)
+        df.to_parquet(tmp, index=False, row_group_size=ROW_GROUP_ROWS)
 
 
 def write_csv(df: pd.DataFrame, path: str | Path) -> None:
