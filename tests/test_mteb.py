@@ -229,19 +229,21 @@ def test_layers_from_one_encoding_equal_one_layer_per_run(tiny_models, sts_file,
     assert len(set(single.values())) > 1  # layers differ, so a mix-up would show
 
     encoded = []
-    original = embaug.encode.embed_layers
+    original = embaug.encode.embed_to_store
 
-    def counting(model, tokenizer, texts, *args, **kwargs):
-        encoded.append(len(texts))
-        return original(model, tokenizer, texts, *args, **kwargs)
+    def counting(model, tokenizer, texts, writer, *args, **kwargs):
+        encoded.append(writer.n_docs)
+        assert writer.path.parent.parent == tmp_path / "all"  # spilled beside the results
+        return original(model, tokenizer, texts, writer, *args, **kwargs)
 
-    monkeypatch.setattr(embaug.encode, "embed_layers", counting)
+    monkeypatch.setattr(embaug.encode, "embed_to_store", counting)
     results, cache = em.evaluate_layers("tiny", tiny_models[0], "STS15", layers, cache_dir=tmp_path / "all",
                                         local_path=sts_file, device="cpu", batch_size=16)  # fmt: skip
     assert {k: em.main_score(r) for k, r in results.items()} == single
     table = pd.read_parquet(sts_file)
     unique_texts = len(set(table["sentence1"]) | set(table["sentence2"]))
     assert cache.n_encoded == sum(encoded) == unique_texts  # 1x, not len(layers) x
+    assert not list((tmp_path / "all").glob(".layer-cache-*"))  # the spilled layers are removed
     import mteb
 
     stored = mteb.ResultCache(cache_path=tmp_path / "all")

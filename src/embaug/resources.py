@@ -368,10 +368,14 @@ def mteb_request(
 ) -> Request:
     """One model on one MTEB task, ``layers`` layers from the same forward passes.
 
-    Every text is encoded once; its pooled output is kept for each scored layer (float32).
+    Every text is encoded once. mteb holds the pooled outputs of the layer it scores (float32);
+    with several layers they are written to disk as they are encoded and each layer is read
+    back into one more copy (:class:`embaug.evaluate.mteb.LayerCache`), so memory does not grow
+    with the number of layers.
     """
+    held = model.dim * (2 if layers > 1 else 1)
     return encode_request(
-        task, model, max_length=max_length, gpu=gpu, held_values_per_text=layers * model.dim, attempt=attempt
+        task, model, max_length=max_length, gpu=gpu, held_values_per_text=held, attempt=attempt
     )
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -102,38 +103,62 @@ class LayerCache:
     """Every scored layer's pooled output of each text seen so far, from one forward pass per text.
 
     mteb evaluates one layer (one model name) at a time. The first evaluation's texts are
-    encoded for all ``layers`` at once (``embed_layers`` returns every layer of a forward pass);
-    later layers' evaluations find their texts here, so a task's texts pass through the model
-    once whatever the number of layers. Memory: texts x layers x dim float32.
+    encoded for all ``layers`` at once, straight into an embedding store under ``spill_dir``
+    (:func:`~embaug.encode.embed_to_store`: one window of texts and one batch in memory); later
+    layers' evaluations find their texts there, so a task's texts pass through the model once
+    whatever the number of layers. Memory: the texts asked for, of one layer (mteb holds that
+    much anyway); disk: texts x layers x dim float32 (ArxivClusteringP2P, 13 layers of 768: 29 GB).
     """
 
-    def __init__(self, model, tokenizer, layers: Sequence[int], max_length: int = 512, pooling: str = "mean"):
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        layers: Sequence[int],
+        spill_dir: str | Path,
+        max_length: int = 512,
+        pooling: str = "mean",
+    ):
+        from ..encode import selected_layers
+
         self.model, self.tokenizer = model, tokenizer
-        self.layers, self.max_length, self.pooling = list(layers), max_length, pooling
-        self.blocks: list[np.ndarray] = []  # each [len(layers), texts, dim]
-        self.where: dict[str, tuple[int, int]] = {}  # text -> (block, row)
+        self.layers = selected_layers(model, layers)
+        self.spill_dir, self.max_length, self.pooling = Path(spill_dir), max_length, pooling
+        self.stores: list[Any] = []  # EmbeddingStore per encoding call, every layer of its texts
+        self.where: dict[str, tuple[int, int]] = {}  # text -> (store, row)
         self.n_encoded = 0
 
     def embeddings(self, texts: Sequence[str], layer: int, batch_size: int) -> np.ndarray:
         """``[len(texts), dim]`` pooled outputs of ``layer`` (one of ``layers``), input order kept."""
-        from ..encode import embed_layers
+        from ..encode import embed_to_store, selected_layers
+        from ..store import EmbeddingStore, EmbeddingWriter
 
         missing = [text for text in dict.fromkeys(texts) if text not in self.where]
+        dim = self.model.config.hidden_size
         if missing:
-            block = embed_layers(
-                self.model, self.tokenizer, missing, batch_size, self.max_length, self.pooling,
-                self.layers, progress=False,
-            )  # fmt: skip
-            self.where.update((text, (len(self.blocks), row)) for row, text in enumerate(missing))
-            self.blocks.append(block)
+            folder = self.spill_dir / f"texts-{len(self.stores)}"
+            windows = (
+                missing[start : start + SPILL_WINDOW] for start in range(0, len(missing), SPILL_WINDOW)
+            )
+            with EmbeddingWriter(folder, self.layers, len(missing), dim, "float32") as writer:
+                embed_to_store(
+                    self.model, self.tokenizer, windows, writer, batch_size, self.max_length, self.pooling,
+                    progress=False,
+                )  # fmt: skip
+            self.where.update((text, (len(self.stores), row)) for row, text in enumerate(missing))
+            self.stores.append(EmbeddingStore(folder))
             self.n_encoded += len(missing)
-        position = self.layers.index(layer)
+        (layer,) = selected_layers(self.model, [layer])
         found = np.array([self.where[text] for text in texts], dtype=np.int64).reshape(-1, 2)
-        out = np.empty((len(texts), self.model.config.hidden_size), dtype=np.float32)
+        out = np.empty((len(texts), dim), dtype=np.float32)
         for number in np.unique(found[:, 0]):
             rows = found[:, 0] == number
-            out[rows] = self.blocks[number][position, found[rows, 1]]
+            out[rows] = self.stores[number].layer(layer)[found[rows, 1]]
         return out
+
+
+SPILL_WINDOW = 8192
+"""Texts tokenized and length-sorted together when :class:`LayerCache` encodes a task."""
 
 
 def _encoder_class():
@@ -472,14 +497,20 @@ def evaluate_layers(
                      max_length=max_length, pooling=pooling, normalize=normalize)
         for layer in layers
     ]  # fmt: skip
-    shared = LayerCache(model, tokenizer, [e.layer for e in encoders], encoders[0].max_length, pooling)
+    Path(cache_dir).mkdir(parents=True, exist_ok=True)
     results = {}
-    for layer, encoder in zip(layers, encoders, strict=True):
-        encoder.cache = shared
-        results[layer] = evaluate_task(
-            model_name, source, task_name, cache_dir=cache_dir, local_path=local_path,
-            batch_size=batch_size, splits=splits, encoder=encoder,
-        )  # fmt: skip
+    # the layers' pooled outputs go to disk beside the results (not /tmp, often small on a node)
+    with tempfile.TemporaryDirectory(prefix=".layer-cache-", dir=cache_dir) as spill_dir:
+        shared = LayerCache(
+            model, tokenizer, [e.layer for e in encoders], spill_dir, encoders[0].max_length, pooling
+        )
+        for layer, encoder in zip(layers, encoders, strict=True):
+            encoder.cache = shared
+            results[layer] = evaluate_task(
+                model_name, source, task_name, cache_dir=cache_dir, local_path=local_path,
+                batch_size=batch_size, splits=splits, encoder=encoder,
+            )  # fmt: skip
+        shared.stores.clear()  # the memory maps, before their folder goes
     LOG.info(
         "%s on %s: %d texts encoded once for %d layers", model_name, task_name, shared.n_encoded, len(layers)
     )
