@@ -47,6 +47,7 @@ localrules:
     figure1_training_curves,
     figure3_curves,
     figure4c_mteb_layers,
+    figureS3_mteb_layer_blocks,
     sweep_figure,
     vs_paper,
     vs_paper,

@@ -98,6 +98,27 @@ def test_layers_figure_one_series_per_model(tmp_path):
     assert data.loc[data["model"] == "m__d__crops", "accuracy"].tolist() == [0.3, 0.6, 0.8]
 
 
+def test_figure_s3_one_panel_per_mteb_block(tmp_path):
+    """Per-layer MTEB tables (one row per layer) -> a panel per block, its block mean per layer."""
+    from embaug.cli import main
+
+    table = pd.DataFrame(
+        {"model": [0, 1, 2], "sts (mean)": [60.0, 70.0, 65.0], "clustering (mean)": [20.0, 25.0, 30.0]}
+    ).assign(**{"block average": lambda t: (t["sts (mean)"] + t["clustering (mean)"]) / 2})
+    table.to_csv(tmp_path / "base.csv", index=False)
+    table.assign(**{"sts (mean)": [61.0, 72.0, 80.0]}).to_csv(tmp_path / "run.csv", index=False)
+    png = tmp_path / "s3.png"
+    argv = ["figure-layers", "--model", "m", str(tmp_path / "base.csv"), "--model", "m__d__crops"]
+    assert main([*argv, str(tmp_path / "run.csv"), "--metric", "mteb-blocks", "--out", str(png)]) == 0
+    data = pd.read_csv(data_path(png))
+    assert is_png(png) and list(dict.fromkeys(data["metric"])) == ["sts (mean)", "clustering (mean)"]
+    run_sts = data[(data["model"] == "m__d__crops") & (data["metric"] == "sts (mean)")]
+    assert run_sts["accuracy"].tolist() == pytest.approx([0.61, 0.72, 0.80])
+    figure_4c = tmp_path / "4c.png"
+    assert main([*argv, str(tmp_path / "run.csv"), "--metric", "mteb", "--out", str(figure_4c)]) == 0
+    assert set(pd.read_csv(data_path(figure_4c))["metric"]) == {"mteb"}
+
+
 def test_layers_figure_missing_metric_raises(tmp_path):
     with pytest.raises(EmbaugError, match="no 'logistic'"):
         layers_figure({"m": scores([0.1])}, tmp_path / "x.png", "logistic", "t")

@@ -409,13 +409,17 @@ def cmd_figure_tsne(args: argparse.Namespace) -> None:
 
 
 def cmd_figure_layers(args: argparse.Namespace) -> None:
-    """Figure 4b-c: per-layer scores, one line per model."""
+    """Figures 4b-c and S3: per-layer scores, one line per model."""
     from .report.figures import layers_figure, mteb_layer_scores
 
     scores = {name: pd.read_csv(path) for name, path in args.model}
-    if args.metric == "mteb":
-        scores = {name: mteb_layer_scores(table) for name, table in scores.items()}
-    layers_figure(scores, args.out, args.metric, args.title, args.ylabel)
+    metric: str | list[str] = args.metric
+    if args.metric in ("mteb", "mteb-blocks"):
+        by_block = args.metric == "mteb-blocks"
+        scores = {name: mteb_layer_scores(table, by_block) for name, table in scores.items()}
+        if by_block:  # one panel per block, in the tables' column order
+            metric = list(dict.fromkeys(m for table in scores.values() for m in table["metric"]))
+    layers_figure(scores, args.out, metric, args.title, args.ylabel)
 
 
 def cmd_figure_loss(args: argparse.Namespace) -> None:
@@ -727,7 +731,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = stage("figure-layers", cmd_figure_layers)
     sub.add_argument("--model", nargs=2, action="append", required=True, metavar=("NAME", "SCORES"))
     sub.add_argument(
-        "--metric", default="euclidean", help="a score column's metric, or mteb for per-layer MTEB tables"
+        "--metric",
+        default="euclidean",
+        help="a score column's metric; of per-layer MTEB tables: mteb (block average) or mteb-blocks",
     )
     sub.add_argument("--title", default="")
     sub.add_argument("--ylabel", default="kNN accuracy (%)")

@@ -704,4 +704,6 @@ def mteb_targets():
     if MTEB["layer_tasks"]:
         targets += [f"results/scores/mteb_layers/{m}.csv" for m in mteb_layer_models()]
         targets.append("results/figures/figure4c_mteb_layers.png")
+        if len(mteb_layer_blocks()) > 1:
+            targets.append("results/figures/figureS3_mteb_layer_blocks.png")
     return targets

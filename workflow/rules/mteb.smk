@@ -137,7 +137,29 @@ rule figure4c_mteb_layers:
         "../../envs/embaug.yaml"
     params:
         models=repeated("--model", [(m, f"results/scores/mteb_layers/{m}.csv") for m in mteb_layer_models()]),
-        ylabel=f"MTEB main score (%), mean of {', '.join(MTEB['layer_tasks'])}",
+        metric="mteb",
+        ylabel="MTEB block average (%)",
+        title="Per-layer MTEB score, before and after fine-tuning",
     shell:
-        "embaug figure-layers {params.models} --metric mteb --ylabel {params.ylabel:q} "
-        "--title 'Per-layer MTEB score, before and after fine-tuning' --out {output.png:q} > {log:q} 2>&1"
+        "embaug figure-layers {params.models} --metric {params.metric} --ylabel {params.ylabel:q} "
+        "--title {params.title:q} --out {output.png:q} > {log:q} 2>&1"
+
+
+use rule figure4c_mteb_layers as figureS3_mteb_layer_blocks with:
+    output:
+        png=report(
+            "results/figures/figureS3_mteb_layer_blocks.png",
+            caption="../report/figureS3.rst",
+            category="Figure 4: per layer",
+            labels={"figure": "Figure S3", "score": "MTEB per block"},
+        ),
+        csv="results/figures/figureS3_mteb_layer_blocks.csv",
+    log:
+        "logs/figures/figureS3_mteb_layer_blocks.log",
+    benchmark:
+        "results/benchmarks/figures/figureS3_mteb_layer_blocks.tsv"
+    params:
+        models=repeated("--model", [(m, f"results/scores/mteb_layers/{m}.csv") for m in mteb_layer_models()]),
+        metric="mteb-blocks",
+        ylabel="MTEB block mean (%)",
+        title="Per-layer MTEB score of each block, before and after fine-tuning",

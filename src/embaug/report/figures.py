@@ -152,39 +152,56 @@ def _line_style(name: str) -> dict:
 def layers_figure(
     scores: Mapping[str, pd.DataFrame],
     png: str | Path,
-    metric: str,
+    metric: str | Sequence[str],
     title: str,
     ylabel: str = "kNN accuracy (%)",
 ) -> None:
-    """Figure 4b-c: accuracy per layer, one line per model (base dashed, fine-tuned solid).
+    """Figure 4b-c (and S3): accuracy per layer, one line per model (base dashed, fine-tuned solid).
 
-    ``scores`` maps a model name to its per-layer score table (``layer, metric, accuracy``).
+    ``scores`` maps a model name to its per-layer score table (``layer, metric, accuracy``);
+    several ``metric`` give one panel each (titled by the metric), side by side.
     """
-    fig, ax = plt.subplots(figsize=(7, 4), layout="constrained")
+    metrics = [metric] if isinstance(metric, str) else list(metric)
+    fig, axes = plt.subplots(
+        1, len(metrics), figsize=(7 + 4 * (len(metrics) - 1), 4), layout="constrained", squeeze=False
+    )
     rows = []
-    for name, table in scores.items():
-        chosen = table[table["metric"] == metric].sort_values("layer")
-        if chosen.empty:
-            raise EmbaugError(f"{png}: model '{name}' has no '{metric}' scores")
-        ax.plot(chosen["layer"], 100 * chosen["accuracy"], label=name, markersize=4, **_line_style(name))
-        rows.append(chosen.assign(model=name)[["model", "layer", "metric", "accuracy"]])
-    layers = sorted({int(layer) for table in rows for layer in table["layer"]})
-    ax.set_xticks(layers, ["emb." if layer == 0 else str(layer) for layer in layers])
-    ax.set_xlabel("layer (emb. = embedding layer, i = output of transformer block i)")
-    ax.set_ylabel(ylabel)
+    for ax, shown in zip(axes[0], metrics):
+        for name, table in scores.items():
+            chosen = table[table["metric"] == shown].sort_values("layer")
+            if chosen.empty:
+                raise EmbaugError(f"{png}: model '{name}' has no '{shown}' scores")
+            ax.plot(chosen["layer"], 100 * chosen["accuracy"], label=name, markersize=4, **_line_style(name))
+            rows.append(chosen.assign(model=name)[["model", "layer", "metric", "accuracy"]])
+        layers = sorted({int(layer) for layer in pd.concat(rows)["layer"]})
+        ax.set_xticks(layers, ["emb." if layer == 0 else str(layer) for layer in layers])
+        ax.set_xlabel("layer (emb. = embedding layer, i = output of transformer block i)")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        if len(metrics) > 1:
+            ax.set_title(shown, fontsize=9)
     fig.suptitle(title, fontsize=10)
-    ax.grid(alpha=0.3)
-    fig.legend(loc="outside lower center", ncol=min(3, len(scores)), fontsize=8, frameon=False)
+    panels_legend(fig, axes[0], max_columns=3)
     save_figure(fig, png, pd.concat(rows, ignore_index=True))
 
 
-def mteb_layer_scores(table: pd.DataFrame) -> pd.DataFrame:
+def mteb_layer_scores(table: pd.DataFrame, by_block: bool = False) -> pd.DataFrame:
     """A per-layer MTEB table (one row per layer, written by ``embaug mteb-table``) in the
-    ``layer, metric, accuracy`` shape :func:`layers_figure` reads: the block average, 0..1."""
+    ``layer, metric, accuracy`` shape :func:`layers_figure` reads, 0..1: the block average
+    (metric ``mteb``), or with ``by_block`` each block's mean (metric: the block's column name,
+    e.g. ``sts (mean)``; Figure S3)."""
     from .mteb_table import BLOCK_AVERAGE
 
-    return pd.DataFrame(
-        {"layer": table["model"].astype(int), "metric": "mteb", "accuracy": table[BLOCK_AVERAGE] / 100}
+    columns = [c for c in table.columns if c.endswith(" (mean)")] if by_block else [BLOCK_AVERAGE]
+    return pd.concat(
+        pd.DataFrame(
+            {
+                "layer": table["model"].astype(int),
+                "metric": column if by_block else "mteb",
+                "accuracy": table[column] / 100,
+            }
+        )
+        for column in columns
     )
 
 
