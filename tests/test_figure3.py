@@ -143,3 +143,24 @@ def test_unknown_figure3_dataset_is_named(tmp_path):
     )  # fmt: skip
     assert result.returncode != 0
     assert "figure3.train_on names 'wiree', which is not under datasets" in result.stdout + result.stderr
+
+
+def test_workflow_makes_figure3_from_batch_matched_runs(tmp_path):
+    """The two-dataset study end to end: subsets, runs scored on `news` every 3 batches, the figure."""
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(two_dataset_study(tmp_path)))
+    command = ["snakemake", "results/figures/figure3_curves.png", "-s", str(REPO_ROOT / "Snakefile")]
+    command += ["--cores", "2", "--configfile", str(path)]
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    news = pd.read_parquet(tmp_path / "data/raw/news.parquet")
+    subset = pd.read_parquet(tmp_path / "data/raw/wire.match-news.parquet")
+    wire = pd.read_parquet(tmp_path / "data/raw/wire.parquet")
+    assert len(news) == 100 and set(subset["doc_id"]) < set(wire["doc_id"])
+    chunks = {n: pd.read_parquet(tmp_path / f"data/chunks/{n}/n2.parquet") for n in ("news", "wire")}
+    assert pair_documents(subset, chunks["wire"]).sum() == pair_documents(news, chunks["news"]).sum()
+    curves = pd.read_csv(tmp_path / "results/figures/figure3_curves.csv")
+    assert list(dict.fromkeys(curves["run"])) == ["trained on news", "trained on wire"]
+    steps = {run: group["step"].tolist() for run, group in curves.groupby("run")}
+    assert steps["trained on news"] == steps["trained on wire"]  # the same number of batches
+    assert steps["trained on news"][:3] == [0, 3, 6] and curves["value"].between(0, 1).all()
