@@ -141,7 +141,7 @@ rule figure4c_mteb_layers:
         ylabel="MTEB block average (%)",
         title="Per-layer MTEB score, before and after fine-tuning",
     shell:
-        "embaug figure-layers {params.models} --metric {params.metric} --ylabel {params.ylabel:q} "
+        "embaug figure-layers {params.models} --metric {params.metric:q} --ylabel {params.ylabel:q} "
         "--title {params.title:q} --out {output.png:q} > {log:q} 2>&1"
 
 
