@@ -293,12 +293,21 @@ def run_checks(wildcards):
     """The checks of the datasets a run is scored on (rule check_dataset), so that a dataset the
     evaluation cannot use stops the workflow before fine-tuning. Ancient: a re-check (k changed)
     re-trains nothing."""
-    if wildcards.run in FIGURE3_RUNS:  # scored on figure3.evaluate_on only
-        return [ancient(f"data/checks/{FIGURE3_ON}.json")]
-    trained_on = RUNS[wildcards.run]["dataset"]  # Table S4's {dataset}.train is scored on {dataset}
-    scored_on = trained_on if trained_on in config["datasets"] else trained_on.removesuffix(".train")
-    datasets = dict.fromkeys([scored_on, *STUDY["evaluate_on"]])
+    spec = RUNS[wildcards.run]
+    datasets = spec.get("scored_on") or dict.fromkeys([settings_dataset(spec), *STUDY["evaluate_on"]])
     return [ancient(f"data/checks/{dataset}.json") for dataset in datasets]
+
+
+# A run spec (RUNS) is model, dataset, augmentation and overrides; a run on a derived dataset
+# (Table S4's training part, Figure 3's subset) also names `settings_of`, the configured dataset
+# whose `training` settings it takes (and that is checked), and may name `scored_on` (the datasets
+# checked instead), `eval_corpora` (scored on their whole split while training) and `settings`
+# (training settings of its own).
+
+
+def settings_dataset(spec):
+    """The configured dataset whose `datasets.<name>.training` settings a run takes."""
+    return spec.get("settings_of", spec["dataset"])
 
 
 def run_chunks(run):
@@ -387,21 +396,15 @@ def checkpoint_args(wildcards, output):
 def train_settings(wildcards):
     """A run's training parameters (JSON): training defaults, its dataset's, its augmentation, the device."""
     run = RUNS[wildcards.run]
-    dataset = run["dataset"]
-    if dataset not in config["datasets"]:  # Table S4's training part {dataset}.train: its dataset's
-        dataset = dataset.removesuffix(".train")
-    if wildcards.run in FIGURE3_RUNS:  # evaluate_on's batch size: the same number of batches
-        dataset = FIGURE3_ON
     training = {k: v for k, v in config["training"].items() if k not in NOT_TRAINING_SETTINGS}
     settings = {
         **training,
-        **config["datasets"][dataset].get("training", {}),
+        **config["datasets"][settings_dataset(run)].get("training", {}),
         **config["augmentations"][run["augmentation"]],
     }
     settings.update({k: v for k, v in run["overrides"].items() if k != "sentences"})
     settings.update(augmentation=run["augmentation"], device=config["device"], precision=config["precision"])
-    if wildcards.run in FIGURE3_RUNS:
-        settings.update(figure3_settings())
+    settings.update(run.get("settings", {}))
     # An unset option (null) is left to TrainSettings' default, so adding a new option to the
     # schema never changes existing runs' params (which would re-train them).
     return json.dumps({k: v for k, v in settings.items() if v is not None}, sort_keys=True)
@@ -487,7 +490,7 @@ def curve_args(wildcards):
 
 def eval_corpora(run):
     """Datasets a run is scored on by kNN on their whole split while training (Figure 3's)."""
-    return [FIGURE3_ON] if run in FIGURE3_RUNS else []
+    return RUNS[run].get("eval_corpora", [])
 
 
 def figure_targets():

@@ -110,6 +110,7 @@ if TABLE_S4["enabled"]:
                 "dataset": f"{_dataset}.train",
                 "augmentation": _augmentation,
                 "overrides": {},
+                "settings_of": _dataset,
             }
 
 

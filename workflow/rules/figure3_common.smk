@@ -16,18 +16,6 @@ def figure3_run(dataset):
     return run_id(TABLE_MODEL, figure3_dataset(dataset), FIGURE3["augmentation"])
 
 
-FIGURE3_RUNS = []
-if FIGURE3["enabled"]:
-    for _dataset in FIGURE3_TRAIN_ON:
-        FIGURE3_RUNS.append(figure3_run(_dataset))
-        RUNS[FIGURE3_RUNS[-1]] = {
-            "model": TABLE_MODEL,
-            "dataset": figure3_dataset(_dataset),
-            "augmentation": FIGURE3["augmentation"],
-            "overrides": {},
-        }
-
-
 def figure3_settings():
     """What a Figure 3 run adds to its training settings: the score's schedule and its split (the
     kNN stage's, so the last point is the last layer's Table 2 score of that model)."""
@@ -39,6 +27,22 @@ def figure3_settings():
         "eval_k": config["evaluation"]["knn"]["k"],
         "eval_metric": KNN_METRIC,
     }
+
+
+FIGURE3_RUNS = []
+if FIGURE3["enabled"]:
+    for _dataset in FIGURE3_TRAIN_ON:
+        FIGURE3_RUNS.append(figure3_run(_dataset))
+        RUNS[FIGURE3_RUNS[-1]] = {
+            "model": TABLE_MODEL,
+            "dataset": figure3_dataset(_dataset),
+            "augmentation": FIGURE3["augmentation"],
+            "overrides": {},
+            "settings_of": FIGURE3_ON,  # evaluate_on's batch size: the same number of batches
+            "scored_on": [FIGURE3_ON],
+            "eval_corpora": [FIGURE3_ON],
+            "settings": figure3_settings(),
+        }
 
 
 def figure3_curve_args(wildcards):
