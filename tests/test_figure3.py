@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from test_workflow import REPO_ROOT
+from test_shell_safety import commands
+from test_workflow import REPO_ROOT, output, snakemake
 
 from embaug.data.batch_matched import batch_matched_subset, pair_documents
 from embaug.data.chunking import chunk_corpus
@@ -89,15 +89,9 @@ def test_figure3_run_scores_the_evaluation_split_only(tmp_path, tiny_model_dir, 
 
 
 def dry_run_commands(tmp_path, config: dict) -> list[str]:
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(config))
-    command = ["snakemake", "-s", str(REPO_ROOT / "Snakefile"), "-n", "-p", "--cores", "1"]
-    result = subprocess.run(
-        [*command, "--configfile", str(path)], cwd=tmp_path, capture_output=True, text=True, timeout=300
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    lines = (line.strip().removeprefix("Shell command: ") for line in result.stdout.splitlines())
-    return [line for line in lines if line.startswith("embaug ")]
+    result = snakemake(tmp_path, config, "--dry-run", "--printshellcmds")
+    assert result.returncode == 0, output(result)[-3000:]
+    return commands(result.stdout)
 
 
 def two_dataset_study(tmp_path) -> dict:
@@ -135,24 +129,15 @@ def test_dry_run_adds_batch_matched_runs_and_the_figure(tmp_path):
 def test_unknown_figure3_dataset_is_named(tmp_path):
     config = two_dataset_study(tmp_path)
     config["figure3"]["train_on"] = ["news", "wiree"]
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(config))
-    result = subprocess.run(
-        ["snakemake", "-s", str(REPO_ROOT / "Snakefile"), "-n", "--configfile", str(path)],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+    result = snakemake(tmp_path, config, "--dry-run")
     assert result.returncode != 0
-    assert "figure3.train_on names 'wiree', which is not under datasets" in result.stdout + result.stderr
+    assert "figure3.train_on names 'wiree', which is not under datasets" in output(result)
 
 
 def test_workflow_makes_figure3_from_batch_matched_runs(tmp_path):
     """The two-dataset study end to end: subsets, runs scored on `news` every 3 batches, the figure."""
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(two_dataset_study(tmp_path)))
-    command = ["snakemake", "results/figures/figure3_curves.png", "-s", str(REPO_ROOT / "Snakefile")]
-    command += ["--cores", "2", "--configfile", str(path)]
-    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = snakemake(tmp_path, two_dataset_study(tmp_path), "results/figures/figure3_curves.png")
+    assert result.returncode == 0, output(result)[-3000:]
     news = pd.read_parquet(tmp_path / "data/raw/news.parquet")
     subset = pd.read_parquet(tmp_path / "data/raw/wire.match-news.parquet")
     wire = pd.read_parquet(tmp_path / "data/raw/wire.parquet")
