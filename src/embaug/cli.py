@@ -294,9 +294,10 @@ def cmd_batch_subset(args: argparse.Namespace) -> None:
     from .io import write_parquet
 
     whole = args.pairs in WHOLE_DOCUMENT_MAKERS
-    matched = read_parquet(args.match_corpus)
-    n_training = int(pair_documents(matched, read_parquet(args.match_chunks), whole).sum())
-    corpus, chunks = read_parquet(args.corpus), read_parquet(args.chunks)
+    ids = ["doc_id"]  # which documents give a pair is all the chunk files and the matched corpus tell
+    matched = read_parquet(args.match_corpus, columns=ids)
+    n_training = int(pair_documents(matched, read_parquet(args.match_chunks, columns=ids), whole).sum())
+    corpus, chunks = read_parquet(args.corpus), read_parquet(args.chunks, columns=ids)
     subset = batch_matched_subset(corpus, chunks, n_training, args.seed, whole)
     n_subset = int(pair_documents(subset, chunks, whole).sum())
     if n_subset < n_training:

@@ -261,6 +261,12 @@ def _mb(value_mb: float) -> float:
     return value_mb * 1e6
 
 
+def encode_flops(corpus: CorpusSize, model: ModelShape, max_length: int) -> float:
+    """FLOPs of one forward pass over every text of ``corpus`` (truncated at ``max_length``)."""
+    tokens = corpus.tokens(max_length)
+    return tokens * model.forward_flops_per_token(tokens / max(1, corpus.documents))
+
+
 def encode_request(
     corpus: CorpusSize,
     model: ModelShape,
@@ -277,8 +283,7 @@ def encode_request(
     embeddings; the embed stage writes each batch to its store and keeps none).
     """
     tokens = corpus.tokens(max_length)
-    length = tokens / max(1, corpus.documents)
-    flops = tokens * model.forward_flops_per_token(length)
+    flops = encode_flops(corpus, model, max_length)
     threads = GPU_HOST_THREADS if gpu else cpu_threads(flops)
     memory = (
         _mb(BASELINE_MB + 2 * model.weights_mb())
@@ -405,9 +410,7 @@ def finetune_request(
     length = min(chunks.text_bytes / max(1, chunks.documents) / CHARS_PER_TOKEN, max_length)
     flops = 1.25 * 3.0 * 2 * batch_size * steps * length * model.forward_flops_per_token(length)
     if split_eval is not None and eval_every > 0:
-        eval_length = min(split_eval.text_bytes / max(1, split_eval.documents) / CHARS_PER_TOKEN, max_length)
-        passes = 2 + steps // eval_every
-        flops += passes * split_eval.documents * eval_length * model.forward_flops_per_token(eval_length)
+        flops += (2 + steps // eval_every) * encode_flops(split_eval, model, max_length)
     threads = GPU_HOST_THREADS if gpu else cpu_threads(flops)
     memory = _mb(BASELINE_MB + 4 * model.weights_mb()) + 2 * chunks.text_memory_bytes()
     return _request(memory, _minutes(_compute_seconds(flops, gpu, threads)), threads, attempt)

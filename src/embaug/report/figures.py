@@ -167,14 +167,16 @@ def layers_figure(
     )
     rows = []
     for ax, shown in zip(axes[0], metrics):
+        layers: set[int] = set()
         for name, table in scores.items():
             chosen = table[table["metric"] == shown].sort_values("layer")
             if chosen.empty:
                 raise EmbaugError(f"{png}: model '{name}' has no '{shown}' scores")
             ax.plot(chosen["layer"], 100 * chosen["accuracy"], label=name, markersize=4, **_line_style(name))
             rows.append(chosen.assign(model=name)[["model", "layer", "metric", "accuracy"]])
-        layers = sorted({int(layer) for layer in pd.concat(rows)["layer"]})
-        ax.set_xticks(layers, ["emb." if layer == 0 else str(layer) for layer in layers])
+            layers.update(int(layer) for layer in chosen["layer"])
+        ticks = sorted(layers)
+        ax.set_xticks(ticks, ["emb." if layer == 0 else str(layer) for layer in ticks])
         ax.set_xlabel("layer (emb. = embedding layer, i = output of transformer block i)")
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
