@@ -215,7 +215,7 @@ def cmd_linear(args: argparse.Namespace) -> None:
 
     from .evaluate.linear import LinearSettings, linear_accuracy
     from .evaluate.scores import score_layers
-    from .evaluate.split import labelled_split, stratified_subsample
+    from .evaluate.split import labelled_split
     from .io import write_csv
 
     layers, layer_ids, labels = _load_embeddings(args.embeddings, args.corpus)
@@ -224,8 +224,8 @@ def cmd_linear(args: argparse.Namespace) -> None:
     scorer = partial(linear_accuracy, settings=settings)
     scores = score_layers(layers, layer_ids, labels, {"logistic": scorer}, args.test_fraction, args.seed)
     train, _ = labelled_split(labels, args.test_fraction, args.seed)
-    fitted = stratified_subsample(train, labels, args.max_train, args.seed)
-    scores.insert(len(scores.columns) - 1, "n_fit", len(fitted))
+    n_fit = len(train) if args.max_train is None else min(len(train), args.max_train)  # the subsample's size
+    scores.insert(len(scores.columns) - 1, "n_fit", n_fit)
     write_csv(scores, args.out)
 
 

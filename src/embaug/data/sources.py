@@ -16,6 +16,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import urlsplit
 
+import numpy as np
 import pandas as pd
 
 from ..downloads import Entry, cache_path, fetch_url, hub_error, hub_unreachable
@@ -181,15 +182,12 @@ def normalize_corpus(df: pd.DataFrame, dataset: str, spec: dict[str, Any]) -> pd
 
 
 def stratified_subsample(df: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
-    """A deterministic subset of ``n`` rows whose label shares match the full table's."""
-    if n >= len(df):
-        return df
-    from sklearn.model_selection import train_test_split
+    """A deterministic subset of ``n`` rows whose label shares match the full table's (a plain
+    random one where a label is too rare to stratify), in table order."""
+    from ..evaluate.split import stratified_subsample as subsample_rows
 
-    counts = df["label"].value_counts()
-    stratify = df["label"] if counts.min() >= 2 and n >= len(counts) else None
-    keep, _ = train_test_split(df, train_size=n, random_state=seed, stratify=stratify)
-    return keep.sort_index()
+    rows = subsample_rows(np.arange(len(df)), df["label"].to_numpy(), n, seed)
+    return df if len(rows) == len(df) else df.iloc[rows]
 
 
 def load_corpus(dataset: str, spec: dict[str, Any], cache_dir: str | Path) -> pd.DataFrame:
