@@ -105,6 +105,10 @@ class CorpusSize:
         """Tokens after truncation at ``max_length``: at most ``max_length`` per text."""
         return min(math.ceil(self.text_bytes / CHARS_PER_TOKEN), self.documents * max_length)
 
+    def mean_tokens(self, max_length: int) -> float:
+        """Tokens per text after truncation (:meth:`tokens` over the texts)."""
+        return self.tokens(max_length) / max(1, self.documents)
+
     def text_memory_bytes(self) -> int:
         """Bytes of the texts held as Python strings."""
         return self.text_bytes + self.documents * PYTHON_STR_BYTES
@@ -263,8 +267,7 @@ def _mb(value_mb: float) -> float:
 
 def encode_flops(corpus: CorpusSize, model: ModelShape, max_length: int) -> float:
     """FLOPs of one forward pass over every text of ``corpus`` (truncated at ``max_length``)."""
-    tokens = corpus.tokens(max_length)
-    return tokens * model.forward_flops_per_token(tokens / max(1, corpus.documents))
+    return corpus.tokens(max_length) * model.forward_flops_per_token(corpus.mean_tokens(max_length))
 
 
 def encode_request(
@@ -407,7 +410,7 @@ def finetune_request(
     """
     steps = epochs * math.ceil(chunks.documents / max(1, batch_size))
     steps = min(steps, max_steps) if max_steps else steps
-    length = min(chunks.text_bytes / max(1, chunks.documents) / CHARS_PER_TOKEN, max_length)
+    length = chunks.mean_tokens(max_length)
     flops = 1.25 * 3.0 * 2 * batch_size * steps * length * model.forward_flops_per_token(length)
     if split_eval is not None and eval_every > 0:
         flops += (2 + steps // eval_every) * encode_flops(split_eval, model, max_length)
