@@ -198,14 +198,19 @@ def freeze_layers(model: torch.nn.Module, k: int) -> None:
         block.requires_grad_(False)
 
 
-def adam(model: torch.nn.Module, learning_rate: float) -> torch.optim.Adam:
-    """Adam without weight decay on the trainable (not frozen) weights; the fused kernel where
-    torch has one for the device (same update)."""
-    parameters = [parameter for parameter in model.parameters() if parameter.requires_grad]
+def fused_optimizer(kind: type[torch.optim.Optimizer], parameters, **options) -> torch.optim.Optimizer:
+    """``kind(parameters, **options)`` with the fused kernel where torch has one for the device
+    (same update), else the default one."""
     try:
-        return torch.optim.Adam(parameters, lr=learning_rate, fused=True)
-    except (RuntimeError, ValueError):  # no fused Adam for this device in this torch
-        return torch.optim.Adam(parameters, lr=learning_rate)
+        return kind(parameters, fused=True, **options)
+    except (RuntimeError, ValueError):  # no fused kernel for this device in this torch
+        return kind(parameters, **options)
+
+
+def adam(model: torch.nn.Module, learning_rate: float) -> torch.optim.Adam:
+    """Adam without weight decay on the trainable (not frozen) weights, fused where torch can."""
+    parameters = [parameter for parameter in model.parameters() if parameter.requires_grad]
+    return fused_optimizer(torch.optim.Adam, parameters, lr=learning_rate)
 
 
 def training_documents(

@@ -1,0 +1,160 @@
+"""Masked-language-model data: token windows of a corpus, transformers' masking, held-out scores.
+
+The masking is transformers' own :class:`~transformers.DataCollatorForLanguageModeling` (15% of
+the tokens, of which 80% become ``[MASK]``, 10% a random token and 10% stay; with
+``whole_word_mask`` every piece of a chosen word), seeded so that a run is reproducible and its
+generator state can be checkpointed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import torch
+from transformers import DataCollatorForLanguageModeling, PreTrainedTokenizerBase
+
+from .encode import autocast
+from .errors import EmbaugError
+
+Window = dict[str, np.ndarray]
+"""One training sequence: ``input_ids``, ``special_tokens_mask`` (and ``offset_mapping`` for
+whole-word masking), each an array of the window's tokens."""
+
+
+def token_windows(
+    texts: Sequence[str],
+    tokenizer: PreTrainedTokenizerBase,
+    max_length: int,
+    whole_word_mask: bool = False,
+    batch_size: int = 1000,
+) -> list[Window]:
+    """Every text cut into windows of at most ``max_length`` tokens (special tokens included).
+
+    A text longer than one window continues in the next (the tokenizer's overflow), so no text is
+    lost to truncation; windows are in text order. Windows are kept as small numpy arrays (a
+    corpus of millions of tokens as Python lists would take gigabytes).
+    """
+    windows: list[Window] = []
+    for first in range(0, len(texts), batch_size):
+        encoded = tokenizer(
+            list(texts[first : first + batch_size]),
+            truncation=True,
+            max_length=max_length,
+            return_overflowing_tokens=True,
+            return_special_tokens_mask=True,
+            return_offsets_mapping=whole_word_mask,
+            return_attention_mask=False,
+            return_token_type_ids=False,
+        )
+        for row, ids in enumerate(encoded["input_ids"]):
+            window = {
+                "input_ids": np.asarray(ids, dtype=np.int32),
+                "special_tokens_mask": np.asarray(encoded["special_tokens_mask"][row], dtype=np.int8),
+            }
+            if whole_word_mask:
+                window["offset_mapping"] = np.asarray(encoded["offset_mapping"][row], dtype=np.int32)
+            if len(ids) > int(window["special_tokens_mask"].sum()):  # at least one maskable token
+                windows.append(window)
+    return windows
+
+
+def masking_collator(
+    tokenizer: PreTrainedTokenizerBase,
+    seed: int,
+    mlm_probability: float = 0.15,
+    mask_replace_prob: float = 0.8,
+    random_replace_prob: float = 0.1,
+    whole_word_mask: bool = False,
+) -> DataCollatorForLanguageModeling:
+    """transformers' MLM collator (dynamic padding, masking) drawing from its own seeded generator.
+
+    The generator (``collator.generator``) is created here, so its state can be saved and put
+    back before the first batch of a resumed run.
+    """
+    if tokenizer.mask_token_id is None:
+        raise EmbaugError(f"pretraining: the tokenizer of {tokenizer.name_or_path} has no mask token")
+    collator = DataCollatorForLanguageModeling(
+        tokenizer,
+        mlm_probability=mlm_probability,
+        mask_replace_prob=mask_replace_prob,
+        random_replace_prob=random_replace_prob,
+        whole_word_mask=whole_word_mask,
+        seed=seed,
+    )
+    collator.create_rng("pt")
+    return collator
+
+
+def collate(collator: DataCollatorForLanguageModeling, windows: Sequence[Window]) -> dict[str, torch.Tensor]:
+    """One masked, padded batch (``input_ids``, ``attention_mask``, ``labels``) of ``windows``."""
+    return collator([{key: value.tolist() for key, value in window.items()} for window in windows])
+
+
+def heldout_split(n_texts: int, n_heldout: int, seed: int, key: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(train, heldout)`` text indices: ``n_heldout`` texts drawn with ``seed``, both sorted.
+
+    ``key`` names the config setting in the error of a held-out set that leaves nothing to train.
+    """
+    if n_heldout >= n_texts:
+        raise EmbaugError(
+            f"{key}: {n_heldout} held-out documents leave none of the {n_texts} documents to train on"
+        )
+    heldout = np.sort(np.random.default_rng(seed).choice(n_texts, size=n_heldout, replace=False))
+    return np.setdiff1d(np.arange(n_texts), heldout), heldout
+
+
+class HeldOutMlm:
+    """MLM loss and accuracy on held-out windows, masked once (seeded): every call scores the same
+    masked tokens, so scores at different steps compare. Mean cross-entropy and the share of
+    masked tokens predicted exactly, over all masked tokens of the set."""
+
+    def __init__(
+        self,
+        windows: Sequence[Window],
+        collator: DataCollatorForLanguageModeling,
+        batch_size: int,
+        device: torch.device,
+        precision: str = "float32",
+    ) -> None:
+        self.batches = [
+            collate(collator, windows[i : i + batch_size]) for i in range(0, len(windows), batch_size)
+        ]
+        self.device, self.precision = device, precision
+
+    def __call__(self, model: torch.nn.Module) -> dict[str, float]:
+        """``{"heldout_loss": ..., "heldout_accuracy": ...}`` of ``model`` (eval mode, no gradient)."""
+        was_training = model.training
+        model.eval()
+        loss_sum, correct, masked = 0.0, 0, 0
+        with torch.no_grad():
+            for batch in self.batches:
+                batch = {key: value.to(self.device) for key, value in batch.items()}
+                with autocast(self.device, precision=self.precision):
+                    logits = model(
+                        input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
+                    ).logits
+                chosen = batch["labels"] != -100
+                logits, labels = logits[chosen].float(), batch["labels"][chosen]
+                loss_sum += float(torch.nn.functional.cross_entropy(logits, labels, reduction="sum"))
+                correct += int((logits.argmax(dim=-1) == labels).sum())
+                masked += int(chosen.sum())
+        model.train(was_training)
+        if not masked:
+            return {"heldout_loss": float("nan"), "heldout_accuracy": float("nan")}
+        return {"heldout_loss": loss_sum / masked, "heldout_accuracy": correct / masked}
+
+
+def micro_batch_order(n_windows: int, batch_size: int, seed: int, done: int = 0) -> Iterator[np.ndarray]:
+    """Window indices of every micro-batch from number ``done`` on, epoch after epoch, endlessly.
+
+    Epoch ``e`` is a permutation drawn from ``(seed, e)`` alone (its last batch may be smaller),
+    so the order after any number of batches needs no saved state: a resumed run skips to it.
+    """
+    per_epoch = -(-n_windows // batch_size)
+    epoch, position = divmod(done, per_epoch)
+    while True:
+        order = np.random.default_rng([seed, epoch]).permutation(n_windows)
+        for first in range(position * batch_size, n_windows, batch_size):
+            yield order[first : first + batch_size]
+        epoch, position = epoch + 1, 0
