@@ -69,9 +69,12 @@ def masking_collator(
 ) -> DataCollatorForLanguageModeling:
     """transformers' MLM collator (dynamic padding, masking) drawing from its own seeded generator.
 
-    The generator (``collator.generator``) is created here, so its state can be saved and put
-    back before the first batch of a resumed run.
+    With ``whole_word_mask`` every piece of a chosen word becomes ``[MASK]`` (transformers'
+    whole-word masking has no random or kept tokens). The generator (``collator.generator``) is
+    created here, so its state can be saved and put back before the first batch of a resumed run.
     """
+    if whole_word_mask:  # transformers replaces every piece of a chosen word by [MASK] (and says so)
+        mask_replace_prob, random_replace_prob = 1.0, 0.0
     if tokenizer.mask_token_id is None:
         raise EmbaugError(f"pretraining: the tokenizer of {tokenizer.name_or_path} has no mask token")
     collator = DataCollatorForLanguageModeling(
