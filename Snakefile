@@ -13,6 +13,7 @@ include: "workflow/rules/figure3_common.smk"
 include: "workflow/rules/variants_common.smk"
 include: "workflow/rules/paper_common.smk"
 include: "workflow/rules/data.smk"
+include: "workflow/rules/pretrain.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/embed.smk"
 include: "workflow/rules/evaluate.smk"
@@ -44,6 +45,7 @@ localrules:
     figure2_tsne,
     figure_layers,
     figure_loss,
+    figure_pretrain_loss,
     figure1_training_curves,
     figure3_curves,
     figure4c_mteb_layers,

@@ -109,6 +109,21 @@ def cmd_finetune(args: argparse.Namespace) -> None:
     )
 
 
+def cmd_pretrain(args: argparse.Namespace) -> None:
+    """Pretrain a base model by masked language modelling and save it with its log."""
+    from pathlib import Path
+
+    from .encode import set_precision
+    from .models import set_threads
+    from .pretrain import PretrainSettings, pretrain
+
+    set_threads(args.threads)
+    settings = PretrainSettings(**json.loads(args.settings))
+    set_precision(settings.precision)
+    corpora = {Path(path).stem: read_parquet(path, columns=["text"]) for path in args.corpus}
+    pretrain(args.model, corpora, settings, args.out, args.name, args.checkpoint_dir, args.checkpoint_every)
+
+
 EMBED_WINDOW = 8192
 """Documents read, tokenized and length-sorted together by ``embed`` (memory: one window's tokens)."""
 
@@ -429,7 +444,7 @@ def cmd_figure_loss(args: argparse.Namespace) -> None:
 
     from .report.figures import loss_figure
 
-    loss_figure(pd.read_csv(Path(args.run_dir) / "train_log.csv"), args.out, args.title)
+    loss_figure(pd.read_csv(Path(args.run_dir) / "train_log.csv"), args.out, args.title, args.ylabel)
 
 
 def cmd_figure_curves(args: argparse.Namespace) -> None:
@@ -573,6 +588,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub.add_argument(
         "--checkpoint-every", type=int, default=1000, metavar="N", help="batches between checkpoints"
+    )
+    sub.add_argument("--out", required=True)
+
+    sub = stage("pretrain", cmd_pretrain)
+    sub.add_argument("--model", required=True, help="the base: hub id or local directory")
+    sub.add_argument("--corpus", required=True, nargs="+", help="raw corpora whose text it learns")
+    sub.add_argument("--settings", required=True, help="PretrainSettings fields as JSON")
+    sub.add_argument("--name", default="", help="the model's config name, for messages")
+    sub.add_argument("--threads", type=int)
+    sub.add_argument(
+        "--checkpoint-dir", help="keep the training state here, and resume from it (default: no checkpoints)"
+    )
+    sub.add_argument(
+        "--checkpoint-every", type=int, default=500, metavar="N", help="steps between checkpoints"
     )
     sub.add_argument("--out", required=True)
 
@@ -743,6 +772,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = stage("figure-loss", cmd_figure_loss)
     sub.add_argument("--run-dir", required=True)
     sub.add_argument("--title", default="")
+    sub.add_argument("--ylabel", default="InfoNCE loss")
     sub.add_argument("--out", required=True)
 
     sub = stage("figure-curves", cmd_figure_curves)

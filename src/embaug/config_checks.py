@@ -107,7 +107,7 @@ def is_local_path(source: str) -> bool:
 
 def check_model_source(name: str, source: str) -> None:
     """A local model folder must exist (a hub id is looked up when it is loaded)."""
-    if source in ("scratch",) or source.startswith("package:") or not is_local_path(source):
+    if source in ("scratch",) or source.startswith(("package:", PRETRAINED)) or not is_local_path(source):
         return
     path = Path(source).expanduser()
     if not path.exists():
@@ -117,6 +117,68 @@ def check_model_source(name: str, source: str) -> None:
             f"models.{name}.source: '{source}' is a file; give the folder a model was saved to "
             "(save_pretrained)"
         )
+
+
+PRETRAINED = "pretrained:"
+"""The source prefix of a model pretrained by the workflow (``pretrained:BASE``, rule pretrain)."""
+
+
+def pretraining_base(spec: dict[str, Any]) -> str | None:
+    """The model a ``pretrained:BASE`` source pretrains, or ``None`` for any other source."""
+    source = spec["source"]
+    return source.removeprefix(PRETRAINED) if source.startswith(PRETRAINED) else None
+
+
+def pretraining_origin(models: dict[str, Any], name: str) -> str:
+    """The model at the start of a chain of ``pretrained:`` sources (``name`` itself if none)."""
+    seen = [name]
+    while (base := pretraining_base(models[name])) is not None:
+        if base not in models:
+            raise ConfigError(
+                f"models.{name}.source: pretrained:{base} names a model that is not under models "
+                f"(defined: {', '.join(models)})"
+            )
+        if base in seen:
+            raise ConfigError(
+                f"models.{seen[0]}.source: pretrained: sources form a loop ({' -> '.join([*seen, base])})"
+            )
+        seen.append(base)
+        name = base
+    return name
+
+
+def check_pretraining(config: dict[str, Any]) -> None:
+    """``pretrained:BASE`` models: a known base with a masked-LM head, `pretraining` settings,
+    known corpora, replacement shares that add up to at most 1."""
+    for name, spec in config["models"].items():
+        base = pretraining_base(spec)
+        settings = spec.get("pretraining")
+        if base is None:
+            if settings is not None:
+                raise ConfigError(f"models.{name}.pretraining is only read for source: pretrained:MODEL")
+            continue
+        origin = pretraining_origin(config["models"], name)
+        if config["models"][origin].get("kind") == "embedding_only" and origin != name:
+            raise ConfigError(
+                f"models.{name}.source: {origin} is an embedding_only model; masked-language-model "
+                "pretraining needs a BERT"
+            )
+        if settings is None:
+            raise ConfigError(
+                f"models.{name}.pretraining: required for source: {spec['source']} (at least corpora)"
+            )
+        for dataset in settings["corpora"]:
+            if dataset not in config["datasets"]:
+                raise ConfigError(
+                    f"models.{name}.pretraining.corpora names '{dataset}', which is not under datasets "
+                    f"(defined: {', '.join(config['datasets'])})"
+                )
+        replaced = settings["mask_replace_prob"] + settings["random_replace_prob"]
+        if replaced > 1:
+            raise ConfigError(
+                f"models.{name}.pretraining: mask_replace_prob + random_replace_prob is {replaced:g}, "
+                "more than all the chosen tokens"
+            )
 
 
 def check_architecture(name: str, architecture: dict[str, Any]) -> None:
@@ -166,6 +228,7 @@ def check_config(config: dict[str, Any], pair_makers: Iterable[str]) -> None:
                 check_layers(config["embedding"]["layers"], blocks + 1, "embedding.layers", name)
             except EmbaugError as exc:
                 raise ConfigError(str(exc)) from None
+    check_pretraining(config)
     known = set(pair_makers)
     for name, spec in config["augmentations"].items():
         if spec["pairs"] not in known:

@@ -387,6 +387,36 @@ def mteb_request(
     )
 
 
+def pretrain_request(
+    corpora: list[CorpusSize],
+    model: ModelShape,
+    *,
+    max_length: int,
+    windows_per_step: int,
+    steps: int,
+    gpu: bool,
+    attempt: int = 1,
+) -> Request:
+    """Masked-language-model pretraining: ``steps`` optimizer steps of ``windows_per_step`` windows.
+
+    Memory: baseline + weights, gradients and AdamW's two moments (4 x float32 weights) + the
+    corpora's texts and their tokens. Time: ``3 x`` the forward FLOPs (forward + backward) of every
+    window, each counted at the corpora's mean truncated length (the output layer over the
+    vocabulary is left out).
+    """
+    documents = sum(corpus.documents for corpus in corpora)
+    length = sum(corpus.tokens(max_length) for corpus in corpora) / max(1, documents)
+    flops = 3.0 * 2 * windows_per_step * steps * length * model.forward_flops_per_token(length)
+    threads = GPU_HOST_THREADS if gpu else cpu_threads(flops)
+    text = sum(corpus.text_memory_bytes() + corpus.tokens(max_length) * TOKEN_BYTES for corpus in corpora)
+    return _request(
+        _mb(BASELINE_MB + 4 * model.weights_mb()) + 2 * text,
+        _minutes(_compute_seconds(flops, gpu, threads)),
+        threads,
+        attempt,
+    )
+
+
 def finetune_request(
     chunks: CorpusSize,
     model: ModelShape,

@@ -10,7 +10,7 @@ import yaml
 from snakemake.utils import min_version, validate
 
 from embaug.augment import PAIR_MAKERS
-from embaug.config_checks import check_config, check_schema
+from embaug.config_checks import check_config, check_schema, pretraining_base, pretraining_origin
 
 min_version("9.0")
 
@@ -265,12 +265,25 @@ def hub_model_name(repo, revision):
     return repo.replace("--", "/")
 
 
+def is_pretrained(model):
+    """A model pretrained by the workflow (`source: pretrained:BASE`, rule pretrain)."""
+    return model in config["models"] and pretraining_base(config["models"][model]) is not None
+
+
+def model_origin(model):
+    """The model whose architecture a model has: itself, or the start of its `pretrained:` chain."""
+    return pretraining_origin(config["models"], model)
+
+
 def model_path(model):
-    """What `embaug` loads for a model name: a run's, scratch or pinned hub model's folder, else the source."""
+    """What `embaug` loads for a model name: a run's, scratch, pretrained or pinned hub model's
+    folder, else the source."""
     if model in RUNS:
         return f"results/models/{model}"
     if is_scratch(model):
         return f"results/base_models/{model}"
+    if is_pretrained(model):
+        return f"results/pretrained/{model}"
     if is_pinned_hub_model(model):
         return hub_model_dir(model)
     return config["models"][model]["source"]
@@ -278,7 +291,8 @@ def model_path(model):
 
 def model_files(model):
     """The files a model depends on (none for an unpinned hub id or an existing local directory)."""
-    return [model_path(model)] if model in RUNS or is_scratch(model) or is_pinned_hub_model(model) else []
+    made = model in RUNS or is_scratch(model) or is_pretrained(model) or is_pinned_hub_model(model)
+    return [model_path(model)] if made else []
 
 
 def raw(dataset):
@@ -391,6 +405,34 @@ def checkpoint_args(wildcards, output):
     return shlex.join(
         ["--checkpoint-dir", str(folder), "--checkpoint-every", str(config["training"]["checkpoint_every"])]
     )
+
+
+def pretrain_settings(wildcards):
+    """A pretraining's parameters (JSON): its `pretraining` settings but the corpora (its inputs)
+    and the checkpoint interval, with the device and precision."""
+    spec = config["models"][wildcards.model]["pretraining"]
+    settings = {k: v for k, v in spec.items() if k not in ("corpora", "checkpoint_every")}
+    settings.update(device=config["device"], precision=config["precision"])
+    return json.dumps(settings, sort_keys=True)
+
+
+def pretrain_checkpoint_args(wildcards, output):
+    """`--checkpoint-dir results/checkpoints/pretrained/{model} --checkpoint-every N` of a
+    pretraining (a function of ``output``, like checkpoint_args: no tracked parameter)."""
+    folder = Path(output[0]).parent.parent / "checkpoints" / "pretrained" / wildcards.model
+    every = config["models"][wildcards.model]["pretraining"]["checkpoint_every"]
+    return shlex.join(["--checkpoint-dir", str(folder), "--checkpoint-every", str(every)])
+
+
+def pretrained_models():
+    """The pretrained models the study uses, directly or as the base of another one."""
+    used = [*STUDY["models"], *STUDY["comparison_models"], *(spec["model"] for spec in RUNS.values())]
+    found = []
+    for model in dict.fromkeys(used):
+        while is_pretrained(model):
+            found.append(model)
+            model = pretraining_base(config["models"][model])
+    return list(dict.fromkeys(found))
 
 
 def train_settings(wildcards):
@@ -507,6 +549,7 @@ def figure_targets():
     datasets = dict.fromkeys(STUDY["train_on"] + STUDY["evaluate_on"])
     targets += [f"results/figures/figure4_layers_knn_{d}.png" for d in datasets]
     targets += [f"results/figures/loss/{run}.png" for run in RUNS]
+    targets += [f"results/figures/pretrain_loss/{m}.png" for m in pretrained_models()]
     if EVAL_EVERY and RUNS:
         targets.append("results/figures/figure1_training_curves.png")
     if FIGURE3_RUNS:
@@ -642,7 +685,7 @@ def mteb_layers(model):
     """Layer indices scored per layer: mteb.layers, else every layer (from the model's config)."""
     if MTEB["layers"] is not None:
         return MTEB["layers"]
-    base = RUNS[model]["model"] if model in RUNS else model
+    base = model_origin(RUNS[model]["model"] if model in RUNS else model)
     if is_scratch(base):
         return list(range(config["models"][base]["architecture"].get("num_hidden_layers", 12) + 1))
     from transformers import AutoConfig

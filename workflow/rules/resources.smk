@@ -16,7 +16,7 @@ GPU_JOBS = config["device"] != "cpu"  # GPU rules run on a GPU unless the config
 @functools.cache
 def model_shape(model):
     """Depth, width and parameters of a model name (a run has its base model's shape)."""
-    base = RUNS[model]["model"] if model in RUNS else model
+    base = model_origin(RUNS[model]["model"] if model in RUNS else model)  # pretraining keeps the shape
     spec = config["models"][base]
     if is_scratch(base):
         return sizing.ModelShape.from_config(
@@ -107,6 +107,15 @@ def _finetune(wildcards, input, attempt):
     )  # fmt: skip
 
 
+def _pretrain(wildcards, input, attempt):
+    settings = config["models"][wildcards.model]["pretraining"]
+    return sizing.pretrain_request(
+        [sizing.corpus_size(path) for path in input.corpora], model_shape(wildcards.model),
+        max_length=settings["max_length"], windows_per_step=settings["batch_size"] * settings["grad_accumulation"],
+        steps=settings["steps"], gpu=GPU_JOBS, attempt=attempt,
+    )  # fmt: skip
+
+
 MTEB_DEFAULT_TASK = sizing.CorpusSize(documents=100_000, text_bytes=100_000 * 1_000)
 """Assumed for an MTEB task whose size is unknown (no local file, no shipped statistics)."""
 
@@ -136,5 +145,6 @@ KNN_THREADS, KNN_MEM_MB, KNN_RUNTIME = _sized(_knn)
 LINEAR_THREADS, LINEAR_MEM_MB, LINEAR_RUNTIME = _sized(_linear)
 TSNE_THREADS, TSNE_MEM_MB, TSNE_RUNTIME = _sized(_tsne)
 FINETUNE_THREADS, FINETUNE_MEM_MB, FINETUNE_RUNTIME = _sized(_finetune)
+PRETRAIN_THREADS, PRETRAIN_MEM_MB, PRETRAIN_RUNTIME = _sized(_pretrain)
 MTEB_THREADS, MTEB_MEM_MB, MTEB_RUNTIME = _sized(_mteb)
 MTEB_LAYERS_THREADS, MTEB_LAYERS_MEM_MB, MTEB_LAYERS_RUNTIME = _sized(_mteb_layers)

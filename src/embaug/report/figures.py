@@ -207,10 +207,11 @@ def mteb_layer_scores(table: pd.DataFrame, by_block: bool = False) -> pd.DataFra
     )
 
 
-def loss_figure(train_log: pd.DataFrame, png: str | Path, title: str) -> None:
-    """Training loss (per batch and a running mean) and learning rate against the batch number."""
+def loss_figure(train_log: pd.DataFrame, png: str | Path, title: str, ylabel: str = "InfoNCE loss") -> None:
+    """Training loss (per batch and a running mean) and learning rate against the batch number;
+    a log with a ``heldout_loss`` column (pretraining) also shows it at the steps it was scored."""
     window = max(1, len(train_log) // 20)
-    data = train_log[["step", "loss", "lr"]].copy()
+    data = train_log[["step", "loss", "lr", *[c for c in ["heldout_loss"] if c in train_log]]].copy()
     data["loss_smoothed"] = data["loss"].rolling(window, min_periods=1).mean()
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 5), sharex=True, layout="constrained")
     top.plot(data["step"], data["loss"], color="#9ecae1" if window > 1 else "#08519c", label="per batch")
@@ -218,7 +219,10 @@ def loss_figure(train_log: pd.DataFrame, png: str | Path, title: str) -> None:
         top.plot(
             data["step"], data["loss_smoothed"], color="#08519c", label=f"running mean ({window} batches)"
         )
-    top.set_ylabel("InfoNCE loss")
+    if "heldout_loss" in data:
+        held = data.dropna(subset=["heldout_loss"])
+        top.plot(held["step"], held["heldout_loss"], "o-", color="#d94801", markersize=3, label="held out")
+    top.set_ylabel(ylabel)
     top.legend(fontsize=8, loc="upper right", frameon=False)
     top.grid(alpha=0.3)
     top.set_title(title, fontsize=10)

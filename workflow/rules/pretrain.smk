@@ -1,0 +1,52 @@
+"""Masked-language-model pretraining of base models (`source: pretrained:MODEL`) and its loss curve."""
+
+
+rule pretrain:
+    input:
+        model=lambda w: model_files(pretraining_base(config["models"][w.model])),
+        corpora=lambda w: [raw(d) for d in config["models"][w.model]["pretraining"]["corpora"]],
+    output:
+        directory("results/pretrained/{model}"),
+    log:
+        "logs/pretrain/{model}.log",
+    benchmark:
+        "results/benchmarks/pretrain/{model}.tsv"
+    conda:
+        "../../envs/embaug.yaml"
+    threads: PRETRAIN_THREADS
+    resources:
+        gpu=1,
+        mem_mb=PRETRAIN_MEM_MB,
+        runtime=PRETRAIN_RUNTIME,
+    params:
+        model=lambda w: model_path(pretraining_base(config["models"][w.model])),
+        settings=pretrain_settings,
+        checkpoints=pretrain_checkpoint_args,
+    shell:
+        "embaug pretrain --model {params.model:q} --corpus {input.corpora:q} "
+        "--settings {params.settings:q} --name {wildcards.model:q} --threads {threads} "
+        "{params.checkpoints} --out {output:q} > {log:q} 2>&1"
+
+
+rule figure_pretrain_loss:
+    input:
+        "results/pretrained/{model}",
+    output:
+        png=report(
+            "results/figures/pretrain_loss/{model}.png",
+            caption="../report/pretrain_loss.rst",
+            category="Pretraining loss",
+            labels={"model": "{model}"},
+        ),
+        csv="results/figures/pretrain_loss/{model}.csv",
+    log:
+        "logs/figures/pretrain_loss/{model}.log",
+    benchmark:
+        "results/benchmarks/figures/pretrain_loss/{model}.tsv"
+    conda:
+        "../../envs/embaug.yaml"
+    params:
+        title=lambda w: f"{w.model}: masked-language-model pretraining loss and learning rate",
+    shell:
+        "embaug figure-loss --run-dir {input:q} --title {params.title:q} --ylabel 'masked-LM loss' "
+        "--out {output.png:q} > {log:q} 2>&1"
