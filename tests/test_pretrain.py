@@ -13,7 +13,14 @@ from transformers import AutoModel, AutoModelForMaskedLM, AutoTokenizer
 from embaug import pretrain as pretraining
 from embaug.checkpoint import CHECKPOINT_FILE
 from embaug.errors import EmbaugError
-from embaug.mlm import collate, heldout_split, masking_collator, micro_batch_order, token_windows
+from embaug.mlm import (
+    collate,
+    heldout_split,
+    masked_predictions,
+    masking_collator,
+    micro_batch_order,
+    token_windows,
+)
 from embaug.models import load_encoder
 from embaug.pretrain import PretrainSettings, pretrain
 
@@ -201,3 +208,15 @@ def test_an_interrupted_run_resumes_to_the_same_model(
     assert_same_run(out, uninterrupted)
     assert json.loads((out / "run.json").read_text())["resumed_after_steps"] == resumed_after
     assert not checkpoints.exists()
+
+
+def test_the_head_on_the_chosen_tokens_gives_the_models_own_loss(tiny_model_dir, tokenizer, corpus):
+    model, _ = pretraining.load_masked_lm(str(tiny_model_dir), torch.device("cpu"))
+    model.eval()
+    windows = token_windows(corpus["text"].tolist()[:16], tokenizer, 64)
+    batch = collate(masking_collator(tokenizer, 0), windows)
+    scores, labels = masked_predictions(model, batch)
+    assert scores.shape == (int((batch["labels"] != -100).sum()), len(tokenizer))
+    with torch.no_grad():
+        expected = model(**batch).loss
+    assert torch.allclose(torch.nn.functional.cross_entropy(scores, labels), expected, atol=1e-6)

@@ -24,7 +24,15 @@ from .checkpoint import Checkpoints, capture_rng, restore_rng, run_fingerprint
 from .encode import autocast, autocast_dtype, input_length
 from .errors import EmbaugError, first_line
 from .io import atomic_path, write_csv, write_json
-from .mlm import HeldOutMlm, collate, heldout_split, masking_collator, micro_batch_order, token_windows
+from .mlm import (
+    HeldOutMlm,
+    collate,
+    heldout_split,
+    masked_predictions,
+    masking_collator,
+    micro_batch_order,
+    token_windows,
+)
 from .models import load_encoder, resolve_device, save_encoder
 from .train import TrainingRecord, fused_optimizer, global_rng_kept, library_versions
 
@@ -204,7 +212,8 @@ def pretrain(
         for _ in range(settings.grad_accumulation):
             batch = {k: v.to(device) for k, v in collate(collator, [windows[i] for i in next(order)]).items()}
             with autocast(device, precision=settings.precision):
-                loss = model(**batch).loss / settings.grad_accumulation
+                scores, labels = masked_predictions(model, batch)
+            loss = torch.nn.functional.cross_entropy(scores.float(), labels) / settings.grad_accumulation
             scaler.scale(loss).backward()
             step_loss += loss.item()
         scaler.unscale_(optimizer)
@@ -249,6 +258,7 @@ def pretrain(
                 "device": str(device),
                 "seconds": float(log["seconds"].iloc[-1]) if len(log) else 0.0,
                 "initial_scores": record.initial_scores,
+                "initial_eval_seconds": record.initial_eval_seconds,
                 "final_scores": {k: v for k, v in final.items() if k.startswith("heldout_")},
                 "resumed_after_steps": record.resumed_after,
                 "versions": library_versions(),
