@@ -8,6 +8,7 @@ generator state can be checkpointed.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Sequence
 
 import numpy as np
@@ -85,7 +86,11 @@ def masking_collator(
         whole_word_mask=whole_word_mask,
         seed=seed,
     )
-    collator.create_rng("pt")
+    # Not collator.create_rng: it refuses to run outside the process named MainProcess (a spawned
+    # worker, as in the benchmark). The pid marks the generator as this process's own, so the
+    # collator keeps it instead of making a new one.
+    collator.generator = collator.get_generator(seed, "pt")
+    collator._generator_pid = os.getpid()
     return collator
 
 
