@@ -60,6 +60,10 @@ EOF
 
 [[ $(id -u) == 0 ]] || die "needs root (apt-get, daemons)"
 
+write_conf() {  # write_conf FILE < TEXT: replace FILE at once (commands reading it never see it half-written)
+    cat >"$1.new" && mv -f "$1.new" "$1"
+}
+
 # ---- pid helpers ----------------------------------------------------------------------------
 pidfile() {  # where each daemon writes its pid (munged and mariadbd run as munge, mysql)
     case $1 in munged) echo "$DIR/munge/munged.pid" ;; mariadb) echo "$DIR/mysql-run/mariadb.pid" ;;
@@ -133,7 +137,7 @@ chmod 600 "$DB_PASS_FILE"
 DB_PASS=$(<"$DB_PASS_FILE")
 MUNGE_SOCKET=$DIR/munge/munge.socket
 
-cat >"$DIR/etc/slurm.conf" <<EOF
+write_conf "$DIR/etc/slurm.conf" <<EOF
 # written by tests/cluster/start_slurm.sh
 ClusterName=embaug
 SlurmctldHost=$NODE(127.0.0.1)
@@ -178,6 +182,8 @@ AccountingStoragePort=6819
 AccountingStoragePass=$MUNGE_SOCKET
 AccountingStorageEnforce=associations,limits
 AccountingStorageTRES=gres/gpu
+# keep `sbatch --comment` (the Snakemake plugin's rule_NAME) for `sacct -o Comment`
+AccountingStoreFlags=job_comment
 JobCompType=jobcomp/none
 # the node: more CPUs/memory than this machine has (config_overrides), 4 GPUs without devices
 NodeName=$NODE NodeAddr=127.0.0.1 CPUs=16 RealMemory=64000 Gres=gpu:4 State=UNKNOWN
@@ -195,13 +201,13 @@ for i in 0 1 2 3; do
     [[ -c $DIR/dev/gpu$i ]] || { rm -f "$DIR/dev/gpu$i"; mknod -m 600 "$DIR/dev/gpu$i" c 1 3 2>/dev/null ||
         touch "$DIR/dev/gpu$i"; }
 done
-cat >"$DIR/etc/gres.conf" <<EOF
+write_conf "$DIR/etc/gres.conf" <<EOF
 # GPUs as a countable resource; the files are stand-ins (there are no GPUs on this machine)
 AutoDetect=off
 NodeName=$NODE Name=gpu File=$DIR/dev/gpu[0-3]
 EOF
 
-cat >"$DIR/etc/slurmdbd.conf" <<EOF
+write_conf "$DIR/etc/slurmdbd.conf" <<EOF
 # written by tests/cluster/start_slurm.sh
 AuthType=auth/munge
 AuthInfo=socket=$MUNGE_SOCKET
