@@ -81,6 +81,11 @@ wait_for() {  # wait_for SECONDS DAEMON LOG COMMAND...: poll COMMAND until it su
     local secs=$1 name=$2 log=$3; shift 3
     local end=$((SECONDS + secs))
     until "$@" >/dev/null 2>&1; do
+        if [[ -n ${WATCH_PID:-} && ! -d /proc/$WATCH_PID ]]; then  # the daemon we started died
+            echo "start_slurm: ERROR: $name exited while starting; last lines of its log $log:" >&2
+            tail -n 20 "$log" >&2 2>/dev/null || true
+            exit 1
+        fi
         if ((SECONDS >= end)); then
             echo "start_slurm: ERROR: $name not ready after ${secs}s; last lines of its log $log:" >&2
             tail -n 20 "$log" >&2 2>/dev/null || true
@@ -182,7 +187,7 @@ AccountingStoragePort=6819
 AccountingStoragePass=$MUNGE_SOCKET
 AccountingStorageEnforce=associations,limits
 AccountingStorageTRES=gres/gpu
-# keep `sbatch --comment` (the Snakemake plugin's rule_NAME) for `sacct -o Comment`
+# keep sbatch --comment (the Snakemake plugin sets rule_NAME) for sacct -o Comment
 AccountingStoreFlags=job_comment
 JobCompType=jobcomp/none
 # the node: more CPUs/memory than this machine has (config_overrides), 4 GPUs without devices
@@ -276,9 +281,11 @@ if ! alive mariadb mariadbd; then
         --pid-file="$DIR/mysql-run/mariadb.pid" --log-error="$DIR/log/mariadb.log" \
         --innodb-use-native-aio=0 --innodb-buffer-pool-size=128M --innodb-lock-wait-timeout=900 \
         --max-allowed-packet=64M </dev/null >>"$DIR/log/mariadb.log" 2>&1 &
+    WATCH_PID=$!
 fi
 wait_for 60 MariaDB "$DIR/log/mariadb.log" mariadb-admin --no-defaults -uroot --socket="$MYSOCK" ping
 wait_for 10 MariaDB "$DIR/log/mariadb.log" test -s "$DIR/mysql-run/mariadb.pid"
+WATCH_PID=
 DB -e "CREATE DATABASE IF NOT EXISTS slurm_acct_db;
 CREATE USER IF NOT EXISTS 'slurm'@'localhost' IDENTIFIED BY '$DB_PASS';
 CREATE USER IF NOT EXISTS 'slurm'@'127.0.0.1' IDENTIFIED BY '$DB_PASS';
