@@ -2,7 +2,7 @@
 # Start a real one-node SLURM cluster (SLURM 22.05 from Debian bookworm) with accounting on this
 # machine, for trying the workflow's SLURM profile against a real scheduler. Needs root and apt.
 #
-#   sudo tests/cluster/start_slurm.sh          # installs what is missing, starts, prints env vars
+#   tests/cluster/start_slurm.sh               # (as root) installs what is missing, starts, prints env vars
 #   eval "$(tests/cluster/start_slurm.sh --env)"   # (re)start if needed and export SLURM_CONF
 #   tests/cluster/stop_slurm.sh                # stops what this script started
 #
@@ -26,12 +26,16 @@
 #   * accounting: slurmdbd on a private MariaDB (127.0.0.1:$EMBAUG_SLURM_DB_PORT, default 13306),
 #     AccountingStorageEnforce=associations,limits; account `embaug` with user root.
 #   * limits enforced without cgroups: proctrack/linuxproc, task/none, jobacct_gather/linux every
-#     2 s with JobAcctGatherParams=OverMemoryKill (a job over its --mem is killed:
-#     sacct State OUT_OF_MEMORY), time limits (TIMEOUT) checked by slurmctld, KillWait=5.
+#     2 s with JobAcctGatherParams=OverMemoryKill: a job over its --mem is killed within ~2 s
+#     (sacct: State FAILED, ExitCode 0:9, batch step CANCELLED; OUT_OF_MEMORY would need
+#     task/cgroup); a job over its --time is killed by slurmctld (State TIMEOUT, up to ~30 s late).
 #   * daemons run as root (SlurmUser=root), started directly (no systemd), each with its own
 #     munge socket / DB port / pid file under $EMBAUG_SLURM_DIR, so a system munged or MariaDB
 #     is left alone.
-# Idempotent: a second run finds the daemons running (scontrol ping, node idle) and exits 0.
+# Idempotent: a second run finds the daemons running (scontrol ping, node idle) and exits 0; a run
+# after stop_slurm.sh restarts them on the kept state (job history, accounts). Config changes in
+# this script reach a running cluster only through stop_slurm.sh + start_slurm.sh. A daemon that
+# does not come up within its timeout ends the script with exit 1, its name and its log's tail.
 set -euo pipefail
 
 DIR=${EMBAUG_SLURM_DIR:-/tmp/embaug-slurm}
