@@ -2,7 +2,7 @@
 # Start a real one-node SLURM cluster (SLURM 22.05 from Debian bookworm) with accounting on this
 # machine, for trying the workflow's SLURM profile against a real scheduler. Needs root and apt.
 #
-#   sudo tests/cluster/start_slurm.sh          # installs what is missing, starts, prints env vars
+#   tests/cluster/start_slurm.sh               # (as root) installs what is missing, starts, prints env vars
 #   eval "$(tests/cluster/start_slurm.sh --env)"   # (re)start if needed and export SLURM_CONF
 #   tests/cluster/stop_slurm.sh                # stops what this script started
 #
@@ -26,12 +26,16 @@
 #   * accounting: slurmdbd on a private MariaDB (127.0.0.1:$EMBAUG_SLURM_DB_PORT, default 13306),
 #     AccountingStorageEnforce=associations,limits; account `embaug` with user root.
 #   * limits enforced without cgroups: proctrack/linuxproc, task/none, jobacct_gather/linux every
-#     2 s with JobAcctGatherParams=OverMemoryKill (a job over its --mem is killed:
-#     sacct State OUT_OF_MEMORY), time limits (TIMEOUT) checked by slurmctld, KillWait=5.
+#     2 s with JobAcctGatherParams=OverMemoryKill: a job over its --mem is killed within ~2 s
+#     (sacct: State FAILED, ExitCode 0:9, batch step CANCELLED; OUT_OF_MEMORY would need
+#     task/cgroup); a job over its --time is killed by slurmctld (State TIMEOUT, up to ~30 s late).
 #   * daemons run as root (SlurmUser=root), started directly (no systemd), each with its own
 #     munge socket / DB port / pid file under $EMBAUG_SLURM_DIR, so a system munged or MariaDB
 #     is left alone.
-# Idempotent: a second run finds the daemons running (scontrol ping, node idle) and exits 0.
+# Idempotent: a second run finds the daemons running (scontrol ping, node idle) and exits 0; a run
+# after stop_slurm.sh restarts them on the kept state (job history, accounts). Config changes in
+# this script reach a running cluster only through stop_slurm.sh + start_slurm.sh. A daemon that
+# does not come up within its timeout ends the script with exit 1, its name and its log's tail.
 set -euo pipefail
 
 DIR=${EMBAUG_SLURM_DIR:-/tmp/embaug-slurm}
@@ -81,6 +85,11 @@ wait_for() {  # wait_for SECONDS DAEMON LOG COMMAND...: poll COMMAND until it su
     local secs=$1 name=$2 log=$3; shift 3
     local end=$((SECONDS + secs))
     until "$@" >/dev/null 2>&1; do
+        if [[ -n ${WATCH_PID:-} && ! -d /proc/$WATCH_PID ]]; then  # the daemon we started died
+            echo "start_slurm: ERROR: $name exited while starting; last lines of its log $log:" >&2
+            tail -n 20 "$log" >&2 2>/dev/null || true
+            exit 1
+        fi
         if ((SECONDS >= end)); then
             echo "start_slurm: ERROR: $name not ready after ${secs}s; last lines of its log $log:" >&2
             tail -n 20 "$log" >&2 2>/dev/null || true
@@ -182,7 +191,7 @@ AccountingStoragePort=6819
 AccountingStoragePass=$MUNGE_SOCKET
 AccountingStorageEnforce=associations,limits
 AccountingStorageTRES=gres/gpu
-# keep `sbatch --comment` (the Snakemake plugin's rule_NAME) for `sacct -o Comment`
+# keep sbatch --comment (the Snakemake plugin sets rule_NAME) for sacct -o Comment
 AccountingStoreFlags=job_comment
 JobCompType=jobcomp/none
 # the node: more CPUs/memory than this machine has (config_overrides), 4 GPUs without devices
@@ -276,9 +285,11 @@ if ! alive mariadb mariadbd; then
         --pid-file="$DIR/mysql-run/mariadb.pid" --log-error="$DIR/log/mariadb.log" \
         --innodb-use-native-aio=0 --innodb-buffer-pool-size=128M --innodb-lock-wait-timeout=900 \
         --max-allowed-packet=64M </dev/null >>"$DIR/log/mariadb.log" 2>&1 &
+    WATCH_PID=$!
 fi
 wait_for 60 MariaDB "$DIR/log/mariadb.log" mariadb-admin --no-defaults -uroot --socket="$MYSOCK" ping
 wait_for 10 MariaDB "$DIR/log/mariadb.log" test -s "$DIR/mysql-run/mariadb.pid"
+WATCH_PID=
 DB -e "CREATE DATABASE IF NOT EXISTS slurm_acct_db;
 CREATE USER IF NOT EXISTS 'slurm'@'localhost' IDENTIFIED BY '$DB_PASS';
 CREATE USER IF NOT EXISTS 'slurm'@'127.0.0.1' IDENTIFIED BY '$DB_PASS';

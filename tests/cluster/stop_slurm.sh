@@ -43,10 +43,10 @@ stop() {  # stop NAME EXE: SIGTERM, wait up to 30 s, then SIGKILL
 # cancel this cluster's jobs first, so that no job step (slurmstepd) outlives slurmd
 export SLURM_CONF=$DIR/etc/slurm.conf
 if [[ -s $DIR/run/slurmctld.pid ]] && timeout 10 scontrol ping 2>/dev/null | grep -q UP; then
-    jobs=$(timeout 10 squeue -h -o %i 2>/dev/null || true)
-    if [[ -n $jobs ]]; then
-        echo "stop_slurm: cancelling jobs" $jobs
-        timeout 10 scancel $jobs 2>/dev/null || true
+    mapfile -t jobs < <(timeout 10 squeue -h -o %i 2>/dev/null || true)
+    if ((${#jobs[@]})); then
+        echo "stop_slurm: cancelling jobs ${jobs[*]}"
+        timeout 10 scancel "${jobs[@]}" 2>/dev/null || true
         for ((i = 0; i < 30; i++)); do
             [[ -z $(timeout 10 squeue -h -o %i 2>/dev/null) ]] && break
             sleep 0.5
