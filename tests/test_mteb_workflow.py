@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from test_workflow import REPO_ROOT, output, snakemake, test_config
+from test_workflow import output, snakemake, test_config
 
 pytest.importorskip("mteb")
 
@@ -12,10 +12,6 @@ pytest.importorskip("mteb")
 @pytest.mark.slow
 def test_table1_and_layer_scores_from_local_tasks(tmp_path):
     config = test_config()
-    config["mteb_tasks"] = {
-        task: {"path": str((REPO_ROOT / spec["path"]).resolve())}
-        for task, spec in config["mteb_tasks"].items()
-    }
     config["mteb"]["enabled"] = True
     config["mteb"]["training_curves"] = ["STS16"]
     config["training"]["eval_every"] = 4

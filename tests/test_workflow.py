@@ -29,12 +29,13 @@ UPSTREAM_OF_SCORES = {"download", "chunk", "init_model", "finetune", "embed", "l
 
 
 def test_config() -> dict:
-    """.test/config.yaml with its (repo-relative) dataset sources made absolute."""
+    """.test/config.yaml with its (repo-relative) dataset sources and MTEB task files made absolute."""
     config = yaml.safe_load(TEST_CONFIG.read_text())
-    for spec in config["datasets"].values():
-        source = Path(spec["source"])
-        if not source.is_absolute():
-            spec["source"] = str((REPO_ROOT / source).resolve())
+    for spec, key in [(s, "source") for s in config["datasets"].values()] + [
+        (s, "path") for s in config["mteb_tasks"].values()
+    ]:
+        if not Path(spec[key]).is_absolute():
+            spec[key] = str((REPO_ROOT / spec[key]).resolve())
     return config
 
 
