@@ -24,7 +24,7 @@ def truncated_copy(source, target):
 def test_truncated_parquet_is_one_line(tmp_path, corpus, capsys):
     whole = tmp_path / "whole.parquet"
     corpus.to_parquet(whole)
-    broken = truncated_copy(whole, tmp_path / "data" / "raw" / "docs.parquet")
+    broken = truncated_copy(whole, tmp_path / "data" / "test" / "raw" / "docs.parquet")
     assert (
         main(["chunk", "--corpus", str(broken), "--dataset", "docs", "--out", str(tmp_path / "c.parquet")])
         == 1
@@ -89,9 +89,9 @@ def test_console_shows_the_failed_jobs_message(tmp_path):
     files = write_data(tmp_path / "data")
     config = tiny_config(files)
     # a raw file damaged after it was made (e.g. a full disk): chunking it fails
-    truncated_copy(files["corpus"], tmp_path / "data" / "raw" / "docs.parquet")
-    result = snakemake(tmp_path, config, "data/chunks/docs/n2.parquet")
+    truncated_copy(files["corpus"], tmp_path / "data" / "test" / "raw" / "docs.parquet")
+    result = snakemake(tmp_path, config, "data/test/chunks/docs/n2.parquet")
     assert result.returncode != 0
-    expected = "embaug chunk: error: data/raw/docs.parquet: "
+    expected = "embaug chunk: error: data/test/raw/docs.parquet: "
     assert expected in output(result), output(result)[-3000:]
-    assert "snakemake data/raw/docs.parquet --force" in output(result)
+    assert "snakemake data/test/raw/docs.parquet --force" in output(result)

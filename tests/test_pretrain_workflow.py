@@ -17,9 +17,9 @@ PRETRAINING = {
     "eval_every": 3, "checkpoint_every": 2,
 }  # fmt: skip
 TARGETS = [
-    "results/scores/knn/tiny__bbc__crops/bbc.csv",
-    "results/scores/knn/tiny_mlm__bbc__crops/bbc.csv",
-    "results/figures/pretrain_loss/tiny_mlm.png",
+    "results/test/scores/knn/tiny__bbc__crops/bbc.csv",
+    "results/test/scores/knn/tiny_mlm__bbc__crops/bbc.csv",
+    "results/test/figures/pretrain_loss/tiny_mlm.png",
 ]
 DOWNSTREAM = {"pretrain", "finetune", "embed", "knn", "figure_pretrain_loss"}
 
@@ -45,13 +45,17 @@ def study(tmp_path_factory):
 
 def test_the_run_fine_tunes_the_pretrained_base(study):
     workdir, _ = study
-    base = workdir / "results" / "pretrained" / "tiny_mlm"
+    base = workdir / "results" / "test" / "pretrained" / "tiny_mlm"
     record = json.loads((base / "run.json").read_text())
-    assert record["base_model"] == "results/base_models/tiny" and record["settings"]["steps"] == 6
-    run = json.loads((workdir / "results" / "models" / "tiny_mlm__bbc__crops" / "run.json").read_text())
-    assert run["base_model"] == "results/pretrained/tiny_mlm"
-    assert (workdir / "results" / "figures" / "pretrain_loss" / "tiny_mlm.csv").exists()
-    assert not (workdir / "results" / "checkpoints" / "pretrained" / "tiny_mlm").exists()  # removed when done
+    assert record["base_model"] == "results/test/base_models/tiny" and record["settings"]["steps"] == 6
+    run = json.loads(
+        (workdir / "results" / "test" / "models" / "tiny_mlm__bbc__crops" / "run.json").read_text()
+    )
+    assert run["base_model"] == "results/test/pretrained/tiny_mlm"
+    assert (workdir / "results" / "test" / "figures" / "pretrain_loss" / "tiny_mlm.csv").exists()
+    assert not (
+        workdir / "results" / "test" / "checkpoints" / "pretrained" / "tiny_mlm"
+    ).exists()  # removed when done
 
 
 def test_changing_a_pretraining_setting_reruns_pretraining_and_what_follows_only(study):
@@ -64,8 +68,8 @@ def test_changing_a_pretraining_setting_reruns_pretraining_and_what_follows_only
     stats = job_stats(text)
     assert set(stats) == DOWNSTREAM, stats
     assert stats["finetune"] == 1 and stats["embed"] == 1 and stats["knn"] == 1  # tiny_mlm's run only
-    assert "output: results/models/tiny_mlm__bbc__crops" in text
-    assert "output: results/models/tiny__bbc__crops" not in text  # the other base's run stays
+    assert "output: results/test/models/tiny_mlm__bbc__crops" in text
+    assert "output: results/test/models/tiny__bbc__crops" not in text  # the other base's run stays
     why = reasons(text)
     assert why.get("params have changed since last execution") == {"pretrain"}, why
     direct = set().union(*[rules for reason, rules in why.items() if "updated by another job" not in reason])
@@ -85,10 +89,9 @@ def test_the_settings_reach_the_stage_quoted(study):
     workdir, config = study
     result = snakemake(workdir, config, *TARGETS, "--dry-run", "--printshellcmds", "--forcerun", "pretrain")
     text = output(result)
-    assert (
-        "embaug pretrain --model results/base_models/tiny --corpus data/raw/bbc.parquet --settings '{" in text
-    )
-    assert "--checkpoint-dir results/checkpoints/pretrained/tiny_mlm --checkpoint-every 2" in text
+    command = "embaug pretrain --model results/test/base_models/tiny --corpus data/test/raw/bbc.parquet"
+    assert f"{command} --settings '{{" in text
+    assert "--checkpoint-dir results/test/checkpoints/pretrained/tiny_mlm --checkpoint-every 2" in text
 
 
 @pytest.mark.parametrize(

@@ -6,11 +6,11 @@ rule pretrain:
         model=lambda w: model_files(pretraining_base(config["models"][w.model])),
         corpora=lambda w: [raw(d) for d in config["models"][w.model]["pretraining"]["corpora"]],
     output:
-        directory("results/pretrained/{model}"),
+        directory(in_results("pretrained/{model}")),
     log:
-        "logs/pretrain/{model}.log",
+        in_logs("pretrain/{model}.log"),
     benchmark:
-        "results/benchmarks/pretrain/{model}.tsv"
+        in_results("benchmarks/pretrain/{model}.tsv")
     conda:
         "../../envs/embaug.yaml"
     threads: PRETRAIN_THREADS
@@ -30,19 +30,19 @@ rule pretrain:
 
 rule figure_pretrain_loss:
     input:
-        "results/pretrained/{model}",
+        in_results("pretrained/{model}"),
     output:
         png=report(
-            "results/figures/pretrain_loss/{model}.png",
+            in_results("figures/pretrain_loss/{model}.png"),
             caption="../report/pretrain_loss.rst",
             category="Pretraining loss",
             labels={"model": "{model}"},
         ),
-        csv="results/figures/pretrain_loss/{model}.csv",
+        csv=in_results("figures/pretrain_loss/{model}.csv"),
     log:
-        "logs/figures/pretrain_loss/{model}.log",
+        in_logs("figures/pretrain_loss/{model}.log"),
     benchmark:
-        "results/benchmarks/figures/pretrain_loss/{model}.tsv"
+        in_results("benchmarks/figures/pretrain_loss/{model}.tsv")
     conda:
         "../../envs/embaug.yaml"
     params:
