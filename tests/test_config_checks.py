@@ -337,12 +337,18 @@ def _merged(files: list[Path]) -> dict:
     return merged
 
 
+OVERLAY_BASES = {"config/demo_pretrain_steps.yaml": "config/demo_pretrain.yaml"}
+"""Overlays of another study than config.yaml (each config's header command names its base)."""
+
 SHIPPED = [
     ["config.yaml"],
     ["config/demo.yaml"],
     ["config/shared_minilm.yaml"],
     ["config/shared_minilm.yaml", "config/cpu_short.yaml", "config/shared_minilm_variants.yaml"],
-    *[["config.yaml", str(p.relative_to(REPO_ROOT))] for p in sorted((REPO_ROOT / "config").glob("*.yaml"))],
+    *[
+        [OVERLAY_BASES.get(name, "config.yaml"), name]
+        for name in (str(p.relative_to(REPO_ROOT)) for p in sorted((REPO_ROOT / "config").glob("*.yaml")))
+    ],
     [".test/config.yaml"],
     *[
         [".test/config.yaml", str(p.relative_to(REPO_ROOT))]

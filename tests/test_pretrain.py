@@ -220,3 +220,21 @@ def test_the_head_on_the_chosen_tokens_gives_the_models_own_loss(tiny_model_dir,
     with torch.no_grad():
         expected = model(**batch).loss
     assert torch.allclose(torch.nn.functional.cross_entropy(scores, labels), expected, atol=1e-6)
+
+
+def test_the_stage_saves_the_base_and_fails_in_one_line_naming_the_key(
+    tmp_path, capsys, tiny_model_dir, corpus
+):
+    from embaug.cli import main
+
+    corpus_path = tmp_path / "corpus.parquet"
+    corpus.to_parquet(corpus_path)
+    settings = json.dumps({**SETTINGS, "steps": 2, "eval_every": 0})
+    args = ["pretrain", "--model", str(tiny_model_dir), "--corpus", str(corpus_path), "--name", "tiny_mlm"]
+    assert main([*args, "--settings", settings, "--threads", "1", "--out", str(tmp_path / "out")]) == 0
+    assert AutoModelForMaskedLM.from_pretrained(tmp_path / "out").config.architectures == ["BertForMaskedLM"]
+    too_many = json.dumps({**SETTINGS, "heldout_docs": 40})
+    assert main([*args, "--settings", too_many, "--out", str(tmp_path / "bad")]) == 1
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith("embaug pretrain: error: models.tiny_mlm.pretraining.heldout_docs: 40 held-out")
+    assert not (tmp_path / "bad").exists()
