@@ -18,7 +18,12 @@ from pathlib import Path
 import pandas as pd
 import torch
 from tqdm.auto import tqdm
-from transformers import AutoModelForMaskedLM, PreTrainedModel, get_linear_schedule_with_warmup
+from transformers import (
+    AutoModelForMaskedLM,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+    get_linear_schedule_with_warmup,
+)
 
 from .checkpoint import Checkpoints, capture_rng, restore_rng, run_fingerprint
 from .encode import autocast, autocast_dtype, input_length
@@ -69,7 +74,9 @@ class PretrainSettings:
     precision: str = "float32"
 
 
-def load_masked_lm(source: str, device: torch.device, name: str = "") -> tuple[PreTrainedModel, object]:
+def load_masked_lm(
+    source: str, device: torch.device, name: str = ""
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """``(masked-LM model, tokenizer)`` of ``source`` (a local folder or hub id), in float32.
 
     The encoder and tokenizer load as every stage loads them (:func:`~embaug.models.load_encoder`:
@@ -100,7 +107,7 @@ def decay_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
     ]
 
 
-def save_pretrained_base(model: PreTrainedModel, tokenizer, out_dir: Path) -> None:
+def save_pretrained_base(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, out_dir: Path) -> None:
     """Save the encoder as every base model is saved (``AutoModel`` and sentence-transformers
     files), then the masked-LM model over its config and weights (``AutoModelForMaskedLM``)."""
     save_encoder(model.base_model, tokenizer, out_dir)
