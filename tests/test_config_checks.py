@@ -158,6 +158,13 @@ SCHEMA_CASES = [
     ("evaluation.tsne.learning_rate", "fast", "evaluation.tsne.learning_rate: 'fast' is not valid"),
     ("chunking.sentences", 0, "chunking.sentences: 0 is less than the minimum of 1"),
     ("mteb.layers", [-1], "mteb.layers[0]: -1 is less than the minimum of 0"),
+    # seeds numpy and torch both accept: 0 .. 2**32 - 1
+    ("training.seed", -1, "training.seed: -1 is less than the minimum of 0 (a random seed: 0 to 4294967295"),
+    ("evaluation.seed", 2**32, "evaluation.seed: 4294967296 is greater than the maximum of 4294967295"),
+    ("evaluation.tsne.seed", 2**63, "evaluation.tsne.seed: 9223372036854775808 is greater than the maximum"),
+    ("models.tiny.seed", -5, "models.tiny.seed: -5 is less than the minimum of 0"),
+    ("datasets.bbc.subsample.seed", 2**32, "datasets.bbc.subsample.seed: 4294967296 is greater than"),
+    ("study.seeds", [1, -2], "study.seeds[1]: -2 is less than the minimum of 0"),
     ("device", "$(touch x)cpu", "device: '$(touch x)cpu' does not match"),
     ("device", "gpu", "device: 'gpu' does not match"),
     (
@@ -544,6 +551,11 @@ def _workflow():
             "config: unknown key 'training.learnig_rate' (did you mean 'learning_rate'?)",
         ),
         ("embedding.layers", [0, 5], "config: embedding.layers: layer 5 is out of range for model 'tiny'"),
+        (
+            "study.sweeps",
+            {"seed": [1, 2**32]},
+            "config: study.sweeps.seed: 4294967296 is not a valid seed (4294967296 is greater than the maximum",
+        ),
     ],
 )
 def test_dry_run_fails_before_any_job(tmp_path, path, value, message):

@@ -174,7 +174,10 @@ def _sweeps():
         )
         for value in entry["values"]:
             try:
-                jsonschema.validate(value, override_schemas[key])
+                # with the schema's definitions, which a setting's schema may refer to (seed)
+                jsonschema.validate(
+                    value, {**override_schemas[key], "definitions": CONFIG_SCHEMA["definitions"]}
+                )
             except jsonschema.ValidationError as exc:
                 raise ValueError(
                     f"config: study.sweeps.{key}: {value!r} is not a valid {key} ({exc.message})"
