@@ -251,12 +251,12 @@ CONFIG_CASES = [
     (
         "models.tiny",
         {"source": "/no/such/dir"},
-        "models.tiny.source: local model folder '/no/such/dir' does not exist",
+        "models.tiny.source: no such folder '/no/such/dir'",
     ),
     (
         "models.tiny",
         {"source": "./my-model"},
-        "models.tiny.source: local model folder './my-model' does not exist",
+        "models.tiny.source: no such folder './my-model' (relative to the working directory ",
     ),
     (
         "augmentations",
@@ -300,6 +300,7 @@ def test_architecture_and_tokenizer_corpus_only_for_scratch_models():
 
 
 def test_existing_local_model_folder_and_hub_ids_pass(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
     config = changed("models.local", {"source": str(tmp_path)})
     config["models"]["hub"] = {"source": "sentence-transformers/all-MiniLM-L6-v2"}
     check_config(with_defaults(config), PAIR_MAKERS)
@@ -308,6 +309,46 @@ def test_existing_local_model_folder_and_hub_ids_pass(tmp_path):
         check_config(
             with_defaults(changed("models.local", {"source": str(tmp_path / "weights.bin")})), PAIR_MAKERS
         )
+
+
+def test_model_folder_without_config_json_is_refused(tmp_path):
+    (tmp_path / "weights").mkdir()
+    config = changed("models.local", {"source": str(tmp_path)})
+    with pytest.raises(ConfigError) as info:
+        check_config(with_defaults(config), PAIR_MAKERS)
+    assert str(info.value) == (
+        f"config: models.local.source: folder '{tmp_path}' has no config.json, so it holds no saved model; "
+        "give the folder a model was saved to (save_pretrained), not a folder above or beside it"
+    )
+
+
+def test_relative_model_path_is_a_missing_folder_not_a_hub_model(tmp_path, monkeypatch):
+    """``models/mine`` also reads as a hub id; beside a ``models/`` folder it is a path that is missing."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "models").mkdir()
+    config = changed("models.local", {"source": "models/mine"})
+    with pytest.raises(ConfigError) as info:
+        check_config(with_defaults(config), PAIR_MAKERS)
+    assert str(info.value) == (
+        f"config: models.local.source: no such folder 'models/mine' (relative to the working directory "
+        f"{tmp_path})"
+    )
+    check_config(with_defaults(changed("models.hub", {"source": "org/mine"})), PAIR_MAKERS)  # a hub id
+
+
+def test_missing_hub_model_with_a_slash_also_says_no_such_folder(tmp_path, monkeypatch):
+    from embaug.models import load_encoder
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
+    with pytest.raises(EmbaugError) as info:
+        load_encoder("org/mine", "cpu", "m")
+    message = str(info.value)
+    assert message.startswith(
+        "model 'm': cannot load hub model 'org/mine', and there is no folder 'org/mine' in the working "
+        f"directory {tmp_path} either (HF_HUB_OFFLINE is set, and it is not in the local cache)"
+    ), message
+    assert "hub cache" not in message
 
 
 @pytest.mark.parametrize(
@@ -511,14 +552,15 @@ def _embed(tmp_path, model_dir, corpus, *extra):
             ["--layers", "0", "5"],
             "embedding.layers: layer 5 is out of range for model 'm', which has 3 layers",
         ),
-        ("missing", [], "model 'm': local model folder"),
+        ("missing", [], "model 'm': no such folder '"),
+        ("no_config", [], "model 'm': folder '"),
     ],
 )
 def test_embed_stage_model_errors(
     tmp_path, capsys, corpus, tiny_model_dir, broken_models, which, extra, message
 ):
     model_dir = {"small_vocab": broken_models[0], "uncapped": broken_models[1], "tiny": tiny_model_dir,
-                 "missing": tmp_path / "no_such_dir"}[which]  # fmt: skip
+                 "missing": tmp_path / "no_such_dir", "no_config": tmp_path}[which]  # fmt: skip
     assert _embed(tmp_path, model_dir, corpus, *extra) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[-1], err

@@ -105,18 +105,40 @@ def is_local_path(source: str) -> bool:
     return source.startswith(("/", ".", "~")) or not HUB_ID.fullmatch(source)
 
 
-def check_model_source(name: str, source: str) -> None:
-    """A local model folder must exist (a hub id is looked up when it is loaded)."""
-    if source in ("scratch",) or source.startswith("package:") or not is_local_path(source):
-        return
+def meant_as_folder(source: str) -> bool:
+    """A source that can only be a local path, or a relative one whose first folder exists here
+    (``models/mine`` beside a ``models/`` folder), which is never meant as a hub id."""
+    parts = Path(source).parts
+    return is_local_path(source) or (len(parts) > 1 and Path(parts[0]).is_dir())
+
+
+def model_folder_problem(source: str) -> str | None:
+    """What makes a local model folder unusable (``None`` if nothing): it does not exist, is a
+    file, or has no ``config.json`` (not a folder a model was saved to with save_pretrained)."""
     path = Path(source).expanduser()
+    where = "" if path.is_absolute() else f" (relative to the working directory {Path.cwd()})"
     if not path.exists():
-        raise ConfigError(f"models.{name}.source: local model folder '{source}' does not exist")
+        return f"no such folder '{source}'{where}"
     if not path.is_dir():
-        raise ConfigError(
-            f"models.{name}.source: '{source}' is a file; give the folder a model was saved to "
-            "(save_pretrained)"
+        return f"'{source}' is a file; give the folder a model was saved to (save_pretrained)"
+    if not (path / "config.json").is_file():
+        return (
+            f"folder '{source}' has no config.json, so it holds no saved model; give the folder "
+            "a model was saved to (save_pretrained), not a folder above or beside it"
         )
+    return None
+
+
+def check_model_source(name: str, source: str) -> None:
+    """A local model folder must exist and hold a saved model (a hub id is looked up when it is
+    loaded)."""
+    if source == "scratch" or source.startswith("package:"):
+        return
+    if not meant_as_folder(source) and not Path(source).expanduser().exists():
+        return  # a hub id
+    problem = model_folder_problem(source)
+    if problem:
+        raise ConfigError(f"models.{name}.source: {problem}")
 
 
 def check_architecture(name: str, architecture: dict[str, Any]) -> None:

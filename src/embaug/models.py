@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
-from .config_checks import check_vocabulary, is_local_path
+from .config_checks import check_vocabulary, meant_as_folder, model_folder_problem
 from .devices import own_gpu
 from .downloads import Entry, hub_error, hub_unreachable
 from .embedding_model import EmbeddingOnlyModel  # noqa: F401  (registers its type with AutoModel)
@@ -49,8 +49,10 @@ def load_encoder(
     does not (MPNet); nothing is forced.
     """
     local = Path(source).expanduser().exists()
-    if not local and is_local_path(source):
-        raise EmbaugError(f"model '{name or source}': local model folder '{source}' does not exist")
+    if local or meant_as_folder(source):
+        problem = model_folder_problem(source)
+        if problem:
+            raise EmbaugError(f"model '{name or source}': {problem}")
     offline = None if local else hub_unreachable()
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=offline is not None)
@@ -68,7 +70,10 @@ def load_encoder(
         if not isinstance(exc, (OSError, ValueError)):
             raise
         entry = Entry("models", name or "<name>", "/path/to/model_dir  # a save_pretrained directory")
-        raise hub_error(entry, f"hub model '{source}'", offline, exc) from exc
+        what = f"hub model '{source}'"
+        if "/" in source:  # org/name: perhaps meant as a folder
+            what += f", and there is no folder '{source}' in the working directory {Path.cwd()} either"
+        raise hub_error(entry, what, offline, exc) from exc
     check_vocabulary(len(tokenizer), model.get_input_embeddings().num_embeddings, name or source)
     return model.to(device), tokenizer
 
