@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from test_shell_safety import tiny_config, write_data
@@ -95,3 +96,63 @@ def test_console_shows_the_failed_jobs_message(tmp_path):
     expected = "embaug chunk: error: data/raw/docs.parquet: "
     assert expected in output(result), output(result)[-3000:]
     assert "snakemake data/raw/docs.parquet --force" in output(result)
+
+
+# --- damaged files met while the workflow sizes its jobs (DAG time, before any job) ---------------
+
+
+def test_sizing_a_truncated_parquet_is_one_line(tmp_path, corpus, monkeypatch):
+    from embaug import resources
+
+    monkeypatch.chdir(tmp_path)
+    whole = tmp_path / "whole.parquet"
+    corpus.to_parquet(whole)
+    broken = truncated_copy(whole, tmp_path / "data" / "raw" / "docs.parquet")
+    for size in (resources.corpus_size, resources.table_text_size, resources.label_count):
+        with pytest.raises(EmbaugError) as error:
+            size(broken.relative_to(tmp_path))
+        message = str(error.value)
+        assert "\n" not in message and message.startswith("data/raw/docs.parquet: Parquet magic bytes")
+        assert message.endswith(
+            "the Parquet file is incomplete or corrupt: delete it and rebuild it "
+            "(snakemake data/raw/docs.parquet --force)"
+        )
+
+
+def test_sizing_an_unreadable_model_config_names_the_folder(tmp_path, monkeypatch):
+    from embaug import resources
+
+    monkeypatch.chdir(tmp_path)
+    for folder in (Path("results/models/run"), tmp_path / "mine"):
+        folder.mkdir(parents=True)
+        (folder / "config.json").write_text("{not json")
+        with pytest.raises(EmbaugError) as error:
+            resources.model_shape(folder)
+        assert str(error.value).startswith(
+            f"{folder}: cannot read {folder / 'config.json'} (JSONDecodeError: "
+        )
+    assert str(error.value).endswith(")")  # the user's own folder: no rebuild offered
+    (folder / "config.json").write_text('{"model_type": "gpt2", "n_layer": 2}')
+    assert resources.model_shape(folder) is None  # no BERT-style fields: the default shape
+
+
+def test_workflow_stops_before_any_job_on_a_damaged_input_it_sizes(tmp_path):
+    """Sizing the embed job reads the raw table's footer: a truncated one stops the dry run (in a real
+    run, the first job that reads it fails with the same line, test_console_shows_the_failed_jobs_message)."""
+    files = write_data(tmp_path / "data")
+    broken = truncated_copy(files["corpus"], tmp_path / "data" / "raw" / "docs.parquet")
+    damaged_bytes = broken.read_bytes()
+    earlier = tmp_path / "results" / "scores" / "knn" / "earlier.csv"
+    earlier.parent.mkdir(parents=True)
+    earlier.write_text("layer,accuracy\n0,50\n")
+    result = snakemake(tmp_path, tiny_config(files), "results/embeddings/tiny/docs", "--dry-run")
+    text = output(result)
+    assert result.returncode != 0
+    expected = (
+        "EmbaugError: data/raw/docs.parquet: Parquet magic bytes not found in footer. Either the file is "
+        "corrupted or this is not a parquet file; the Parquet file is incomplete or corrupt: delete it and "
+        "rebuild it (snakemake data/raw/docs.parquet --force)"
+    )
+    assert expected in text, text[-3000:]
+    assert not (tmp_path / "logs").exists() and not (tmp_path / "results" / "base_models").exists()
+    assert broken.read_bytes() == damaged_bytes and earlier.read_text() == "layer,accuracy\n0,50\n"

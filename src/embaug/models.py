@@ -13,7 +13,7 @@ from .config_checks import check_vocabulary, meant_as_folder, model_folder_probl
 from .devices import own_gpu
 from .downloads import Entry, hub_error, hub_unreachable
 from .embedding_model import EmbeddingOnlyModel  # noqa: F401  (registers its type with AutoModel)
-from .errors import EmbaugError, damaged, first_line
+from .errors import EmbaugError, first_line, unreadable
 
 POOLING_PATTERN = re.compile(r"^(mean|cls|sep|token:\d+)$")
 
@@ -62,11 +62,7 @@ def load_encoder(
     except Exception as exc:  # noqa: BLE001 (a damaged folder raises anything: OSError, SafetensorError, ...)
         if local:
             problem = f"cannot load model '{name or source}' ({type(exc).__name__}: {first_line(exc)})"
-            if (
-                Path(source).expanduser().resolve().is_relative_to(Path("results").resolve())
-            ):  # a stage's output
-                raise damaged(source, problem, "model folder") from exc
-            raise EmbaugError(f"{source}: {problem}") from exc
+            raise unreadable(source, problem, "model folder") from exc
         if not isinstance(exc, (OSError, ValueError)):
             raise
         entry = Entry("models", name or "<name>", "/path/to/model_dir  # a save_pretrained directory")
