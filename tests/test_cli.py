@@ -43,6 +43,25 @@ def test_download_missing_label_column(tmp_path, capsys):
     assert len(lines) == 1 and "datasets.d1.label" in lines[0] and "'category'" in lines[0]
 
 
+def test_download_of_bytes_texts_is_one_line_and_keeps_the_earlier_table(tmp_path, capsys):
+    source = tmp_path / "src.parquet"
+    pd.DataFrame({"text": [b"caf\xe9", b"tea"], "label": ["a", "b"]}).to_parquet(source)
+    out = tmp_path / "raw.parquet"
+    out.write_bytes(b"the earlier table")
+    assert (
+        main(
+            ["download", "--dataset", "d1", "--spec", json.dumps({"source": str(source)}), "--out", str(out)]
+        )
+        == 1
+    )
+    assert error_lines(capsys) == [
+        "embaug download: error: dataset 'd1': column 'text' (key datasets.d1.text) holds bytes, not text "
+        "(2 rows, the first row 0: b'caf\\xe9'); store the texts in the source as strings, decoded from "
+        "their encoding"
+    ]
+    assert out.read_bytes() == b"the earlier table"
+
+
 def test_download_writes_the_raw_table(tmp_path, corpus):
     source = tmp_path / "src.parquet"
     corpus.rename(columns={"text": "body"}).to_parquet(source)
