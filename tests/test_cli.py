@@ -133,14 +133,14 @@ def test_embed_and_knn_stages(tmp_path, tiny_model_dir, corpus):
 
     scores_path = tmp_path / "scores.csv"
     knn_args = ["knn", "--embeddings", str(store_path), "--corpus", str(raw), "--k", "3"]
-    knn_args += ["--out", str(scores_path)]
+    knn_args += ["--test-fraction", "0.25", "--out", str(scores_path)]
     assert main(knn_args) == 0
     scores = pd.read_csv(scores_path)
     assert list(scores.columns) == ["layer", "metric", "k", "accuracy", "n_train", "n_test"]
     assert len(scores) == 6 and (scores["k"] == 3).all()
-    assert (scores["n_train"] == 36).all() and (scores["n_test"] == 4).all()
+    assert (scores["n_train"] == 30).all() and (scores["n_test"] == 10).all()
     labels = corpus["label"].to_numpy(dtype=str)
-    train, test = labelled_split(labels, 0.1, 42)
+    train, test = labelled_split(labels, 0.25, 42)
     for row in scores.itertuples():
         expected = knn_accuracy(embeddings[row.layer], labels, train, test, k=3, metric=row.metric)
         assert row.accuracy == pytest.approx(expected)

@@ -450,8 +450,6 @@ def test_dataset_check_counts():
     counts = check_evaluation_data(labels_of({"a": 60, "b": 40, "unlabeled": 7}), "d", 10, 0.1, 42)
     assert counts == {"documents": 107, "labelled": 100, "classes": 2, "reference": 90, "test": 10}
     assert MIN_TEST_DOCUMENTS == 10
-    # the scoring stages need no minimum test split, only what they cannot do without
-    check_evaluation_data(labels_of({"a": 10, "b": 10}), "d", 3, 0.1, 42, min_test=0)
 
 
 def test_knn_stage_names_k(tmp_path, capsys, corpus):
@@ -462,11 +460,39 @@ def test_knn_stage_names_k(tmp_path, capsys, corpus):
         writer.write(np.arange(len(corpus)), 0, np.zeros((len(corpus), 4)))
     out = tmp_path / "s.csv"
     assert (
-        main(["knn", "--embeddings", str(store), "--corpus", str(raw), "--k", "50", "--out", str(out)]) == 1
-    )
+        main(["knn", "--embeddings", str(store), "--corpus", str(raw), "--k", "50", "--test-fraction", "0.25",
+              "--out", str(out)]) == 1
+    )  # fmt: skip
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "evaluation.knn.k: 50" in err[0] and "dataset 'mini' has 36" in err[0]
+    assert len(err) == 1 and "evaluation.knn.k: 50" in err[0] and "dataset 'mini' has 30" in err[0]
     assert not out.exists()
+
+
+def _scoring_stage(stage: str, tmp_path: Path, corpus) -> list[str]:
+    """``embaug STAGE`` arguments scoring a 40-document corpus with the default 10% test split."""
+    raw = tmp_path / "mini.parquet"
+    corpus.to_parquet(raw)
+    if stage == "tfidf":
+        out = ["--out-tfidf", str(tmp_path / "t.csv"), "--out-svd", str(tmp_path / "s.csv")]
+        return ["tfidf", "--corpus", str(raw), "--k", "3", *out]
+    store = tmp_path / "e"
+    with EmbeddingWriter(store, [0], len(corpus), 4, "float16", corpus["doc_id"]) as writer:
+        writer.write(np.arange(len(corpus)), 0, np.zeros((len(corpus), 4)))
+    return [stage, "--embeddings", str(store), "--corpus", str(raw), "--out", str(tmp_path / "s.csv")]
+
+
+@pytest.mark.parametrize("stage", ["knn", "linear", "tfidf"])
+def test_every_scoring_stage_refuses_a_test_split_too_small(tmp_path, capsys, corpus, stage):
+    """Not only fine-tuning (rule check_dataset): base-model and baseline scores too."""
+    earlier = tmp_path / "s.csv"
+    earlier.write_text("layer,metric,accuracy\n0,euclidean,50.0\n")
+    assert main(_scoring_stage(stage, tmp_path, corpus)) == 1
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"embaug {stage}: error: evaluation.test_fraction: 0.1 of the 40 labelled documents of dataset "
+        "'mini' is 4 test documents; an accuracy needs at least 10 (10, and one per class: 4 classes)"
+    ]
+    assert earlier.read_text() == "layer,metric,accuracy\n0,euclidean,50.0\n"
+    assert not (tmp_path / "t.csv").exists()
 
 
 def test_check_dataset_stage_writes_counts_or_one_line(tmp_path, capsys, corpus):

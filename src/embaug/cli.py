@@ -159,14 +159,15 @@ def cmd_check_dataset(args: argparse.Namespace) -> None:
 
 
 def _check_scoring(labels: np.ndarray, args: argparse.Namespace) -> None:
-    """What scoring on the split needs (two classes; for kNN more reference documents than k),
-    as one line naming the config key; the dataset is the corpus file's name."""
+    """What scoring on the split needs (two classes, a test split large enough to mean anything; for
+    kNN more reference documents than k), as one line naming the config key, as rule check_dataset
+    asks before fine-tuning; the dataset is the corpus file's name."""
     from pathlib import Path
 
     from .config_checks import check_evaluation_data
 
     k = getattr(args, "k", None)
-    check_evaluation_data(labels, Path(args.corpus).stem, k, args.test_fraction, args.seed, min_test=0)
+    check_evaluation_data(labels, Path(args.corpus).stem, k, args.test_fraction, args.seed)
 
 
 def cmd_knn(args: argparse.Namespace) -> None:

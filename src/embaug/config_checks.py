@@ -5,8 +5,8 @@ Three moments know enough to check something:
 * parsing the config (``snakemake -n`` already fails): :func:`check_schema` (unknown keys, with
   the closest declared name, and values the schema rejects) and :func:`check_config` (settings
   that contradict each other, from-scratch architectures, missing local model folders);
-* reading a dataset (rule ``check_dataset``, before any fine-tuning; again in the kNN and linear
-  stages): :func:`check_evaluation_data` (labels, test split size, k);
+* reading a dataset (rule ``check_dataset``, before any fine-tuning; again in the kNN, linear
+  and TF-IDF stages): :func:`check_evaluation_data` (labels, test split size, k);
 * loading a model (fine-tuning, embedding, MTEB): :func:`check_layers`, :func:`check_vocabulary`
   and :func:`check_max_length`.
 
@@ -259,14 +259,14 @@ def check_evaluation_data(
     k: int | None,
     test_fraction: float,
     seed: int,
-    min_test: int = MIN_TEST_DOCUMENTS,
 ) -> dict[str, int]:
-    """What the kNN and linear evaluation need of a dataset's labels, before any model is trained.
+    """What the kNN and linear evaluation need of a dataset's labels: checked before any model is
+    trained (rule check_dataset) and again by every stage that scores on the split.
 
     At least two classes among the labelled documents; a test split (``test_fraction`` of them,
-    drawn with ``seed``) of at least ``min_test`` documents and at least one per class (``min_test
-    = 0``: no minimum, as for the stages that only score); and, for kNN (``k`` not ``None``), more
-    reference documents (the labelled ones outside the test split) than ``k``. Returns the counts.
+    drawn with ``seed``) of at least :data:`MIN_TEST_DOCUMENTS` documents and at least one per
+    class; and, for kNN (``k`` not ``None``), more reference documents (the labelled ones outside
+    the test split) than ``k``. Returns the counts.
     """
     from .data.sources import UNLABELED
     from .evaluate.split import labelled_split
@@ -282,12 +282,12 @@ def check_evaluation_data(
             "label column)"
         )
     train, test = labelled_split(labels, test_fraction, seed)
-    needed = max(min_test, classes) if min_test else 0
+    needed = max(MIN_TEST_DOCUMENTS, classes)
     if len(test) < needed:
         raise EmbaugError(
             f"evaluation.test_fraction: {test_fraction:g} of the {len(labelled)} labelled documents "
             f"of dataset '{dataset}' is {len(test)} test documents; an accuracy needs at least "
-            f"{needed} ({min_test}, and one per class: {classes} classes)"
+            f"{needed} ({MIN_TEST_DOCUMENTS}, and one per class: {classes} classes)"
         )
     if k is not None and k >= len(train):
         raise EmbaugError(
