@@ -269,6 +269,20 @@ CONFIG_CASES = [
         "chunking.min_chars (300) is above chunking.max_chars (250)",
     ),
     ("training.eval_k", 20, "training.eval_k (20) must be below training.eval_docs (11)"),
+    # a { or } in a value that becomes a file path would be a Snakemake wildcard
+    (
+        "cache_dir",
+        "data/{cache}",
+        "config: cache_dir: 'data/{cache}' contains '{' or '}', which Snakemake reads as a wildcard in a "
+        "file path; rename the file or folder (or link it from a path without braces)",
+    ),
+    (
+        "datasets.bbc.source",
+        "/data/d{x}/bbc.parquet",
+        "datasets.bbc.source: '/data/d{x}/bbc.parquet' contains",
+    ),
+    ("models.tiny", {"source": "/models/m}"}, "models.tiny.source: '/models/m}' contains '{' or '}'"),
+    ("mteb_tasks.STS16.path", "sts{16}.parquet", "mteb_tasks.STS16.path: 'sts{16}.parquet' contains"),
     ("study.table2_model", "other", "study.table2_model names 'other', which is not in study.models (tiny)"),
     (
         "study.seeds",
@@ -619,6 +633,7 @@ def _workflow():
             "config: unknown key 'training.learnig_rate' (did you mean 'learning_rate'?)",
         ),
         ("embedding.layers", [0, 5], "config: embedding.layers: layer 5 is out of range for model 'tiny'"),
+        ("cache_dir", "data/{x}", "config: cache_dir: 'data/{x}' contains '{' or '}', which Snakemake reads"),
         (
             "study.sweeps",
             {"seed": [1, 2**32]},

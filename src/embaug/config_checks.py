@@ -141,6 +141,36 @@ def check_model_source(name: str, source: str) -> None:
         raise ConfigError(f"models.{name}.source: {problem}")
 
 
+PATH_KEYS = ("cache_dir", "datasets.*.source", "models.*.source", "mteb_tasks.*.path", "study.name")
+"""Config keys whose values become file paths of the workflow (``*``: every entry of a map)."""
+
+
+def _values_at(config: dict[str, Any], pattern: str) -> Iterator[tuple[str, Any]]:
+    """``(dotted key, value)`` of every key matching ``pattern`` (``datasets.*.source``)."""
+    nodes = [("", config)]
+    for part in pattern.split("."):
+        found = []
+        for key, node in nodes:
+            if not isinstance(node, dict):
+                continue
+            names = node if part == "*" else [part] if part in node else []
+            found += [(f"{key}.{name}".removeprefix("."), node[name]) for name in names]
+        nodes = found
+    return iter(nodes)
+
+
+def check_path_values(config: dict[str, Any]) -> None:
+    """No ``{`` or ``}`` in a value that becomes a file path: Snakemake would read it as a wildcard
+    (and fail with a message about wildcards that names no config key)."""
+    for pattern in PATH_KEYS:
+        for key, value in _values_at(config, pattern):
+            if isinstance(value, str) and ("{" in value or "}" in value):
+                raise ConfigError(
+                    f"{key}: '{value}' contains '{{' or '}}', which Snakemake reads as a wildcard in a "
+                    "file path; rename the file or folder (or link it from a path without braces)"
+                )
+
+
 def check_architecture(name: str, architecture: dict[str, Any]) -> None:
     """A from-scratch BERT's invariants: its width splits evenly into its attention heads."""
     width = architecture.get("hidden_size", BERT_DEFAULTS["hidden_size"])
@@ -173,6 +203,7 @@ def check_config(config: dict[str, Any], pair_makers: Iterable[str]) -> None:
 
     ``pair_makers``: the names of the registered pair makers (:data:`embaug.augment.PAIR_MAKERS`).
     """
+    check_path_values(config)
     for name, spec in config["models"].items():
         scratch = spec["source"] == "scratch"
         if not scratch:
