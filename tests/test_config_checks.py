@@ -229,6 +229,52 @@ def test_keys_declared_in_the_schema_are_accepted_without_a_list_in_code():
         check_schema(changed("training.a_future_option", 100), SCHEMA)
 
 
+# --- the config file itself -------------------------------------------------------------------
+
+CONFIGFILE_CASES = {
+    "binary": (bytes(range(128, 256)), "config.yaml: not a text file (byte 0x80 at offset 0 is not UTF-8); "
+               "give a YAML config file"),
+    "utf-16": ("device: cpu\n".encode("utf-16"), "config.yaml: not a text file (byte 0xff at offset 0"),
+    "not yaml": (b"device: cpu\n  datasets: [\n", "config.yaml: not valid YAML (line 2, column 11: mapping "
+                 "values are not allowed here); fix that line"),
+    "a list": (b"- device\n", "config.yaml: holds list, not a mapping of config keys"),
+    "empty": (b"", "config.yaml: holds nothing, not a mapping of config keys"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", CONFIGFILE_CASES)
+def test_config_file_that_is_not_yaml_text_is_one_line(tmp_path, monkeypatch, case):
+    from embaug.config_checks import check_configfile
+
+    content, message = CONFIGFILE_CASES[case]
+    monkeypatch.chdir(tmp_path)
+    Path("config.yaml").write_bytes(content)
+    with pytest.raises(ConfigError) as info:
+        check_configfile("config.yaml")
+    assert str(info.value).startswith(f"config: {message}") and "\n" not in str(info.value)
+    check_configfile("absent.yaml")  # left to Snakemake
+
+
+def test_workflow_stops_on_a_config_yaml_that_is_not_yaml(tmp_path):
+    """`snakemake` without --configfile reads config.yaml itself: a binary one stops the dry run."""
+    import subprocess
+    import sys
+
+    from test_workflow import REPO_ROOT
+
+    (tmp_path / "config.yaml").write_bytes(CONFIGFILE_CASES["binary"][0])
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "earlier.csv").write_text("kept\n")
+    command = [sys.executable, "-m", "snakemake", "-s", str(REPO_ROOT / "Snakefile"), "--directory",
+               str(tmp_path), "--cores", "1", "--dry-run"]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    text = result.stdout + result.stderr
+    assert result.returncode != 0 and f"config: {CONFIGFILE_CASES['binary'][1]}" in text, text[-2000:]
+    assert "Traceback" not in text and "UnicodeDecodeError" not in text
+    assert (tmp_path / "results" / "earlier.csv").read_text() == "kept\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.yaml", "results"]
+
+
 # --- settings that contradict each other (parse time) ------------------------------------------
 
 CONFIG_CASES = [

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import EmbaugError
+from .errors import EmbaugError, first_line
 
 MIN_TEST_DOCUMENTS = 10
 """The fewest kNN / linear test documents an accuracy is reported on (and never fewer than the
@@ -42,6 +42,39 @@ class ConfigError(EmbaugError):
 
     def __init__(self, message: str) -> None:
         super().__init__(f"config: {message}")
+
+
+# --- the config file itself ------------------------------------------------------------------------
+
+
+def check_configfile(path: str | Path) -> None:
+    """A config file Snakemake can read: UTF-8 text holding a YAML mapping of config keys; else one
+    line naming the file and, for YAML, the line and column at fault (a missing file is left to
+    Snakemake)."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        return
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not a text file (byte 0x{exc.object[exc.start]:02x} at offset {exc.start} is not "
+            "UTF-8); give a YAML config file"
+        ) from None
+    try:
+        config = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or first_line(exc)
+        raise ConfigError(f"{path}: not valid YAML ({where}{problem}); fix that line") from None
+    if not isinstance(config, dict):
+        raise ConfigError(
+            f"{path}: holds {type(config).__name__ if config is not None else 'nothing'}, not a mapping "
+            "of config keys (device:, datasets:, models:, study: ...)"
+        )
 
 
 # --- the schema: unknown keys and rejected values ------------------------------------------------

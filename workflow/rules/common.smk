@@ -10,12 +10,13 @@ import yaml
 from snakemake.utils import min_version, validate
 
 from embaug.augment import PAIR_MAKERS
-from embaug.config_checks import check_config, check_schema
+from embaug.config_checks import check_config, check_configfile, check_schema
 
 min_version("9.0")
 
 
 if not workflow.overwrite_configfiles:  # a --configfile replaces config.yaml, never merges
+    check_configfile("config.yaml")  # not text, not YAML: one line naming the file and line
 
     configfile: "config.yaml"
 
