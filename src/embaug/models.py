@@ -10,7 +10,7 @@ import torch
 from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from .config_checks import check_vocabulary, meant_as_folder, model_folder_problem
-from .devices import own_gpu
+from .devices import check_device, own_gpu
 from .downloads import Entry, hub_error, hub_unreachable
 from .embedding_model import EmbeddingOnlyModel  # noqa: F401  (registers its type with AutoModel)
 from .errors import EmbaugError, first_line, unreadable
@@ -19,11 +19,13 @@ POOLING_PATTERN = re.compile(r"^(mean|cls|sep|token:\d+)$")
 
 
 def resolve_device(device: str = "auto") -> torch.device:
-    """``auto`` picks CUDA when present (among the devices CUDA_VISIBLE_DEVICES exposes), else CPU.
+    """``auto`` picks CUDA when present (among the devices CUDA_VISIBLE_DEVICES exposes), else CPU;
+    ``cuda`` / ``cuda:N`` that torch cannot use is one line naming the ``device`` key.
 
     ``auto`` and ``cuda`` with several GPUs visible take one that no other embaug job holds
     (:func:`embaug.devices.own_gpu`); ``cpu`` and ``cuda:N`` are used as given.
     """
+    check_device(device)
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda" and torch.cuda.is_available():

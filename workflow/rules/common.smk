@@ -10,7 +10,8 @@ import yaml
 from snakemake.utils import min_version, validate
 
 from embaug.augment import PAIR_MAKERS
-from embaug.config_checks import check_config, check_configfile, check_schema
+from embaug.config_checks import ConfigError, check_config, check_configfile, check_schema
+from embaug.errors import EmbaugError
 
 min_version("9.0")
 
@@ -28,6 +29,25 @@ validate(config, CONFIG_SCHEMA_FILE, set_default=True)  # fills in the defaults
 check_config(config, PAIR_MAKERS)
 if config["embedding"]["dtype"] is None:  # stored embeddings follow precision
     config["embedding"]["dtype"] = "float32" if config["precision"] == "float32" else "float16"
+
+
+def check_local_device():
+    """`device: cuda` where torch has no CUDA stops before any job, where the jobs run here in this
+    environment (on a cluster or in per-rule conda envs, each job checks it: resolve_device)."""
+    local = workflow.local_exec and not workflow.deployment_settings.deployment_method
+    if not (local and config["device"].startswith("cuda")):
+        return
+    from embaug.devices import check_device
+
+    try:
+        check_device(config["device"])
+    except EmbaugError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+onstart:
+    check_local_device()
+
 
 # Every rule's shell command is one `embaug` call: exec it, so the job is snakemake's own child
 # and (Linux: a parent-death signal, embaug.cli.stop_with_parent) stops when snakemake dies.
