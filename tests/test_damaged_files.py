@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import shutil
 import subprocess
 import sys
@@ -156,3 +158,106 @@ def test_workflow_stops_before_any_job_on_a_damaged_input_it_sizes(tmp_path):
     assert expected in text, text[-3000:]
     assert not (tmp_path / "logs").exists() and not (tmp_path / "results" / "base_models").exists()
     assert broken.read_bytes() == damaged_bytes and earlier.read_text() == "layer,accuracy\n0,50\n"
+
+
+# --- a full disk, a folder that cannot be written -------------------------------------------------
+
+
+def _failing(code: int, library_message: bool = False):
+    """A writer that fails as a full or read-only file system makes it fail (as an OSError with its
+    errno, or as a library's RuntimeError whose message carries it, like safetensors')."""
+
+    def write(*args, **kwargs):
+        if library_message:
+            raise RuntimeError(
+                f"Error while serializing: IoError(Os {{ code: {code}, message: ... }}) (os error {code})"
+            )
+        raise OSError(code, os.strerror(code))
+
+    return write
+
+
+@pytest.mark.parametrize(
+    ("code", "library_message", "message"),
+    [
+        (errno.ENOSPC, False, "cannot write it (no space left on the device, in {folder}); free space there "
+         "and rerun (nothing was written: the earlier outputs are as they were)"),
+        (errno.ENOSPC, True, "cannot write it (no space left on the device, in {folder}); free space"),
+        (errno.EROFS, False, "cannot write it (read-only file system, in {folder}); make it writable"),
+        (errno.EACCES, False, "cannot write it (permission denied, in {folder}); make it writable"),
+    ],
+)  # fmt: skip
+def test_full_disk_or_read_only_folder_is_one_line_naming_path_and_stage(
+    tmp_path, corpus, capsys, monkeypatch, code, library_message, message
+):
+    raw = tmp_path / "raw.parquet"
+    corpus.to_parquet(raw)
+    out = tmp_path / "data" / "chunks" / "docs" / "n2.parquet"
+    out.parent.mkdir(parents=True)
+    out.write_bytes(b"the earlier chunks")
+    import pyarrow.parquet as pq
+
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", _failing(code, library_message))
+    assert main(["chunk", "--corpus", str(raw), "--dataset", "docs", "--out", str(out)]) == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    expected = f"embaug chunk: error: {out}: " + message.format(folder=out.parent.resolve())
+    assert len(lines) == 1 and lines[0].startswith(expected), lines
+    assert out.read_bytes() == b"the earlier chunks"
+    assert sorted(p.name for p in out.parent.iterdir()) == ["n2.parquet"]  # no temporary left
+
+
+def test_a_results_folder_that_cannot_be_created_is_one_line(tmp_path, capsys, monkeypatch, corpus):
+    raw = tmp_path / "raw.parquet"
+    corpus.to_parquet(raw)
+    real_mkdir = Path.mkdir
+
+    def read_only_mkdir(self, *args, **kwargs):
+        if "results" in self.parts:
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(tmp_path / "results"))
+        return real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", read_only_mkdir)
+    out = tmp_path / "results" / "chunks.parquet"
+    assert main(["chunk", "--corpus", str(raw), "--dataset", "docs", "--out", str(out)]) == 1
+    assert capsys.readouterr().err.strip() == (
+        f"embaug chunk: error: {out}: cannot write it (read-only file system, in {out.parent.resolve()}); "
+        "make it writable and rerun (nothing was written: the earlier outputs are as they were)"
+    )
+
+
+def test_an_unreadable_input_is_not_reported_as_a_write_error(tmp_path):
+    from embaug.io import cannot_write
+
+    error = PermissionError(errno.EACCES, "Permission denied", str(tmp_path / "inputs" / "raw.parquet"))
+    assert cannot_write(tmp_path / "results" / "x.csv", error) is None
+    assert cannot_write(tmp_path / "results" / "x.csv", ValueError("bad value")) is None
+
+
+def test_embed_on_a_full_disk_fails_before_writing_naming_the_store(
+    tmp_path, corpus, capsys, monkeypatch, tiny_model_dir
+):
+    """The store's layer files are reserved up front: a full disk is one line, not a SIGBUS mid-write."""
+    raw = tmp_path / "raw.parquet"
+    corpus.to_parquet(raw)
+    store = tmp_path / "results" / "embeddings" / "tiny" / "docs"
+    store.mkdir(parents=True)
+    (store / "meta.json").write_text("the earlier store")
+    monkeypatch.setattr(os, "posix_fallocate", _failing(errno.ENOSPC))
+    args = [
+        "embed",
+        "--model",
+        str(tiny_model_dir),
+        "--corpus",
+        str(raw),
+        "--device",
+        "cpu",
+        "--out",
+        str(store),
+    ]
+    assert main(args) == 1
+    assert capsys.readouterr().err.strip() == (
+        f"embaug embed: error: {store}: cannot write it (no space left on the device, in "
+        f"{store.parent.resolve()}); free space there and rerun (nothing was written: the earlier outputs are as they were)"
+    )
+    assert (store / "meta.json").read_text() == "the earlier store"
+    assert sorted(p.name for p in store.parent.iterdir()) == ["docs"]
