@@ -257,7 +257,8 @@ def test_embed_on_a_full_disk_fails_before_writing_naming_the_store(
     assert main(args) == 1
     assert capsys.readouterr().err.strip() == (
         f"embaug embed: error: {store}: cannot write it (no space left on the device, in "
-        f"{store.parent.resolve()}); free space there and rerun (nothing was written: the earlier outputs are as they were)"
+        f"{store.parent.resolve()}); free space there and rerun (nothing was written: the earlier outputs "
+        "are as they were)"
     )
     assert (store / "meta.json").read_text() == "the earlier store"
     assert sorted(p.name for p in store.parent.iterdir()) == ["docs"]
