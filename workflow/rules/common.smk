@@ -12,6 +12,7 @@ from snakemake.utils import min_version, validate
 from embaug.augment import PAIR_MAKERS
 from embaug.config_checks import ConfigError, check_config, check_configfile, check_schema
 from embaug.errors import EmbaugError
+from embaug.interrupt import stop_jobs_first
 
 min_version("9.0")
 
@@ -47,6 +48,8 @@ def check_local_device():
 
 onstart:
     check_local_device()
+    if workflow.local_exec:  # SIGINT / SIGTERM to snakemake alone also stop the running jobs
+        stop_jobs_first()
 
 
 # Every rule's shell command is one `embaug` call: exec it, so the job is snakemake's own child
