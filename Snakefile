@@ -2,7 +2,7 @@
 
 snakemake --cores 8 --resources gpu=1                      # the paper's study (config.yaml)
 snakemake --cores 2 --configfile config/demo.yaml          # offline CPU demo
-snakemake results/tables/table2_knn.csv                    # one table and what it needs
+snakemake results/paper/tables/table2_knn.csv                    # one table and what it needs
 """
 
 
@@ -49,5 +49,4 @@ localrules:
     figure4c_mteb_layers,
     figureS3_mteb_layer_blocks,
     sweep_figure,
-    vs_paper,
     vs_paper,

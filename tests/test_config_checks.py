@@ -692,7 +692,7 @@ def test_dry_run_fails_before_any_job(tmp_path, path, value, message):
     result = snakemake(tmp_path, changed(path, value), "--dry-run")
     text = output(result)
     assert result.returncode != 0 and message in text, text[-2000:]
-    assert "Job stats" not in text and not (tmp_path / "results").exists()
+    assert "Job stats" not in text and not (tmp_path / "results" / "test").exists()
 
 
 def one_class_study(tmp_path, corpus) -> dict:
@@ -706,18 +706,18 @@ def one_class_study(tmp_path, corpus) -> dict:
 def test_fine_tuning_waits_for_the_dataset_check(tmp_path, corpus):
     snakemake, output = _workflow()
     plan = output(
-        snakemake(tmp_path, one_class_study(tmp_path, corpus), "results/models/tiny__bbc__crops", "-n")
+        snakemake(tmp_path, one_class_study(tmp_path, corpus), "results/test/models/tiny__bbc__crops", "-n")
     )
     finetune = plan[plan.index("rule finetune:") :].split("\n\n")[0]
-    assert "data/checks/bbc.json" in finetune, finetune
+    assert "data/test/checks/bbc.json" in finetune, finetune
     assert "rule check_dataset:" in plan
 
 
 @pytest.mark.slow
 def test_one_class_dataset_fails_its_check(tmp_path, corpus):
     snakemake, _ = _workflow()
-    result = snakemake(tmp_path, one_class_study(tmp_path, corpus), "data/checks/bbc.json")
+    result = snakemake(tmp_path, one_class_study(tmp_path, corpus), "data/test/checks/bbc.json")
     assert result.returncode != 0
-    log = (tmp_path / "logs" / "check_dataset" / "bbc.log").read_text()
+    log = (tmp_path / "logs" / "test" / "check_dataset" / "bbc.log").read_text()
     assert "dataset 'bbc': 40 labelled documents in 1 class" in log and "datasets.bbc.label" in log
-    assert not (tmp_path / "data" / "checks" / "bbc.json").exists()
+    assert not (tmp_path / "data" / "test" / "checks" / "bbc.json").exists()

@@ -27,7 +27,7 @@ def truncated_copy(source, target):
 def test_truncated_parquet_is_one_line(tmp_path, corpus, capsys):
     whole = tmp_path / "whole.parquet"
     corpus.to_parquet(whole)
-    broken = truncated_copy(whole, tmp_path / "data" / "raw" / "docs.parquet")
+    broken = truncated_copy(whole, tmp_path / "data" / "test" / "raw" / "docs.parquet")
     assert (
         main(["chunk", "--corpus", str(broken), "--dataset", "docs", "--out", str(tmp_path / "c.parquet")])
         == 1
@@ -92,12 +92,12 @@ def test_console_shows_the_failed_jobs_message(tmp_path):
     files = write_data(tmp_path / "data")
     config = tiny_config(files)
     # a raw file damaged after it was made (e.g. a full disk): chunking it fails
-    truncated_copy(files["corpus"], tmp_path / "data" / "raw" / "docs.parquet")
-    result = snakemake(tmp_path, config, "data/chunks/docs/n2.parquet")
+    truncated_copy(files["corpus"], tmp_path / "data" / "test" / "raw" / "docs.parquet")
+    result = snakemake(tmp_path, config, "data/test/chunks/docs/n2.parquet")
     assert result.returncode != 0
-    expected = "embaug chunk: error: data/raw/docs.parquet: "
+    expected = "embaug chunk: error: data/test/raw/docs.parquet: "
     assert expected in output(result), output(result)[-3000:]
-    assert "snakemake data/raw/docs.parquet --force" in output(result)
+    assert "snakemake data/test/raw/docs.parquet --force" in output(result)
 
 
 # --- damaged files met while the workflow sizes its jobs (DAG time, before any job) ---------------
@@ -142,21 +142,21 @@ def test_workflow_stops_before_any_job_on_a_damaged_input_it_sizes(tmp_path):
     """Sizing the embed job reads the raw table's footer: a truncated one stops the dry run (in a real
     run, the first job that reads it fails with the same line, test_console_shows_the_failed_jobs_message)."""
     files = write_data(tmp_path / "data")
-    broken = truncated_copy(files["corpus"], tmp_path / "data" / "raw" / "docs.parquet")
+    broken = truncated_copy(files["corpus"], tmp_path / "data" / "test" / "raw" / "docs.parquet")
     damaged_bytes = broken.read_bytes()
-    earlier = tmp_path / "results" / "scores" / "knn" / "earlier.csv"
+    earlier = tmp_path / "results" / "test" / "scores" / "knn" / "earlier.csv"
     earlier.parent.mkdir(parents=True)
     earlier.write_text("layer,accuracy\n0,50\n")
-    result = snakemake(tmp_path, tiny_config(files), "results/embeddings/tiny/docs", "--dry-run")
+    result = snakemake(tmp_path, tiny_config(files), "results/test/embeddings/tiny/docs", "--dry-run")
     text = output(result)
     assert result.returncode != 0
     expected = (
-        "EmbaugError: data/raw/docs.parquet: Parquet magic bytes not found in footer. Either the file is "
-        "corrupted or this is not a parquet file; the Parquet file is incomplete or corrupt: delete it and "
-        "rebuild it (snakemake data/raw/docs.parquet --force)"
+        "EmbaugError: data/test/raw/docs.parquet: Parquet magic bytes not found in footer. Either the file "
+        "is corrupted or this is not a parquet file; the Parquet file is incomplete or corrupt: delete it "
+        "and rebuild it (snakemake data/test/raw/docs.parquet --force)"
     )
     assert expected in text, text[-3000:]
-    assert not (tmp_path / "logs").exists() and not (tmp_path / "results" / "base_models").exists()
+    assert not (tmp_path / "logs").exists() and not (tmp_path / "results" / "test" / "base_models").exists()
     assert broken.read_bytes() == damaged_bytes and earlier.read_text() == "layer,accuracy\n0,50\n"
 
 

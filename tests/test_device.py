@@ -112,7 +112,7 @@ def test_workflow_with_cuda_but_no_cuda_stops_before_any_job(tmp_path):
     text = output(result)
     assert result.returncode != 0
     assert f"config: device: 'cuda', but torch {torch.__version__} has no CUDA" in text, text[-3000:]
-    assert not (tmp_path / "data" / "raw").exists() and not (tmp_path / "logs").exists()  # no job ran
+    assert not (tmp_path / "data" / "test").exists() and not (tmp_path / "logs").exists()  # no job ran
     assert earlier.read_text() == "kept\n" and not (tmp_path / ".snakemake" / "locks").exists()
     assert "Traceback" not in text
 

@@ -67,7 +67,7 @@ def test_no_target_is_read_as_a_config_file(path: Path) -> None:
 def test_the_command_parser_finds_continued_commands() -> None:
     commands = documented_commands(REPO / "config" / "seeds.yaml")
     assert commands == [
-        "snakemake results/tables/seeds_knn.csv --cores 8 --resources gpu=1 "
+        "snakemake results/paper/tables/seeds_knn.csv --cores 8 --resources gpu=1 "
         "--configfile config.yaml config/seeds.yaml"
     ]
     assert targets_swallowed_by_configfile("snakemake --configfile a.yaml results/x.csv") == ["results/x.csv"]

@@ -188,7 +188,7 @@ def evaluation_config() -> dict:
 
 
 def table_targets() -> list[str]:
-    return [f"results/tables/{name}.csv" for name in TABLES]
+    return [f"results/test/tables/{name}.csv" for name in TABLES]
 
 
 def last_layer(path: Path, metric: str) -> float:
@@ -206,11 +206,12 @@ def test_dry_run_schedules_the_split_baselines_and_pooled_embeddings(tmp_path):
     stats = job_stats(text)
     assert stats["download"] == 1 and stats["split_dataset"] == 1  # bbc.train is split, not downloaded
     assert stats["chunk"] == 2  # bbc (Table 2 runs) and bbc.train (Table S4 run)
-    assert stats["finetune"] == 3 and "output: results/models/tiny__bbc.train__crops" in text
+    assert stats["finetune"] == 3 and "output: results/test/models/tiny__bbc.train__crops" in text
     assert stats["baselines"] == 1 and stats["knn_preprocessed"] == 2
     assert stats["embed_pooled"] == 2 and stats["knn_pooled"] == 2  # cls, token:3; mean is the usual file
     assert stats["grid_table"] == 2 and stats["table_s4"] == 1 and stats["score_table"] == 1
-    assert "--cell bbc tfidf results/scores/baselines/tfidf/bbc.csv" in text  # Table 2 gets the baselines
+    # Table 2 gets the baselines
+    assert "--cell bbc tfidf results/test/scores/baselines/tfidf/bbc.csv" in text
 
 
 @pytest.mark.parametrize(
@@ -244,7 +245,7 @@ def tables_study(tmp_path_factory):
 
 
 def read_table(workdir: Path, name: str) -> pd.DataFrame:
-    return pd.read_csv(workdir / "results" / "tables" / f"{name}.csv")
+    return pd.read_csv(workdir / "results" / "test" / "tables" / f"{name}.csv")
 
 
 @pytest.mark.slow
@@ -254,7 +255,7 @@ def test_table_s3_cells_are_the_score_files(tables_study):
     columns = [f"{p}_{m}" for p in ("raw", "centred", "whitened") for m in ("euclidean", "cosine")]
     assert table.columns.tolist() == columns
     assert table.index.tolist() == [("bbc", m) for m in ("tiny", "tiny__bbc__crops", "tfidf", "tfidf_svd")]
-    scores = workdir / "results" / "scores"
+    scores = workdir / "results" / "test" / "scores"
     for model in ("tiny", "tiny__bbc__crops"):
         for column in columns:
             prep, metric = column.split("_")
@@ -272,10 +273,10 @@ def test_table_s3_cells_are_the_score_files(tables_study):
 @pytest.mark.slow
 def test_table_s4_trains_on_the_training_part_and_queries_the_test_part(tables_study):
     workdir, config = tables_study
-    raw = pd.read_parquet(workdir / "data" / "raw" / "bbc.parquet")
-    train_part = pd.read_parquet(workdir / "data" / "raw" / "bbc.train.parquet")
-    test_part = pd.read_parquet(workdir / "data" / "raw" / "bbc.test.parquet")
-    chunks = pd.read_parquet(workdir / "data" / "chunks" / "bbc.train" / "n2.parquet")
+    raw = pd.read_parquet(workdir / "data" / "test" / "raw" / "bbc.parquet")
+    train_part = pd.read_parquet(workdir / "data" / "test" / "raw" / "bbc.train.parquet")
+    test_part = pd.read_parquet(workdir / "data" / "test" / "raw" / "bbc.test.parquet")
+    chunks = pd.read_parquet(workdir / "data" / "test" / "chunks" / "bbc.train" / "n2.parquet")
     held_out = set(test_part["doc_id"])
     assert not held_out & set(train_part["doc_id"]) and not held_out & set(chunks["doc_id"])
     assert sorted(held_out | set(train_part["doc_id"])) == sorted(raw["doc_id"])
@@ -283,12 +284,12 @@ def test_table_s4_trains_on_the_training_part_and_queries_the_test_part(tables_s
         raw["label"].to_numpy(dtype=str), 0.1, config.get("evaluation", {}).get("seed", 42)
     )
     assert held_out == set(raw["doc_id"].iloc[test])  # the kNN queries are exactly the held-out part
-    run = json.loads((workdir / "results" / "models" / "tiny__bbc.train__crops" / "run.json").read_text())
+    run = json.loads((workdir / "results/test/models/tiny__bbc.train__crops/run.json").read_text())
     assert run["training_documents"] <= len(train_part)
     table = read_table(workdir, "tableS4").set_index("dataset")
     assert table.columns.tolist() == ["base", "crops", "tfidf", "tfidf_svd"]
     assert table.index.tolist() == ["bbc", "average"]
-    scores = workdir / "results" / "scores"
+    scores = workdir / "results" / "test" / "scores"
     expected = {
         "base": scores / "knn" / "tiny" / "bbc.csv",
         "crops": scores / "knn" / "tiny__bbc.train__crops" / "bbc.csv",
@@ -303,7 +304,7 @@ def test_table_s4_trains_on_the_training_part_and_queries_the_test_part(tables_s
 @pytest.mark.slow
 def test_table_s7_and_table2_baselines(tables_study):
     workdir, _ = tables_study
-    scores = workdir / "results" / "scores"
+    scores = workdir / "results" / "test" / "scores"
     table = read_table(workdir, "tableS7").set_index(["dataset", "model"])
     assert table.columns.tolist() == ["mean", "cls", "token:3"] and table.index.tolist() == [("bbc", "tiny")]
     expected = {
@@ -313,7 +314,7 @@ def test_table_s7_and_table2_baselines(tables_study):
     }
     for column, path in expected.items():
         assert table.loc[("bbc", "tiny"), column] == pytest.approx(last_layer(path, "euclidean"), abs=0.01)
-    stored = EmbeddingStore(workdir / "results" / "embeddings_pooled" / "cls" / "tiny" / "bbc")
+    stored = EmbeddingStore(workdir / "results" / "test" / "embeddings_pooled" / "cls" / "tiny" / "bbc")
     assert stored.layers == [2] and stored.layer(2).shape == (160, 32)
     table2 = read_table(workdir, "table2_knn").set_index("dataset")
     assert table2.columns.tolist() == ["base", "dropout", "crops", "tfidf", "tfidf_svd"]

@@ -81,12 +81,12 @@ def test_dry_run_batch_sizes_per_dataset_and_layer_tasks(tmp_path):
     # Figure 3: crops on subsets of ICLR's batches, at ICLR's batch size, scored on ICLR
     figure3 = {run: size for run, size in runs.items() if ".match-" in run}
     assert figure3 == {f"mpnet__{d}.match-iclr__crops": "64" for d in ("iclr", "arxiv", "biorxiv", "reddit")}
-    assert "results/figures/figure3_curves.png" in text
+    assert "results/paper/figures/figure3_curves.png" in text
     # every table the paper has gets its companion table by default
-    companions = set(re.findall(r"results/tables/(\w+)_vs_paper\.csv", text))
+    companions = set(re.findall(r"results/paper/tables/(\w+)_vs_paper\.csv", text))
     assert companions == {"table1_mteb", "table2_knn", "tableS4"}
-    assert "embaug vs-paper --ours results/tables/table2_knn.csv" in text
-    layer_jobs = set(re.findall(r"results/mteb/mpnet/layer0/(\S+)\.json", text))
+    assert "embaug vs-paper --ours results/paper/tables/table2_knn.csv" in text
+    layer_jobs = set(re.findall(r"results/paper/mteb/mpnet/layer0/(\S+)\.json", text))
     assert layer_jobs == set(paper_tasks())
     # precision float32 everywhere; float32 files; Table 1 rows encoded as the authors
     assert all('"precision": "float32"' in line for line in finetunes)
@@ -101,14 +101,14 @@ def test_dry_run_batch_sizes_per_dataset_and_layer_tasks(tmp_path):
 
 def test_dry_run_table_s6_models_as_the_authors(tmp_path):
     """The bare embedding model and the random BERT: bert-base-uncased where reachable, lr 0.5."""
-    text = dry_run(tmp_path, ["config.yaml", "config/tableS6.yaml"], "results/tables/tableS6.csv")
+    text = dry_run(tmp_path, ["config.yaml", "config/tableS6.yaml"], "results/paper/tables/tableS6.csv")
     lines = text.splitlines()
     inits = {line.split("--out ")[1].split()[0]: line for line in lines if "embaug init-model" in line}
     tokenizer = "--tokenizer bert-base-uncased"
-    assert f"--kind embedding_only {tokenizer}" in inits["results/base_models/embedding_layer"]
-    assert f"--kind bert {tokenizer}" in inits["results/base_models/bert_scratch"]
+    assert f"--kind embedding_only {tokenizer}" in inits["results/paper/base_models/embedding_layer"]
+    assert f"--kind bert {tokenizer}" in inits["results/paper/base_models/bert_scratch"]
     run = "--run embedding_layer__iclr__crops__"
     runs = [line for line in lines if "embaug finetune" in line and run in line]
     assert len(runs) == 1 and '"learning_rate": 0.5' in runs[0] and '"epochs": 10' in runs[0]
     table = next(line for line in lines if "embaug table" in line and "tableS6" in line)
-    assert "--vocabulary embedding_layer results/base_models/embedding_layer" in table
+    assert "--vocabulary embedding_layer results/paper/base_models/embedding_layer" in table

@@ -110,11 +110,11 @@ def two_dataset_study(tmp_path) -> dict:
 def test_dry_run_adds_batch_matched_runs_and_the_figure(tmp_path):
     commands = dry_run_commands(tmp_path, two_dataset_study(tmp_path))
     subsets = [c for c in commands if c.startswith("embaug batch-subset")]
-    assert len(subsets) == 2 and all("--match-corpus data/raw/news.parquet" in c for c in subsets)
+    assert len(subsets) == 2 and all("--match-corpus data/test/raw/news.parquet" in c for c in subsets)
     finetunes = {re.search(r"--run (\S+)", c)[1]: c for c in commands if c.startswith("embaug finetune")}
     run = finetunes["tiny__wire.match-news__crops"]
-    assert "--corpus data/raw/wire.match-news.parquet" in run
-    assert "--eval-corpus news=data/raw/news.parquet" in run
+    assert "--corpus data/test/raw/wire.match-news.parquet" in run
+    assert "--eval-corpus news=data/test/raw/news.parquet" in run
     settings = json.loads(re.search(r"--settings '([^']+)'", run)[1])
     # the evaluation dataset's batch size (the same batches), the kNN stage's split and k
     assert settings["batch_size"] == 16 and settings["eval_every"] == 3 and settings["eval_docs"] == 0
@@ -136,15 +136,15 @@ def test_unknown_figure3_dataset_is_named(tmp_path):
 
 def test_workflow_makes_figure3_from_batch_matched_runs(tmp_path):
     """The two-dataset study end to end: subsets, runs scored on `news` every 3 batches, the figure."""
-    result = snakemake(tmp_path, two_dataset_study(tmp_path), "results/figures/figure3_curves.png")
+    result = snakemake(tmp_path, two_dataset_study(tmp_path), "results/test/figures/figure3_curves.png")
     assert result.returncode == 0, output(result)[-3000:]
-    news = pd.read_parquet(tmp_path / "data/raw/news.parquet")
-    subset = pd.read_parquet(tmp_path / "data/raw/wire.match-news.parquet")
-    wire = pd.read_parquet(tmp_path / "data/raw/wire.parquet")
+    news = pd.read_parquet(tmp_path / "data/test/raw/news.parquet")
+    subset = pd.read_parquet(tmp_path / "data/test/raw/wire.match-news.parquet")
+    wire = pd.read_parquet(tmp_path / "data/test/raw/wire.parquet")
     assert len(news) == 100 and set(subset["doc_id"]) < set(wire["doc_id"])
-    chunks = {n: pd.read_parquet(tmp_path / f"data/chunks/{n}/n2.parquet") for n in ("news", "wire")}
+    chunks = {n: pd.read_parquet(tmp_path / f"data/test/chunks/{n}/n2.parquet") for n in ("news", "wire")}
     assert pair_documents(subset, chunks["wire"]).sum() == pair_documents(news, chunks["news"]).sum()
-    curves = pd.read_csv(tmp_path / "results/figures/figure3_curves.csv")
+    curves = pd.read_csv(tmp_path / "results/test/figures/figure3_curves.csv")
     assert list(dict.fromkeys(curves["run"])) == ["trained on news", "trained on wire"]
     steps = {run: group["step"].tolist() for run, group in curves.groupby("run")}
     assert steps["trained on news"] == steps["trained on wire"]  # the same number of batches

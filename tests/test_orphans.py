@@ -49,12 +49,12 @@ def test_killed_snakemake_takes_its_job_along(tmp_path):
     config = tiny_config(files, training={"batch_size": 4, "max_length": 32, "epochs": 1000, "eval_every": 0})
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    command = [sys.executable, "-m", "snakemake", "results/models/tiny__docs__crops", "-s",
+    command = [sys.executable, "-m", "snakemake", "results/test/models/tiny__docs__crops", "-s",
                str(REPO_ROOT / "Snakefile"), "--cores", "1", "--configfile", "config.yaml"]  # fmt: skip
     snakemake = subprocess.Popen(
         command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
-    log = tmp_path / "logs" / "finetune" / "tiny__docs__crops.log"
+    log = tmp_path / "logs" / "test" / "finetune" / "tiny__docs__crops.log"
     try:
         assert wait_for(lambda: log.exists() or snakemake.poll() is not None, 180)
         assert snakemake.poll() is None, "snakemake stopped before fine-tuning"
@@ -66,7 +66,7 @@ def test_killed_snakemake_takes_its_job_along(tmp_path):
     finally:
         for pid in embaug_processes(tmp_path):
             os.kill(pid, signal.SIGKILL)
-    assert not (tmp_path / "results" / "models" / "tiny__docs__crops").exists()
+    assert not (tmp_path / "results" / "test" / "models" / "tiny__docs__crops").exists()
     # what docs/troubleshooting.md says to run next: unlock, then the rerun finishes the job
     unlock = subprocess.run([*command, "--unlock"], cwd=tmp_path, env=env, capture_output=True, check=False)
     assert unlock.returncode == 0

@@ -214,8 +214,8 @@ def test_a_signal_to_snakemake_alone_stops_its_jobs_and_the_rerun_continues(tmp_
         "eval_every": 0,
         "checkpoint_every": 5,
     }
-    target = "results/models/tiny__docs__crops"
-    checkpoint = tmp_path / "results" / "checkpoints" / "tiny__docs__crops" / CHECKPOINT_FILE
+    target = "results/test/models/tiny__docs__crops"
+    checkpoint = tmp_path / "results" / "test" / "checkpoints" / "tiny__docs__crops" / CHECKPOINT_FILE
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     command = [sys.executable, "-m", "snakemake", "-s", str(REPO_ROOT / "Snakefile"), "--cores", "2",
                "--directory", str(tmp_path), "--configfile", str(tmp_path / "config.yaml"),
@@ -235,7 +235,7 @@ def test_a_signal_to_snakemake_alone_stops_its_jobs_and_the_rerun_continues(tmp_
     text = run.communicate(timeout=120)[0]
     assert run.returncode != 0 and time.monotonic() - stopped < 60
     assert not any(Path(f"/proc/{pid}").exists() for pid in jobs)  # the fine-tuning job ended with it
-    log = (tmp_path / "logs" / "finetune" / "tiny__docs__crops.log").read_text().strip().splitlines()
+    log = (tmp_path / "logs" / "test" / "finetune" / "tiny__docs__crops.log").read_text().strip().splitlines()
     assert log[-1] == (
         "embaug finetune: error: stopped by SIGTERM (the run was interrupted); run the same snakemake "
         "command again to continue"
@@ -247,6 +247,6 @@ def test_a_signal_to_snakemake_alone_stops_its_jobs_and_the_rerun_continues(tmp_
 
     rerun = snakemake(tmp_path, config, target)  # no --unlock
     assert rerun.returncode == 0, output(rerun)[-3000:]
-    log = (tmp_path / "logs" / "finetune" / "tiny__docs__crops.log").read_text()
+    log = (tmp_path / "logs" / "test" / "finetune" / "tiny__docs__crops.log").read_text()
     assert "run 'tiny__docs__crops': resuming after batch" in log and (tmp_path / target).is_dir()
     assert not checkpoint.exists()

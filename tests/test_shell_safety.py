@@ -72,7 +72,7 @@ def tiny_config(files: dict[str, Path], **sections) -> dict:
                             "architecture": TINY_ARCHITECTURE}},
         "evaluation": {"test_fraction": 0.3, "knn": {"k": 3}, "tsne": {"enabled": False},
                        "linear": {"enabled": False}},
-        "study": {"models": ["tiny"], "train_on": ["docs"], "augmentations": ["crops"]},
+        "study": {"name": "test", "models": ["tiny"], "train_on": ["docs"], "augmentations": ["crops"]},
         **sections,
     }  # fmt: skip
 
@@ -162,7 +162,7 @@ def test_schema_rejects_unsafe_values(tmp_path, key, value, expected):
     assert not list(tmp_path.rglob("PWNED"))
 
 
-TARGETS = ("results/tables/table2_knn.csv", "results/figures/figure1_training_curves.png")
+TARGETS = ("results/test/tables/table2_knn.csv", "results/test/figures/figure1_training_curves.png")
 
 
 @pytest.fixture(scope="module")
@@ -178,9 +178,9 @@ def real_run(tmp_path_factory):
 @pytest.mark.slow
 def test_real_run_executes_nothing(real_run):
     workdir, _ = real_run
-    table = pd.read_csv(workdir / "results" / "tables" / "table2_knn.csv")
+    table = pd.read_csv(workdir / "results" / "test" / "tables" / "table2_knn.csv")
     assert list(table.columns[:3]) == ["dataset", "base", "crops"], table
-    log = pd.read_csv(workdir / "results" / "models" / "tiny__docs__crops" / "train_log.csv")
+    log = pd.read_csv(workdir / "results" / "test" / "models" / "tiny__docs__crops" / "train_log.csv")
     assert log["mteb_STS16"].notna().any()  # the hostile-path MTEB file was read
     assert not list(workdir.rglob("PWNED")) and not Path("PWNED").exists()
 
@@ -197,10 +197,10 @@ def test_same_config_same_table2_and_models(real_run, tmp_path):
     assert result.returncode == 0, output(result)[-6000:]
     for model in ("base_models/tiny", "models/tiny__docs__crops"):
         for name in MODEL_FILES:
-            assert (tmp_path / "results" / model / name).read_bytes() == (
-                workdir / "results" / model / name
+            assert (tmp_path / "results" / "test" / model / name).read_bytes() == (
+                workdir / "results" / "test" / model / name
             ).read_bytes()
-    table = "results/tables/table2_knn.csv"
+    table = "results/test/tables/table2_knn.csv"
     assert (tmp_path / table).read_text() == (workdir / table).read_text()
 
 
@@ -210,7 +210,7 @@ def test_curves_during_training_leave_the_model_unchanged(real_run, tmp_path):
     workdir, config = real_run
     config = {**config, "training": {**config["training"], "eval_every": 0}}
     config["mteb"] = {**config["mteb"], "training_curves": []}
-    run = "results/models/tiny__docs__crops"
+    run = "results/test/models/tiny__docs__crops"
     result = snakemake(tmp_path, config, run)
     assert result.returncode == 0, output(result)[-6000:]
     assert "knn_accuracy" not in pd.read_csv(tmp_path / run / "train_log.csv")

@@ -27,7 +27,7 @@ from embaug import resources as rs
 
 pytest.importorskip("snakemake_executor_plugin_slurm", reason='pip install -e ".[slurm]"')
 PROFILE = REPO_ROOT / "profiles" / "slurm"
-TABLE = "results/tables/table2_knn.csv"
+TABLE = "results/test/tables/table2_knn.csv"
 # the rules with `resources: gpu=1` (and their use-rule variants)
 GPU_RULES = {
     "finetune",
@@ -214,19 +214,19 @@ def assert_requests_fit_the_rules(sbatches: list[dict]) -> None:
 
 
 def test_profile_submits_gpu_jobs_with_a_gpu_and_cpu_jobs_without(slurm, tmp_path):
-    result = run_on_stub_cluster(tmp_path, "results/embeddings/tiny/bbc")
+    result = run_on_stub_cluster(tmp_path, "results/test/embeddings/tiny/bbc")
     assert result.returncode == 0, output(result)[-6000:]
     sbatches = calls(slurm, "sbatch")
     assert Counter(map(submitted_rule, sbatches)) == Counter(download=1, init_model=1, embed=1)
     assert_requests_fit_the_rules(sbatches)
     gpu_steps = [call for call in calls(slurm, "srun") if "--gpus=1" in call["args"]]
     assert len(gpu_steps) == 1  # inside the job, the GPU job step got the GPU too
-    assert (tmp_path / "results/embeddings/tiny/bbc/meta.json").exists()
+    assert (tmp_path / "results/test/embeddings/tiny/bbc/meta.json").exists()
     # The embed job asked for what embaug.resources computes from its corpus and model.
     (embed,) = [call for call in sbatches if submitted_rule(call) == "embed"]
     config = test_config()
     request = rs.embed_request(
-        rs.corpus_size(tmp_path / "data/raw/bbc.parquet"),
+        rs.corpus_size(tmp_path / "data/test/raw/bbc.parquet"),
         rs.ModelShape.from_config(config["models"]["tiny"]["architecture"]),
         max_length=config["embedding"]["max_length"],
         gpu=False,  # .test runs on the CPU (device: cpu)
@@ -277,10 +277,10 @@ def test_dry_run_shows_each_jobs_resources_from_its_inputs(tmp_path):
     source = tmp_path / "source.parquet"
     documents.to_parquet(source)
     config["datasets"]["bbc"] = {"source": str(source), "id": "id"}
-    (tmp_path / "data/raw").mkdir(parents=True)
-    corpus = tmp_path / "data/raw/bbc.parquet"  # newer than its source: up to date
+    (tmp_path / "data/test/raw").mkdir(parents=True)
+    corpus = tmp_path / "data/test/raw/bbc.parquet"  # newer than its source: up to date
     documents.rename(columns={"id": "doc_id"}).to_parquet(corpus)
-    targets = [TABLE, "results/scores/linear/tiny/bbc.csv", "results/tsne/tiny/bbc.png"]
+    targets = [TABLE, "results/test/scores/linear/tiny/bbc.csv", "results/test/tsne/tiny/bbc.png"]
     result = snakemake(tmp_path, config, "--profile", str(PROFILE), "-n", *targets)
     assert result.returncode == 0, output(result)[-4000:]
     jobs = job_resources(output(result))
@@ -302,6 +302,43 @@ def test_dry_run_shows_each_jobs_resources_from_its_inputs(tmp_path):
     assert finetune and all(res["mem_mb"] == "<TBD>" for res in finetune)  # its chunks are not made yet
     gpu_jobs = [res for rule, res in jobs if rule in GPU_RULES]
     assert gpu_jobs and all(res["slurm_partition"] == "gpu" and res["gpu"] == "1" for res in gpu_jobs)
+
+
+def job_requests(workdir: Path, *args: str) -> list[tuple[str, dict[str, str]]]:
+    """(rule, threads / mem_mb / runtime) of every job of a dry run of the paper's study."""
+    command = [
+        "snakemake",
+        "-s",
+        str(REPO_ROOT / "Snakefile"),
+        "-n",
+        "--configfile",
+        str(REPO_ROOT / "config.yaml"),
+    ]
+    result = subprocess.run(
+        [*command, *args], cwd=workdir, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    text = result.stdout + result.stderr
+    requests = []
+    for rule, block in re.findall(r"\n\s*(?:local)?rule (\w+):\n((?:\s{4,}.*\n)+)", text):
+        threads = re.search(r"threads: (\d+)", block)
+        resources = dict(re.findall(r"\b(mem_mb|runtime)=([^,\s]+)", block))
+        requests.append((rule, {"threads": threads.group(1) if threads else "1", **resources}))
+    return sorted(requests, key=lambda job: (job[0], sorted(job[1].items())))
+
+
+def test_cluster_jobs_are_sized_from_their_inputs_not_from_the_submitting_host(tmp_path):
+    """Through the SLURM profile, `--cores 2` and `--cores 64` on the login node give every job the
+    same threads, memory and time (GPU jobs their 8 host threads); a local run still caps threads
+    at the cores it is given."""
+    on_two = job_requests(tmp_path, "--profile", str(PROFILE), "--cores", "2")
+    on_many = job_requests(tmp_path, "--profile", str(PROFILE), "--cores", "64")
+    assert on_two == on_many
+    threads = {rule: int(request["threads"]) for rule, request in on_two}
+    assert threads["finetune"] == threads["embed"] == threads["mteb"] == rs.GPU_HOST_THREADS
+    local = job_requests(tmp_path, "--cores", "2")
+    assert max(int(request["threads"]) for _, request in local) == 2
+    assert {rule for rule, _ in local} == {rule for rule, _ in on_two}
 
 
 LOCAL_RULES = r"""
@@ -333,7 +370,7 @@ def test_tables_and_figures_are_local_rules(tmp_path):
     outputs, local = (json.loads(line) for line in result.stdout.strip().splitlines()[-2:])
     reports = {
         rule for rule, files in outputs.items()
-        if files and all(re.match(r"results/(tables|figures|scores/mteb_layers)/", f) for f in files)
+        if files and all(re.match(r"results/test/(tables|figures|scores/mteb_layers)/", f) for f in files)
     }  # fmt: skip
     assert reports >= {
         "score_table",

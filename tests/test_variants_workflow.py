@@ -20,10 +20,10 @@ from embaug.store import EmbeddingStore
 
 FAMILIES = ["seeds", "sweeps", "freeze", "tableS6"]
 TARGETS = [
-    "results/tables/seeds_knn.csv",
-    "results/figures/figureS1_sweeps.png",
-    "results/figures/figure4a_freeze.png",
-    "results/tables/tableS6.csv",
+    "results/test/tables/seeds_knn.csv",
+    "results/test/figures/figureS1_sweeps.png",
+    "results/test/figures/figure4a_freeze.png",
+    "results/test/tables/tableS6.csv",
 ]
 VARIANT_RUNS = {
     "tiny__bbc__dropout", "tiny__bbc__crops",
@@ -80,8 +80,8 @@ def test_baselines_are_columns_of_the_seeds_table_and_table_s6(tmp_path):
     (seeds,) = re.findall(r"embaug seeds-table .*", output(result))
     (table_s6,) = re.findall(r"embaug table .*tableS6.*", output(result))
     for baseline in ("tfidf", "tfidf_svd"):
-        assert f"--cell bbc {baseline} - results/scores/baselines/{baseline}/bbc.csv" in seeds
-        assert f"--cell bbc {baseline} results/scores/baselines/{baseline}/bbc.csv" in table_s6
+        assert f"--cell bbc {baseline} - results/test/scores/baselines/{baseline}/bbc.csv" in seeds
+        assert f"--cell bbc {baseline} results/test/scores/baselines/{baseline}/bbc.csv" in table_s6
 
 
 def finetune_command(text: str, run: str) -> str:
@@ -109,12 +109,13 @@ def test_overrides_reach_training_chunking_and_embedding(dry_run):
     }
     for run, changed in expected.items():
         assert settings(run) == {**default, **changed}, run
-    assert "--chunks data/chunks/bbc/n3.parquet" in finetune_command(dry_run, "tiny__bbc__crops__n-3")
-    assert "--chunks data/chunks/bbc/n2.parquet" in finetune_command(dry_run, "tiny__bbc__crops")
+    assert "--chunks data/test/chunks/bbc/n3.parquet" in finetune_command(dry_run, "tiny__bbc__crops__n-3")
+    assert "--chunks data/test/chunks/bbc/n2.parquet" in finetune_command(dry_run, "tiny__bbc__crops")
     embeds = {m.group(1): m.group(0) for m in re.finditer(r"embaug embed .*--name (\S+) .*", dry_run)}
     assert "--pooling cls" in embeds["tiny__bbc__crops__pool-cls"]
     # the pooling panel's base model is embedded with each pooling too (Table S7's knn_pooled)
-    assert "--point pooling cls 'base, same pooling' results/scores/knn_pooled/cls/tiny/bbc.csv" in dry_run
+    cls_point = "--point pooling cls 'base, same pooling' results/test/scores/knn_pooled/cls/tiny/bbc.csv"
+    assert cls_point in dry_run
     assert "--pooling mean" in embeds["tiny__bbc__crops__seed-1"]
 
 
@@ -142,7 +143,7 @@ def test_bad_variant_config_names_the_key(tmp_path, change, message):
 
 
 def last_layer(workdir: Path, model: str) -> float:
-    scores = pd.read_csv(workdir / "results" / "scores" / "knn" / model / "bbc.csv")
+    scores = pd.read_csv(workdir / "results" / "test" / "scores" / "knn" / model / "bbc.csv")
     chosen = scores[scores["metric"] == "euclidean"]
     return 100 * float(chosen.loc[chosen["layer"].idxmax(), "accuracy"])
 
@@ -152,7 +153,7 @@ def test_variant_tables_end_to_end(tmp_path):
     config = variants_config()
     result = snakemake(tmp_path, config, *TARGETS, timeout=3600)
     assert result.returncode == 0, output(result)[-6000:]
-    tables = tmp_path / "results" / "tables"
+    tables = tmp_path / "results" / "test" / "tables"
 
     seeds = pd.read_csv(tables / "seeds_knn.csv").set_index("dataset")
     assert seeds.index.tolist() == ["bbc", "average"]
@@ -183,7 +184,8 @@ def test_variant_tables_end_to_end(tmp_path):
         "setting", "value", "dropout", "crops", "base, same pooling", "base (not fine-tuned)"
     ]  # fmt: skip
     base_pooled = sweeps[sweeps["setting"] == "pooling"].set_index("value")["base, same pooling"]
-    cls = pd.read_csv(tmp_path / "results/scores/knn_pooled/cls/tiny/bbc.csv").query("metric == 'euclidean'")
+    cls = pd.read_csv(tmp_path / "results/test/scores/knn_pooled/cls/tiny/bbc.csv")
+    cls = cls.query("metric == 'euclidean'")
     assert base_pooled.to_dict() == pytest.approx(
         {"mean": last_layer(tmp_path, "tiny"), "cls": 100 * cls["accuracy"].iloc[-1]}, abs=0.01
     )
@@ -201,16 +203,16 @@ def test_variant_tables_end_to_end(tmp_path):
         [last_layer(tmp_path, "tiny__bbc__crops")] * 2
     )
     for name in ("figureS1_sweeps", "figure4a_freeze"):
-        assert (tmp_path / "results" / "figures" / f"{name}.png").stat().st_size > 10_000
+        assert (tmp_path / "results" / "test" / "figures" / f"{name}.png").stat().st_size > 10_000
 
     # the frozen run kept the base model's embedding layer and first block bit for bit
-    base = load_file(str(tmp_path / "results/base_models/tiny/model.safetensors"))
-    frozen = load_file(str(tmp_path / "results/models/tiny__bbc__crops__freeze-1/model.safetensors"))
+    base = load_file(str(tmp_path / "results/test/base_models/tiny/model.safetensors"))
+    frozen = load_file(str(tmp_path / "results/test/models/tiny__bbc__crops__freeze-1/model.safetensors"))
     for name, weight in base.items():
         same = torch.equal(weight, frozen[name])
         assert same == name.startswith(("embeddings.", "encoder.layer.0.", "pooler.")), name
-    run = json.loads((tmp_path / "results/models/tiny_bare__bbc__crops__ep-2/run.json").read_text())
+    run = json.loads((tmp_path / "results/test/models/tiny_bare__bbc__crops__ep-2/run.json").read_text())
     assert run["settings"]["epochs"] == 2 and run["steps"] == 2 * -(-run["training_documents"] // 16)
-    assert EmbeddingStore(tmp_path / "results/embeddings/tiny_bare__bbc__crops__ep-2/bbc").layers == [0]
+    assert EmbeddingStore(tmp_path / "results/test/embeddings/tiny_bare__bbc__crops__ep-2/bbc").layers == [0]
     again = snakemake(tmp_path, config, *TARGETS, "--dry-run")
     assert "Nothing to be done" in output(again)

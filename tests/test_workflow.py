@@ -29,12 +29,13 @@ UPSTREAM_OF_SCORES = {"download", "chunk", "init_model", "finetune", "embed", "l
 
 
 def test_config() -> dict:
-    """.test/config.yaml with its (repo-relative) dataset sources made absolute."""
+    """.test/config.yaml with its (repo-relative) dataset sources and MTEB task files made absolute."""
     config = yaml.safe_load(TEST_CONFIG.read_text())
-    for spec in config["datasets"].values():
-        source = Path(spec["source"])
-        if not source.is_absolute():
-            spec["source"] = str((REPO_ROOT / source).resolve())
+    for spec, key in [(s, "source") for s in config["datasets"].values()] + [
+        (s, "path") for s in config["mteb_tasks"].values()
+    ]:
+        if not Path(spec[key]).is_absolute():
+            spec[key] = str((REPO_ROOT / spec[key]).resolve())
     return config
 
 
@@ -42,7 +43,12 @@ test_config.__test__ = False  # a helper, not a test
 
 
 def snakemake(workdir: Path, config: dict, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
-    """Run the repository's workflow in ``workdir`` with ``config`` (written next to it)."""
+    """Run the repository's workflow in ``workdir`` with ``config`` (written next to it).
+
+    A study without a name is named `test`, as .test/config.yaml: its files are in results/test/.
+    """
+    if isinstance(config.get("study"), dict):
+        config = {**config, "study": {"name": "test", **config["study"]}}
     config_path = workdir / "config.yaml"
     config_path.write_text(yaml.safe_dump(config, sort_keys=False))
     env = {
@@ -112,7 +118,7 @@ def study(tmp_path_factory):
 
 
 def read_scores(workdir: Path, family: str, model: str) -> pd.DataFrame:
-    return pd.read_csv(workdir / "results" / "scores" / family / model / "bbc.csv")
+    return pd.read_csv(workdir / "results" / "test" / "scores" / family / model / "bbc.csv")
 
 
 # --- outputs of the run ------------------------------------------------------------------------
@@ -128,11 +134,11 @@ def test_run_scheduled_every_stage(study):
 
 def test_raw_and_chunks(study):
     workdir, _, _ = study
-    raw = pd.read_parquet(workdir / "data" / "raw" / "bbc.parquet")
+    raw = pd.read_parquet(workdir / "data" / "test" / "raw" / "bbc.parquet")
     assert list(raw.columns) == ["doc_id", "text", "label"]
     assert len(raw) == 160 and raw["doc_id"].is_unique
     assert set(raw["label"]) == {"business", "entertainment", "politics", "sport", "tech"}
-    chunks = pd.read_parquet(workdir / "data" / "chunks" / "bbc" / "n2.parquet")
+    chunks = pd.read_parquet(workdir / "data" / "test" / "chunks" / "bbc" / "n2.parquet")
     assert list(chunks.columns) == ["doc_id", "chunk_id", "text"]
     assert set(chunks["doc_id"]) <= set(raw["doc_id"])
     assert (chunks["text"].str.count(r"\. ") == 2).all()
@@ -140,7 +146,7 @@ def test_raw_and_chunks(study):
 
 def test_table2_files(study):
     workdir, _, _ = study
-    tables = workdir / "results" / "tables"
+    tables = workdir / "results" / "test" / "tables"
     table = pd.read_csv(tables / "table2_knn.csv")
     assert list(table.columns) == ["dataset", "base", "dropout", "crops"]
     assert table["dataset"].tolist() == ["bbc", "average"]
@@ -161,7 +167,7 @@ def test_table2_files(study):
 )
 def test_table_cells_are_last_layer_scores(study, table, family, metric):
     workdir, _, _ = study
-    values = pd.read_csv(workdir / "results" / "tables" / f"{table}.csv").set_index("dataset")
+    values = pd.read_csv(workdir / "results" / "test" / "tables" / f"{table}.csv").set_index("dataset")
     for model, column in COLUMNS.items():
         scores = read_scores(workdir, family, model)
         last = scores[(scores["layer"] == 2) & (scores["metric"] == metric)]["accuracy"]
@@ -193,8 +199,8 @@ def test_score_files_one_row_per_layer_and_metric(study, model):
 @pytest.mark.parametrize("model", MODELS)
 def test_embeddings(study, model):
     workdir, _, _ = study
-    raw = pd.read_parquet(workdir / "data" / "raw" / "bbc.parquet")
-    stored = EmbeddingStore(workdir / "results" / "embeddings" / model / "bbc")
+    raw = pd.read_parquet(workdir / "data" / "test" / "raw" / "bbc.parquet")
+    stored = EmbeddingStore(workdir / "results" / "test" / "embeddings" / model / "bbc")
     assert (stored.n_docs, stored.dim, stored.dtype) == (160, 32, "float32")  # dtype follows precision
     assert stored.layers == [0, 1, 2]
     assert stored.doc_ids.tolist() == raw["doc_id"].tolist()
@@ -204,12 +210,12 @@ def test_embeddings(study, model):
 @pytest.mark.parametrize("augmentation", ["dropout", "crops"])
 def test_fine_tuned_models(study, augmentation):
     workdir, _, _ = study
-    folder = workdir / "results" / "models" / f"tiny__bbc__{augmentation}"
+    folder = workdir / "results" / "test" / "models" / f"tiny__bbc__{augmentation}"
     log = pd.read_csv(folder / "train_log.csv")
     assert list(log.columns[:4]) == ["step", "loss", "lr", "seconds"]
     run = json.loads((folder / "run.json").read_text())
     assert run["run"] == f"tiny__bbc__{augmentation}"
-    assert run["base_model"] == "results/base_models/tiny"
+    assert run["base_model"] == "results/test/base_models/tiny"
     settings = run["settings"]
     assert settings["augmentation"] == augmentation and settings["pairs"] == augmentation
     assert settings["batch_size"] == 16 and settings["learning_rate"] == 1e-3
@@ -223,7 +229,7 @@ def test_fine_tuned_models(study, augmentation):
 
 def test_logs(study):
     workdir, _, _ = study
-    logs = workdir / "logs"
+    logs = workdir / "logs" / "test"
     expected = [
         "download/bbc.log",
         "chunk/bbc/n2.log",
@@ -259,8 +265,8 @@ def test_changing_k_reruns_only_knn_and_its_tables(study):
     stats = job_stats(text)
     assert stats["knn"] == 3  # every model's kNN scores
     assert stats["score_table"] == 2  # table2_knn and table2_knn_cosine, not table2_linear
-    assert "output: results/tables/table2_linear" not in text
-    assert "output: results/tables/table2_knn.csv" in text
+    assert "output: results/test/tables/table2_linear" not in text
+    assert "output: results/test/tables/table2_knn.csv" in text
     assert not UPSTREAM_OF_SCORES & set(stats), stats
     # the change of k itself triggers knn; what else runs, runs because it reads knn's outputs
     why = reasons(text)
@@ -276,16 +282,39 @@ def test_changing_how_often_training_checkpoints_retrains_nothing(study):
     changed.setdefault("training", {})["checkpoint_every"] = 7
     result = snakemake(workdir, changed, "--dry-run", "--printshellcmds", "--forcerun", "finetune")
     text = output(result)
-    assert "--checkpoint-dir results/checkpoints/tiny__bbc__crops --checkpoint-every 7" in text
+    assert "--checkpoint-dir results/test/checkpoints/tiny__bbc__crops --checkpoint-every 7" in text
     result = snakemake(workdir, changed, "--dry-run")
     assert result.returncode == 0, output(result)[-3000:]
     assert "Nothing to be done" in output(result)
 
 
+def test_a_datasets_training_block_retrains_without_downloading_again(study):
+    """`datasets.bbc.training` changes the runs on bbc, not the downloaded corpus."""
+    workdir, config, _ = study
+    changed = json.loads(json.dumps(config))
+    changed["datasets"]["bbc"]["training"] = {"batch_size": 8}
+    result = snakemake(workdir, changed, "--dry-run")
+    assert result.returncode == 0, output(result)[-3000:]
+    stats = job_stats(output(result))
+    assert stats["finetune"] == 2 and "download" not in stats and "chunk" not in stats, stats
+
+
+def test_each_study_writes_only_its_own_folders(study, tmp_path):
+    """Another study (another name) in the same directory plans all of its own jobs and touches
+    none of this one's files."""
+    workdir, config, _ = study
+    other = {**json.loads(json.dumps(config)), "study": {**config["study"], "name": "other"}}
+    result = snakemake(workdir, other, "--dry-run", "--printshellcmds")
+    assert result.returncode == 0, output(result)[-3000:]
+    text = output(result)
+    assert job_stats(text)["download"] == 1 and "results/other/tables/table2_knn.csv" in text
+    assert not re.search(r"(results|data|logs)/test/", text)
+
+
 def test_touching_raw_data_alone_reruns_nothing(study):
     """Snakemake ignores a newer mtime when a small input's checksum is unchanged (provenance)."""
     workdir, config, _ = study
-    raw = workdir / "data" / "raw" / "bbc.parquet"
+    raw = workdir / "data" / "test" / "raw" / "bbc.parquet"
     before = raw.stat()
     try:
         os.utime(raw, (before.st_atime + 1000, before.st_mtime + 1000))
@@ -298,7 +327,7 @@ def test_touching_raw_data_alone_reruns_nothing(study):
 
 def test_changed_raw_data_reruns_everything_downstream_but_not_download(study):
     workdir, config, full_run = study
-    raw = workdir / "data" / "raw" / "bbc.parquet"
+    raw = workdir / "data" / "test" / "raw" / "bbc.parquet"
     before, content = raw.stat(), raw.read_bytes()
     try:
         table = pd.read_parquet(raw)
@@ -341,7 +370,7 @@ def test_unknown_augmentation_fails_the_dry_run(tmp_path):
     text = output(result)
     assert result.returncode != 0
     assert "study.augmentations" in text and "'myaug'" in text
-    assert not (tmp_path / "results").exists()
+    assert not (tmp_path / "results" / "test").exists()
 
 
 def test_unknown_dataset_in_study_fails_the_dry_run(tmp_path):
@@ -359,13 +388,13 @@ def test_missing_text_column_fails_download_with_key_in_log(tmp_path):
     config["datasets"] = {"broken": {"source": str(source)}}
     config["models"]["tiny"]["tokenizer_corpus"] = ["broken"]
     config["study"]["train_on"] = ["broken"]
-    result = snakemake(tmp_path, config, "data/raw/broken.parquet")
+    result = snakemake(tmp_path, config, "data/test/raw/broken.parquet")
     assert result.returncode != 0
     assert "download" in output(result)
-    log = (tmp_path / "logs" / "download" / "broken.log").read_text()
+    log = (tmp_path / "logs" / "test" / "download" / "broken.log").read_text()
     assert "datasets.broken.text" in log
     assert "embaug download: error: dataset 'broken'" in log
-    assert not (tmp_path / "data" / "raw" / "broken.parquet").exists()
+    assert not (tmp_path / "data" / "test" / "raw" / "broken.parquet").exists()
 
 
 REVISION = "6996ce1e91bd2a9c7d7f61daec37463394f73f09"  # a commit of microsoft/mpnet-base

@@ -22,15 +22,15 @@ print(torch.__version__, transformers.__version__, sentence_transformers.__versi
       sklearn.__version__, pd.__version__, torch.cuda.is_available())'
   cat .carry/snap/SNAPSHOT.txt; } > "$OUT/env.txt" 2>&1
 W=/tmp/study; mkdir -p $W; ln -sfn "$PWD/.carry" $W/.carry   # config paths are relative to the workdir
-TARGETS=$(for t in table2_knn table2_knn_cosine table2_linear; do echo results/tables/$t.md results/tables/$t.csv; done)
+TARGETS=$(for t in table2_knn table2_knn_cosine table2_linear; do echo results/shared_minilm/tables/$t.md results/shared_minilm/tables/$t.csv; done)
 stamp snakemake_start
 timeout 400 python3 -m snakemake $TARGETS -s "$PWD/.carry/snap/Snakefile" -d $W --configfile .carry/config_gpu.yaml \
   --cores 16 --resources gpu=1 -p --rerun-incomplete > "$OUT/snakemake.log" 2>&1
 echo "snakemake rc=$?" | tee -a "$OUT/timing.txt"
 stamp snakemake_end
-(cd $W && tar czf "$OUT/study.tar.gz" results/tables results/scores results/benchmarks \
-  results/models/*/train_log.csv results/models/*/run.json logs .snakemake/log 2>/dev/null)
-cat $W/results/tables/*.md
+(cd $W && tar czf "$OUT/study.tar.gz" results/shared_minilm/tables results/shared_minilm/scores results/shared_minilm/benchmarks \
+  results/shared_minilm/models/*/train_log.csv results/shared_minilm/models/*/run.json logs/shared_minilm .snakemake/log 2>/dev/null)
+cat $W/results/shared_minilm/tables/*.md
 stamp bench_start
 timeout $(( 575 - ($(date +%s) - T0) )) python3 benchmarks/throughput.py --device cuda --docs 4170 --steps 40 \
   --warmup-steps 5 --minilm .carry/minilm --data .carry/data/iclr.parquet \

@@ -1,6 +1,6 @@
 """The embedding store: every layer's pooled document embeddings on disk, one ``.npy`` per layer.
 
-A store is a folder (``results/embeddings/{model}/{dataset}/``)::
+A store is a folder (``results/<study>/embeddings/{model}/{dataset}/``)::
 
     meta.json       format name and version, layers, dtype, n_docs, dim, file names
     doc_ids.npy     the documents' ids in row order (a unicode array, no pickle)

@@ -3,6 +3,7 @@
 import json
 import re
 import shlex
+import sys
 from pathlib import Path
 
 import yaml
@@ -13,6 +14,7 @@ from embaug.augment import PAIR_MAKERS
 from embaug.config_checks import ConfigError, check_config, check_configfile, check_schema
 from embaug.errors import EmbaugError
 from embaug.interrupt import stop_jobs_first
+from embaug.stale_locks import release_stale_locks
 
 min_version("9.0")
 
@@ -30,6 +32,12 @@ validate(config, CONFIG_SCHEMA_FILE, set_default=True)  # fills in the defaults
 check_config(config, PAIR_MAKERS)
 if config["embedding"]["dtype"] is None:  # stored embeddings follow precision
     config["embedding"]["dtype"] = "float32" if config["precision"] == "float32" else "float16"
+
+# A snakemake killed with SIGKILL leaves its lock; the next run (not a job on a cluster node) finds
+# that no recorded snakemake holds it and removes it, so no manual `--unlock` is needed.
+if workflow.is_main_process:
+    for lock in release_stale_locks():
+        print(f"embaug: removed the lock of a snakemake that was killed: {lock}", file=sys.stderr)
 
 
 def check_local_device():
@@ -76,6 +84,48 @@ def repeated(flag, rows):
 
 
 STUDY = config["study"]
+
+
+def study_name():
+    """`study.name`, else the first config file's name (`my_corpus.yaml` -> `my_corpus`)."""
+    if STUDY.get("name"):
+        return STUDY["name"]
+    stem = Path(workflow.configfiles[0]).stem if workflow.configfiles else "config"
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", stem):
+        raise ValueError(
+            f"config: study.name is not set and the config file name '{stem}' cannot name a folder: "
+            "set study.name (letters, digits, '_', '.', '-')"
+        )
+    return stem
+
+
+# One folder per study: its data, results and logs never touch another study's. Downloads are
+# shared through cache_dir.
+RESULTS = f"results/{study_name()}"
+DATA = f"data/{study_name()}"
+LOGS = f"logs/{study_name()}"
+
+
+def in_results(path):
+    """`path` inside the study's results folder."""
+    return f"{RESULTS}/{path}"
+
+
+def in_data(path):
+    """`path` inside the study's data folder (downloaded corpora, chunks, checks)."""
+    return f"{DATA}/{path}"
+
+
+def in_logs(path):
+    """`path` inside the study's log folder."""
+    return f"{LOGS}/{path}"
+
+
+def mteb_cache_dir(wildcards, output):
+    """mteb's ResultCache of the study (a function of the output, so that it holds the output)."""
+    return in_results("mteb")
+
+
 # Tables built from per-layer score files: name -> (score family, metric column value).
 SCORE_TABLES = {
     "table2_knn": ("knn", "euclidean", "kNN accuracy (%), k={k}, Euclidean, last layer"),
@@ -295,9 +345,9 @@ def hub_model_name(repo, revision):
 def model_path(model):
     """What `embaug` loads for a model name: a run's, scratch or pinned hub model's folder, else the source."""
     if model in RUNS:
-        return f"results/models/{model}"
+        return f"{RESULTS}/models/{model}"
     if is_scratch(model):
-        return f"results/base_models/{model}"
+        return f"{RESULTS}/base_models/{model}"
     if is_pinned_hub_model(model):
         return hub_model_dir(model)
     return config["models"][model]["source"]
@@ -308,12 +358,17 @@ def model_files(model):
     return [model_path(model)] if model in RUNS or is_scratch(model) or is_pinned_hub_model(model) else []
 
 
+def download_spec(dataset):
+    """A dataset's settings that change its downloaded file (all but its `training:` block)."""
+    return {key: value for key, value in config["datasets"][dataset].items() if key != "training"}
+
+
 def raw(dataset):
-    return f"data/raw/{dataset}.parquet"
+    return f"{DATA}/raw/{dataset}.parquet"
 
 
 def chunks(dataset, sentences=None):
-    return f"data/chunks/{dataset}/n{sentences or config['chunking']['sentences']}.parquet"
+    return f"{DATA}/chunks/{dataset}/n{sentences or config['chunking']['sentences']}.parquet"
 
 
 def run_checks(wildcards):
@@ -322,7 +377,7 @@ def run_checks(wildcards):
     re-trains nothing."""
     spec = RUNS[wildcards.run]
     datasets = spec.get("scored_on") or dict.fromkeys([settings_dataset(spec), *STUDY["evaluate_on"]])
-    return [ancient(f"data/checks/{dataset}.json") for dataset in datasets]
+    return [ancient(f"{DATA}/checks/{dataset}.json") for dataset in datasets]
 
 
 # A run spec (RUNS) is model, dataset, augmentation and overrides; a run on a derived dataset
@@ -364,10 +419,10 @@ def table_cells(family):
     model = STUDY.get("table2_model", STUDY["models"][0])
     cells = []
     for dataset in STUDY["train_on"]:
-        cells.append((dataset, "base", f"results/scores/{family}/{model}/{dataset}.csv"))
+        cells.append((dataset, "base", f"{RESULTS}/scores/{family}/{model}/{dataset}.csv"))
         for augmentation in STUDY["augmentations"]:
             run = run_id(model, dataset, augmentation)
-            cells.append((dataset, augmentation, f"results/scores/{family}/{run}/{dataset}.csv"))
+            cells.append((dataset, augmentation, f"{RESULTS}/scores/{family}/{run}/{dataset}.csv"))
     return cells + baseline_cells(family, STUDY["train_on"])  # TF-IDF columns (evaluation_tables.smk)
 
 
@@ -383,10 +438,10 @@ def score_tables():
 
 
 def all_targets():
-    targets = [f"results/tables/{name}.{ext}" for name in score_tables() for ext in ("csv", "md")]
+    targets = [f"{RESULTS}/tables/{name}.{ext}" for name in score_tables() for ext in ("csv", "md")]
     families = ["knn"] + (["linear"] if config["evaluation"]["linear"]["enabled"] else [])
     targets += [
-        f"results/scores/{f}/{m}/{d}.csv"
+        f"{RESULTS}/scores/{f}/{m}/{d}.csv"
         for f in families
         for m, d in evaluations()
         if m not in RUNS or m in CORE_RUNS
@@ -408,9 +463,9 @@ NOT_TRAINING_SETTINGS = {"checkpoint_every"}  # how a run is carried out, not wh
 
 
 def checkpoint_args(wildcards, output):
-    """`--checkpoint-dir results/checkpoints/{run} --checkpoint-every N` of a fine-tuning run.
+    """`--checkpoint-dir {RESULTS}/checkpoints/{run} --checkpoint-every N` of a fine-tuning run.
 
-    Next to results/models, not inside the run's output, which Snakemake deletes before it
+    Next to {RESULTS}/models, not inside the run's output, which Snakemake deletes before it
     reruns a failed job. A function of ``output``, so Snakemake does not count it among the
     params that make a result outdated: how often a run checkpoints does not change its model.
     """
@@ -471,7 +526,7 @@ def figure2_args(wildcards):
     return repeated(
         "--panel",
         [
-            (name, f"results/tsne/{m}/{dataset}.parquet", f"results/scores/knn/{m}/{dataset}.csv")
+            (name, f"{RESULTS}/tsne/{m}/{dataset}.parquet", f"{RESULTS}/scores/knn/{m}/{dataset}.csv")
             for name, m in figure2_panels(dataset)
         ],
     )
@@ -493,7 +548,7 @@ def figure_layers_args(wildcards):
     return repeated(
         "--model",
         [
-            (m, f"results/scores/{family}/{m}/{wildcards.dataset}.csv")
+            (m, f"{RESULTS}/scores/{family}/{m}/{wildcards.dataset}.csv")
             for m in layer_models(wildcards.dataset)
         ],
     )
@@ -504,9 +559,9 @@ def curve_entries():
     entries = []
     for run in CORE_RUNS:
         panel = f"trained and scored on {RUNS[run]['dataset']}"
-        entries += [(f"MTEB {t} (main score)", run, f"results/models/{run}", f"mteb_{t}")
+        entries += [(f"MTEB {t} (main score)", run, f"{RESULTS}/models/{run}", f"mteb_{t}")
                     for t in training_mteb_tasks(run)]  # fmt: skip
-        entries.append((panel, run, f"results/models/{run}", "knn_accuracy"))
+        entries.append((panel, run, f"{RESULTS}/models/{run}", "knn_accuracy"))
     return entries
 
 
@@ -527,17 +582,17 @@ def figure_targets():
         maps = [
             (m, d) for m, d in evaluations() if d in tsne_datasets() and (m not in RUNS or m in CORE_RUNS)
         ]
-        targets += [f"results/tsne/{m}/{d}.png" for m, d in dict.fromkeys(maps)]
+        targets += [f"{RESULTS}/tsne/{m}/{d}.png" for m, d in dict.fromkeys(maps)]
         targets += [
-            f"results/figures/figure2_tsne_{d}.png" for d in STUDY["train_on"] if d in tsne_datasets()
+            f"{RESULTS}/figures/figure2_tsne_{d}.png" for d in STUDY["train_on"] if d in tsne_datasets()
         ]
     datasets = dict.fromkeys(STUDY["train_on"] + STUDY["evaluate_on"])
-    targets += [f"results/figures/figure4_layers_knn_{d}.png" for d in datasets]
-    targets += [f"results/figures/loss/{run}.png" for run in RUNS]
+    targets += [f"{RESULTS}/figures/figure4_layers_knn_{d}.png" for d in datasets]
+    targets += [f"{RESULTS}/figures/loss/{run}.png" for run in RUNS]
     if EVAL_EVERY and RUNS:
-        targets.append("results/figures/figure1_training_curves.png")
+        targets.append(in_results("figures/figure1_training_curves.png"))
     if FIGURE3_RUNS:
-        targets.append("results/figures/figure3_curves.png")
+        targets.append(in_results("figures/figure3_curves.png"))
     return targets
 
 
@@ -650,13 +705,13 @@ def mteb_local_files(wildcards):
 
 def mteb_table_files(table):
     return [
-        f"results/mteb/{m}/{t}.json" for _, m in mteb_rows(table) for ts in MTEB_BLOCKS.values() for t in ts
+        f"{RESULTS}/mteb/{m}/{t}.json" for _, m in mteb_rows(table) for ts in MTEB_BLOCKS.values() for t in ts
     ]
 
 
 def mteb_table_args(wildcards):
     """`--row LABEL DIR` arguments of one MTEB table."""
-    return repeated("--row", [(label, f"results/mteb/{m}") for label, m in mteb_rows(wildcards.table)])
+    return repeated("--row", [(label, f"{RESULTS}/mteb/{m}") for label, m in mteb_rows(wildcards.table)])
 
 
 def mteb_layer_models():
@@ -717,12 +772,14 @@ def mteb_layer_files(wildcards):
             f"{MTEB_LAYER_MODELS} are scored on layers {list(MTEB_LAYERS)}; set mteb.layers (one list "
             "for every model) or mteb.layer_models (models of one depth)"
         )
-    return [f"results/mteb/{wildcards.model}/layer{k}/{t}.json" for k in layers for t in MTEB["layer_tasks"]]
+    return [
+        f"{RESULTS}/mteb/{wildcards.model}/layer{k}/{t}.json" for k in layers for t in MTEB["layer_tasks"]
+    ]
 
 
 def mteb_layer_args(wildcards):
     return repeated(
-        "--row", [(k, f"results/mteb/{wildcards.model}/layer{k}") for k in mteb_layers(wildcards.model)]
+        "--row", [(k, f"{RESULTS}/mteb/{wildcards.model}/layer{k}") for k in mteb_layers(wildcards.model)]
     )
 
 
@@ -730,10 +787,10 @@ def mteb_targets():
     """MTEB tables and per-layer MTEB scores, when mteb.enabled."""
     if not MTEB["enabled"] or not MTEB_BLOCKS:
         return []
-    targets = [f"results/tables/{t}.{ext}" for t in MTEB_TABLES for ext in ("csv", "md")]
+    targets = [f"{RESULTS}/tables/{t}.{ext}" for t in MTEB_TABLES for ext in ("csv", "md")]
     if MTEB["layer_tasks"]:
-        targets += [f"results/scores/mteb_layers/{m}.csv" for m in mteb_layer_models()]
-        targets.append("results/figures/figure4c_mteb_layers.png")
+        targets += [f"{RESULTS}/scores/mteb_layers/{m}.csv" for m in mteb_layer_models()]
+        targets.append(in_results("figures/figure4c_mteb_layers.png"))
         if len(mteb_layer_blocks()) > 1:
-            targets.append("results/figures/figureS3_mteb_layer_blocks.png")
+            targets.append(in_results("figures/figureS3_mteb_layer_blocks.png"))
     return targets

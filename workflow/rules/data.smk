@@ -5,17 +5,18 @@ rule download:
     input:
         local_source,
     output:
-        "data/raw/{dataset}.parquet",
+        in_data("raw/{dataset}.parquet"),
     log:
-        "logs/download/{dataset}.log",
+        in_logs("download/{dataset}.log"),
     benchmark:
-        "results/benchmarks/download/{dataset}.tsv"
+        in_results("benchmarks/download/{dataset}.tsv")
     wildcard_constraints:  # only configured datasets: data/raw/iclr.train.parquet is split_dataset's
         dataset="|".join(re.escape(name) for name in config["datasets"]),
     conda:
         "../../envs/embaug.yaml"
     params:
-        spec=lambda w: json.dumps(config["datasets"][w.dataset], sort_keys=True),
+        # what the download reads: a new `training:` block re-trains, it never re-downloads
+        spec=lambda w: json.dumps(download_spec(w.dataset), sort_keys=True),
         cache_dir=config["cache_dir"],
     shell:
         "embaug download --dataset {wildcards.dataset:q} --spec {params.spec:q} "
@@ -24,13 +25,13 @@ rule download:
 
 rule chunk:
     input:
-        "data/raw/{dataset}.parquet",
+        in_data("raw/{dataset}.parquet"),
     output:
-        "data/chunks/{dataset}/n{n}.parquet",
+        in_data("chunks/{dataset}/n{n}.parquet"),
     log:
-        "logs/chunk/{dataset}/n{n}.log",
+        in_logs("chunk/{dataset}/n{n}.log"),
     benchmark:
-        "results/benchmarks/chunk/{dataset}/n{n}.tsv"
+        in_results("benchmarks/chunk/{dataset}/n{n}.tsv")
     conda:
         "../../envs/embaug.yaml"
     params:
@@ -43,11 +44,11 @@ rule chunk:
 
 rule check_dataset:
     input:
-        "data/raw/{dataset}.parquet",
+        in_data("raw/{dataset}.parquet"),
     output:
-        "data/checks/{dataset}.json",
+        in_data("checks/{dataset}.json"),
     log:
-        "logs/check_dataset/{dataset}.log",
+        in_logs("check_dataset/{dataset}.log"),
     wildcard_constraints:
         dataset="|".join(re.escape(name) for name in config["datasets"]),
     conda:
@@ -69,7 +70,7 @@ rule download_model:
     output:
         directory(f"{config['cache_dir']}/hub/models--{{repo}}/snapshots/{{revision}}"),
     log:
-        "logs/download_model/{repo}/{revision}.log",
+        in_logs("download_model/{repo}/{revision}.log"),
     wildcard_constraints:
         repo=r"[^/]+",
         revision=r"[0-9a-f]{40}",

@@ -4,13 +4,13 @@
 rule embed:
     input:
         model=lambda w: model_files(w.model),
-        corpus="data/raw/{dataset}.parquet",
+        corpus=in_data("raw/{dataset}.parquet"),
     output:
-        directory("results/embeddings/{model}/{dataset}"),
+        directory(in_results("embeddings/{model}/{dataset}")),
     log:
-        "logs/embed/{model}/{dataset}.log",
+        in_logs("embed/{model}/{dataset}.log"),
     benchmark:
-        "results/benchmarks/embed/{model}/{dataset}.tsv"
+        in_results("benchmarks/embed/{model}/{dataset}.tsv")
     conda:
         "../../envs/embaug.yaml"
     threads: EMBED_THREADS

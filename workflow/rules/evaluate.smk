@@ -3,14 +3,14 @@
 
 rule knn:
     input:
-        embeddings="results/embeddings/{model}/{dataset}",
-        corpus="data/raw/{dataset}.parquet",
+        embeddings=in_results("embeddings/{model}/{dataset}"),
+        corpus=in_data("raw/{dataset}.parquet"),
     output:
-        "results/scores/knn/{model}/{dataset}.csv",
+        in_results("scores/knn/{model}/{dataset}.csv"),
     log:
-        "logs/knn/{model}/{dataset}.log",
+        in_logs("knn/{model}/{dataset}.log"),
     benchmark:
-        "results/benchmarks/knn/{model}/{dataset}.tsv"
+        in_results("benchmarks/knn/{model}/{dataset}.tsv")
     conda:
         "../../envs/embaug.yaml"
     threads: KNN_THREADS
@@ -34,14 +34,14 @@ rule knn:
 
 rule linear:
     input:
-        embeddings="results/embeddings/{model}/{dataset}",
-        corpus="data/raw/{dataset}.parquet",
+        embeddings=in_results("embeddings/{model}/{dataset}"),
+        corpus=in_data("raw/{dataset}.parquet"),
     output:
-        "results/scores/linear/{model}/{dataset}.csv",
+        in_results("scores/linear/{model}/{dataset}.csv"),
     log:
-        "logs/linear/{model}/{dataset}.log",
+        in_logs("linear/{model}/{dataset}.log"),
     benchmark:
-        "results/benchmarks/linear/{model}/{dataset}.tsv"
+        in_results("benchmarks/linear/{model}/{dataset}.tsv")
     conda:
         "../../envs/embaug.yaml"
     threads: LINEAR_THREADS

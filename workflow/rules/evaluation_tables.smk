@@ -13,14 +13,14 @@ wildcard_constraints:
 
 rule baselines:
     input:
-        "data/raw/{dataset}.parquet",
+        in_data("raw/{dataset}.parquet"),
     output:
-        tfidf="results/scores/baselines/tfidf/{dataset}.csv",
-        svd="results/scores/baselines/tfidf_svd/{dataset}.csv",
+        tfidf=in_results("scores/baselines/tfidf/{dataset}.csv"),
+        svd=in_results("scores/baselines/tfidf_svd/{dataset}.csv"),
     log:
-        "logs/baselines/{dataset}.log",
+        in_logs("baselines/{dataset}.log"),
     benchmark:
-        "results/benchmarks/baselines/{dataset}.tsv"
+        in_results("benchmarks/baselines/{dataset}.tsv")
     conda:
         "../../envs/embaug.yaml"
     params:
@@ -43,11 +43,11 @@ rule baselines:
 
 use rule knn as knn_preprocessed with:
     output:
-        "results/scores/knn_preprocessed/{model}/{dataset}.csv",
+        in_results("scores/knn_preprocessed/{model}/{dataset}.csv"),
     log:
-        "logs/knn_preprocessed/{model}/{dataset}.log",
+        in_logs("knn_preprocessed/{model}/{dataset}.log"),
     benchmark:
-        "results/benchmarks/knn_preprocessed/{model}/{dataset}.tsv"
+        in_results("benchmarks/knn_preprocessed/{model}/{dataset}.tsv")
     params:
         preprocessing=quoted(*s3_preprocessed()),
 
@@ -64,14 +64,14 @@ ruleorder: split_dataset > download
 
 rule split_dataset:
     input:
-        "data/raw/{dataset}.parquet",
+        in_data("raw/{dataset}.parquet"),
     output:
-        train="data/raw/{dataset}.train.parquet",
-        test="data/raw/{dataset}.test.parquet",
+        train=in_data("raw/{dataset}.train.parquet"),
+        test=in_data("raw/{dataset}.test.parquet"),
     log:
-        "logs/split_dataset/{dataset}.log",
+        in_logs("split_dataset/{dataset}.log"),
     benchmark:
-        "results/benchmarks/split_dataset/{dataset}.tsv"
+        in_results("benchmarks/split_dataset/{dataset}.tsv")
     wildcard_constraints:
         dataset="|".join(re.escape(d) for d in table_datasets(TABLE_S4)) or "(?!)",
     conda:
@@ -89,11 +89,11 @@ rule split_dataset:
 
 use rule embed as embed_pooled with:
     output:
-        directory("results/embeddings_pooled/{pooling}/{model}/{dataset}"),
+        directory(in_results("embeddings_pooled/{pooling}/{model}/{dataset}")),
     log:
-        "logs/embed_pooled/{pooling}/{model}/{dataset}.log",
+        in_logs("embed_pooled/{pooling}/{model}/{dataset}.log"),
     benchmark:
-        "results/benchmarks/embed_pooled/{pooling}/{model}/{dataset}.tsv"
+        in_results("benchmarks/embed_pooled/{pooling}/{model}/{dataset}.tsv")
     params:
         pooling=lambda w: re.sub(r"^token(\d+)$", r"token:\1", w.pooling),
         layers="--layers -1",  # Table S7 reads the last layer only
@@ -101,14 +101,14 @@ use rule embed as embed_pooled with:
 
 use rule knn as knn_pooled with:
     input:
-        embeddings="results/embeddings_pooled/{pooling}/{model}/{dataset}",
-        corpus="data/raw/{dataset}.parquet",
+        embeddings=in_results("embeddings_pooled/{pooling}/{model}/{dataset}"),
+        corpus=in_data("raw/{dataset}.parquet"),
     output:
-        "results/scores/knn_pooled/{pooling}/{model}/{dataset}.csv",
+        in_results("scores/knn_pooled/{pooling}/{model}/{dataset}.csv"),
     log:
-        "logs/knn_pooled/{pooling}/{model}/{dataset}.log",
+        in_logs("knn_pooled/{pooling}/{model}/{dataset}.log"),
     benchmark:
-        "results/benchmarks/knn_pooled/{pooling}/{model}/{dataset}.tsv"
+        in_results("benchmarks/knn_pooled/{pooling}/{model}/{dataset}.tsv")
 
 
 # --- the tables -----------------------------------------------------------------------------------
@@ -119,16 +119,16 @@ rule grid_table:
         lambda w: [cell[-1] for cell in GRID_TABLES[w.table][0]()],
     output:
         csv=report(
-            "results/tables/{table}.csv",
+            in_results("tables/{table}.csv"),
             caption="../report/evaluation_tables.rst",
             category="Tables",
             labels={"table": "{table}"},
         ),
-        md="results/tables/{table}.md",
+        md=in_results("tables/{table}.md"),
     log:
-        "logs/tables/{table}.log",
+        in_logs("tables/{table}.log"),
     benchmark:
-        "results/benchmarks/tables/{table}.tsv"
+        in_results("benchmarks/tables/{table}.tsv")
     wildcard_constraints:
         table="|".join(GRID_TABLES),
     conda:
@@ -146,16 +146,16 @@ use rule score_table as table_s4 with:
         lambda w: [path for _, _, path in s4_cells()],
     output:
         csv=report(
-            "results/tables/tableS4.csv",
+            in_results("tables/tableS4.csv"),
             caption="../report/evaluation_tables.rst",
             category="Tables",
             labels={"table": "tableS4"},
         ),
-        md="results/tables/tableS4.md",
+        md=in_results("tables/tableS4.md"),
     log:
-        "logs/tables/tableS4.log",
+        in_logs("tables/tableS4.log"),
     benchmark:
-        "results/benchmarks/tables/tableS4.tsv"
+        in_results("benchmarks/tables/tableS4.tsv")
     params:
         cells=lambda w: repeated("--cell", s4_cells()),
         metric=KNN_METRIC,

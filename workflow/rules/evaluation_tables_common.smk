@@ -52,7 +52,7 @@ def table_models(spec, dataset):
 
 
 def baseline_scores(baseline, dataset):
-    return f"results/scores/baselines/{baseline}/{dataset}.csv"
+    return f"{RESULTS}/scores/baselines/{baseline}/{dataset}.csv"
 
 
 def baseline_cells(family, datasets):
@@ -74,7 +74,7 @@ def s3_cells():
             for prep in TABLE_S3["preprocessings"]:
                 family = "knn" if prep == "raw" else "knn_preprocessed"
                 for metric in KNN_METRICS:
-                    scores = f"results/scores/{family}/{model}/{dataset}.csv"
+                    scores = f"{RESULTS}/scores/{family}/{model}/{dataset}.csv"
                     cells.append(
                         (
                             dataset,
@@ -117,14 +117,16 @@ if TABLE_S4["enabled"]:
 def s4_cells():
     """Table-2-shaped cells (row, column, scores) of Table S4."""
     if not TABLE_S4["enabled"]:
-        raise ValueError("config: results/tables/tableS4.csv needs table_s4.enabled: true (it adds the runs)")
+        raise ValueError(
+            f"config: {RESULTS}/tables/tableS4.csv needs table_s4.enabled: true (it adds the runs)"
+        )
     datasets = table_datasets(TABLE_S4)
     cells = []
     for dataset in datasets:
-        cells.append((dataset, "base", f"results/scores/knn/{TABLE_MODEL}/{dataset}.csv"))
+        cells.append((dataset, "base", f"{RESULTS}/scores/knn/{TABLE_MODEL}/{dataset}.csv"))
         for augmentation in s4_augmentations():
             cells.append(
-                (dataset, augmentation, f"results/scores/knn/{s4_run(dataset, augmentation)}/{dataset}.csv")
+                (dataset, augmentation, f"{RESULTS}/scores/knn/{s4_run(dataset, augmentation)}/{dataset}.csv")
             )
     return cells + baseline_cells("knn", datasets)
 
@@ -137,8 +139,8 @@ def pooling_name(pooling):
 def pooled_knn_scores(model, dataset, pooling):
     """kNN scores of a model's last layer pooled with `pooling` (embedding.pooling: the usual kNN)."""
     if pooling == config["embedding"]["pooling"]:
-        return f"results/scores/knn/{model}/{dataset}.csv"
-    return f"results/scores/knn_pooled/{pooling_name(pooling)}/{model}/{dataset}.csv"
+        return f"{RESULTS}/scores/knn/{model}/{dataset}.csv"
+    return f"{RESULTS}/scores/knn_pooled/{pooling_name(pooling)}/{model}/{dataset}.csv"
 
 
 def s7_cells():
@@ -164,4 +166,4 @@ def evaluation_table_targets():
         for n, spec in (("tableS3", TABLE_S3), ("tableS4", TABLE_S4), ("tableS7", TABLE_S7))
         if spec["enabled"]
     ]
-    return [f"results/tables/{name}.{ext}" for name in names for ext in ("csv", "md")]
+    return [f"{RESULTS}/tables/{name}.{ext}" for name in names for ext in ("csv", "md")]

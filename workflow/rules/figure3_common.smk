@@ -51,7 +51,7 @@ def figure3_curve_args(wildcards):
     return repeated(
         "--curve",
         [
-            [panel, f"trained on {d}", f"results/models/{figure3_run(d)}", f"knn_accuracy_{FIGURE3_ON}"]
+            [panel, f"trained on {d}", f"{RESULTS}/models/{figure3_run(d)}", f"knn_accuracy_{FIGURE3_ON}"]
             for d in FIGURE3_TRAIN_ON
         ],
     )

@@ -6,23 +6,23 @@ report: "../report/workflow.rst"
 
 rule tsne:
     input:
-        embeddings="results/embeddings/{model}/{dataset}",
-        corpus="data/raw/{dataset}.parquet",
-        scores="results/scores/knn/{model}/{dataset}.csv",
+        embeddings=in_results("embeddings/{model}/{dataset}"),
+        corpus=in_data("raw/{dataset}.parquet"),
+        scores=in_results("scores/knn/{model}/{dataset}.csv"),
     output:
-        coords="results/tsne/{model}/{dataset}.parquet",
+        coords=in_results("tsne/{model}/{dataset}.parquet"),
         png=report(
-            "results/tsne/{model}/{dataset}.png",
+            in_results("tsne/{model}/{dataset}.png"),
             caption="../report/tsne.rst",
             category="t-SNE maps",
             subcategory="{dataset}",
             labels={"model": "{model}", "dataset": "{dataset}"},
         ),
-        csv="results/tsne/{model}/{dataset}.csv",
+        csv=in_results("tsne/{model}/{dataset}.csv"),
     log:
-        "logs/tsne/{model}/{dataset}.log",
+        in_logs("tsne/{model}/{dataset}.log"),
     benchmark:
-        "results/benchmarks/tsne/{model}/{dataset}.tsv"
+        in_results("benchmarks/tsne/{model}/{dataset}.tsv")
     conda:
         "../../envs/embaug.yaml"
     threads: TSNE_THREADS
@@ -57,22 +57,22 @@ rule tsne:
 rule figure2_tsne:
     input:
         lambda w: [
-            f"results/{kind}/{m}/{w.dataset}.{ext}"
+            f"{RESULTS}/{kind}/{m}/{w.dataset}.{ext}"
             for _, m in figure2_panels(w.dataset)
             for kind, ext in (("tsne", "parquet"), ("scores/knn", "csv"))
         ],
     output:
         png=report(
-            "results/figures/figure2_tsne_{dataset}.png",
+            in_results("figures/figure2_tsne_{dataset}.png"),
             caption="../report/figure2.rst",
             category="Figure 2: t-SNE",
             labels={"figure": "Figure 2", "dataset": "{dataset}"},
         ),
-        csv="results/figures/figure2_tsne_{dataset}.csv",
+        csv=in_results("figures/figure2_tsne_{dataset}.csv"),
     log:
-        "logs/figures/figure2_tsne_{dataset}.log",
+        in_logs("figures/figure2_tsne_{dataset}.log"),
     benchmark:
-        "results/benchmarks/figures/figure2_tsne_{dataset}.tsv"
+        in_results("benchmarks/figures/figure2_tsne_{dataset}.tsv")
     conda:
         "../../envs/embaug.yaml"
     params:
@@ -86,19 +86,19 @@ rule figure2_tsne:
 
 rule figure_layers:
     input:
-        lambda w: [f"results/scores/{w.family}/{m}/{w.dataset}.csv" for m in layer_models(w.dataset)],
+        lambda w: [f"{RESULTS}/scores/{w.family}/{m}/{w.dataset}.csv" for m in layer_models(w.dataset)],
     output:
         png=report(
-            "results/figures/figure4_layers_{family}_{dataset}.png",
+            in_results("figures/figure4_layers_{family}_{dataset}.png"),
             caption="../report/figure4.rst",
             category="Figure 4: per layer",
             labels={"figure": "Figure 4b", "score": "{family}", "dataset": "{dataset}"},
         ),
-        csv="results/figures/figure4_layers_{family}_{dataset}.csv",
+        csv=in_results("figures/figure4_layers_{family}_{dataset}.csv"),
     log:
-        "logs/figures/figure4_layers_{family}_{dataset}.log",
+        in_logs("figures/figure4_layers_{family}_{dataset}.log"),
     benchmark:
-        "results/benchmarks/figures/figure4_layers_{family}_{dataset}.tsv"
+        in_results("benchmarks/figures/figure4_layers_{family}_{dataset}.tsv")
     wildcard_constraints:
         family="knn|linear",
     conda:
@@ -116,19 +116,19 @@ rule figure_layers:
 
 rule figure_loss:
     input:
-        "results/models/{run}",
+        in_results("models/{run}"),
     output:
         png=report(
-            "results/figures/loss/{run}.png",
+            in_results("figures/loss/{run}.png"),
             caption="../report/loss.rst",
             category="Training loss",
             labels={"run": "{run}"},
         ),
-        csv="results/figures/loss/{run}.csv",
+        csv=in_results("figures/loss/{run}.csv"),
     log:
-        "logs/figures/loss/{run}.log",
+        in_logs("figures/loss/{run}.log"),
     benchmark:
-        "results/benchmarks/figures/loss/{run}.tsv"
+        in_results("benchmarks/figures/loss/{run}.tsv")
     conda:
         "../../envs/embaug.yaml"
     params:
@@ -139,19 +139,19 @@ rule figure_loss:
 
 rule figure1_training_curves:
     input:
-        [f"results/models/{run}" for run in CORE_RUNS],
+        [f"{RESULTS}/models/{run}" for run in CORE_RUNS],
     output:
         png=report(
-            "results/figures/figure1_training_curves.png",
+            in_results("figures/figure1_training_curves.png"),
             caption="../report/figure1.rst",
             category="Figures 1 and 3: training curves",
             labels={"figure": "Figure 1"},
         ),
-        csv="results/figures/figure1_training_curves.csv",
+        csv=in_results("figures/figure1_training_curves.csv"),
     log:
-        "logs/figures/figure1_training_curves.log",
+        in_logs("figures/figure1_training_curves.log"),
     benchmark:
-        "results/benchmarks/figures/figure1_training_curves.tsv"
+        in_results("benchmarks/figures/figure1_training_curves.tsv")
     conda:
         "../../envs/embaug.yaml"
     params:
@@ -166,16 +166,16 @@ rule figure1_training_curves:
 
 rule batch_subset:
     input:
-        corpus="data/raw/{dataset}.parquet",
+        corpus=in_data("raw/{dataset}.parquet"),
         chunks=chunks("{dataset}"),
-        match_corpus="data/raw/{target}.parquet",
+        match_corpus=in_data("raw/{target}.parquet"),
         match_chunks=chunks("{target}"),
     output:
-        "data/raw/{dataset}.match-{target}.parquet",
+        in_data("raw/{dataset}.match-{target}.parquet"),
     log:
-        "logs/batch_subset/{dataset}.match-{target}.log",
+        in_logs("batch_subset/{dataset}.match-{target}.log"),
     benchmark:
-        "results/benchmarks/batch_subset/{dataset}.match-{target}.tsv"
+        in_results("benchmarks/batch_subset/{dataset}.match-{target}.tsv")
     wildcard_constraints:
         dataset="|".join(re.escape(name) for name in config["datasets"]),
         target="|".join(re.escape(name) for name in config["datasets"]),
@@ -192,19 +192,19 @@ rule batch_subset:
 
 rule figure3_curves:
     input:
-        [f"results/models/{run}" for run in FIGURE3_RUNS],
+        [f"{RESULTS}/models/{run}" for run in FIGURE3_RUNS],
     output:
         png=report(
-            "results/figures/figure3_curves.png",
+            in_results("figures/figure3_curves.png"),
             caption="../report/figure3.rst",
             category="Figures 1 and 3: training curves",
             labels={"figure": "Figure 3"},
         ),
-        csv="results/figures/figure3_curves.csv",
+        csv=in_results("figures/figure3_curves.csv"),
     log:
-        "logs/figures/figure3_curves.log",
+        in_logs("figures/figure3_curves.log"),
     benchmark:
-        "results/benchmarks/figures/figure3_curves.tsv"
+        in_results("benchmarks/figures/figure3_curves.tsv")
     conda:
         "../../envs/embaug.yaml"
     params:

@@ -11,11 +11,11 @@ rule mteb:
         model=lambda w: model_files(w.model),
         data=mteb_local_files,
     output:
-        "results/mteb/{model}/{task}.json",
+        in_results("mteb/{model}/{task}.json"),
     log:
-        "logs/mteb/{model}/{task}.log",
+        in_logs("mteb/{model}/{task}.log"),
     benchmark:
-        "results/benchmarks/mteb/{model}/{task}.tsv"
+        in_results("benchmarks/mteb/{model}/{task}.tsv")
     wildcard_constraints:
         task=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
     group:
@@ -37,9 +37,10 @@ rule mteb:
         pooling=config["embedding"]["pooling"],
         precision=config["precision"],
         device=config["device"],
+        cache_dir=mteb_cache_dir,
     shell:
         "embaug mteb --model {params.model:q} --name {wildcards.model:q} --task {wildcards.task:q} "
-        "{params.layers} {params.local} --splits {params.splits} --cache-dir results/mteb "
+        "{params.layers} {params.local} --splits {params.splits} --cache-dir {params.cache_dir:q} "
         "--batch-size {params.batch_size:q} {params.encoding} --precision {params.precision:q} "
         "--pooling {params.pooling:q} --device {params.device:q} --threads {threads} "
         "--out {output:q} > {log:q} 2>&1"
@@ -49,11 +50,11 @@ rule mteb:
 # and writes each layer's results/mteb/{model}/layer{k}/{task}.json (the layers of MTEB_LAYERS).
 use rule mteb as mteb_layers with:
     output:
-        [f"results/mteb/{{model}}/layer{k}/{{task}}.json" for k in MTEB_LAYERS],
+        [f"{RESULTS}/mteb/{{model}}/layer{k}/{{task}}.json" for k in MTEB_LAYERS],
     log:
-        "logs/mteb/{model}/layers/{task}.log",
+        in_logs("mteb/{model}/layers/{task}.log"),
     benchmark:
-        "results/benchmarks/mteb/{model}/layers/{task}.tsv"
+        in_results("benchmarks/mteb/{model}/layers/{task}.tsv")
     wildcard_constraints:
         task=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
         model="|".join(re.escape(m) for m in MTEB_LAYER_MODELS) or "(?!)",
@@ -71,16 +72,16 @@ rule mteb_table:
         lambda w: mteb_table_files(w.table),
     output:
         csv=report(
-            "results/tables/{table}.csv",
+            in_results("tables/{table}.csv"),
             caption="../report/table1.rst",
             category="Tables",
             labels={"table": "{table}"},
         ),
-        md="results/tables/{table}.md",
+        md=in_results("tables/{table}.md"),
     log:
-        "logs/tables/{table}.log",
+        in_logs("tables/{table}.log"),
     benchmark:
-        "results/benchmarks/tables/{table}.tsv"
+        in_results("benchmarks/tables/{table}.tsv")
     wildcard_constraints:
         table="|".join(MTEB_TABLES) or "$^",
     conda:
@@ -99,12 +100,12 @@ rule mteb_layer_table:
     input:
         mteb_layer_files,
     output:
-        csv="results/scores/mteb_layers/{model}.csv",
-        md="results/scores/mteb_layers/{model}.md",
+        csv=in_results("scores/mteb_layers/{model}.csv"),
+        md=in_results("scores/mteb_layers/{model}.md"),
     log:
-        "logs/mteb_layers/{model}.log",
+        in_logs("mteb_layers/{model}.log"),
     benchmark:
-        "results/benchmarks/mteb_layers/{model}.tsv"
+        in_results("benchmarks/mteb_layers/{model}.tsv")
     conda:
         "../../envs/embaug.yaml"
     params:
@@ -120,23 +121,25 @@ rule mteb_layer_table:
 
 rule figure4c_mteb_layers:
     input:
-        [f"results/scores/mteb_layers/{m}.csv" for m in mteb_layer_models()],
+        [f"{RESULTS}/scores/mteb_layers/{m}.csv" for m in mteb_layer_models()],
     output:
         png=report(
-            "results/figures/figure4c_mteb_layers.png",
+            in_results("figures/figure4c_mteb_layers.png"),
             caption="../report/figure4c.rst",
             category="Figure 4: per layer",
             labels={"figure": "Figure 4c", "score": "MTEB"},
         ),
-        csv="results/figures/figure4c_mteb_layers.csv",
+        csv=in_results("figures/figure4c_mteb_layers.csv"),
     log:
-        "logs/figures/figure4c_mteb_layers.log",
+        in_logs("figures/figure4c_mteb_layers.log"),
     benchmark:
-        "results/benchmarks/figures/figure4c_mteb_layers.tsv"
+        in_results("benchmarks/figures/figure4c_mteb_layers.tsv")
     conda:
         "../../envs/embaug.yaml"
     params:
-        models=repeated("--model", [(m, f"results/scores/mteb_layers/{m}.csv") for m in mteb_layer_models()]),
+        models=repeated(
+            "--model", [(m, f"{RESULTS}/scores/mteb_layers/{m}.csv") for m in mteb_layer_models()]
+        ),
         metric="mteb",
         ylabel="MTEB block average (%)",
         title="Per-layer MTEB score, before and after fine-tuning",
@@ -148,18 +151,20 @@ rule figure4c_mteb_layers:
 use rule figure4c_mteb_layers as figureS3_mteb_layer_blocks with:
     output:
         png=report(
-            "results/figures/figureS3_mteb_layer_blocks.png",
+            in_results("figures/figureS3_mteb_layer_blocks.png"),
             caption="../report/figureS3.rst",
             category="Figure 4: per layer",
             labels={"figure": "Figure S3", "score": "MTEB per block"},
         ),
-        csv="results/figures/figureS3_mteb_layer_blocks.csv",
+        csv=in_results("figures/figureS3_mteb_layer_blocks.csv"),
     log:
-        "logs/figures/figureS3_mteb_layer_blocks.log",
+        in_logs("figures/figureS3_mteb_layer_blocks.log"),
     benchmark:
-        "results/benchmarks/figures/figureS3_mteb_layer_blocks.tsv"
+        in_results("benchmarks/figures/figureS3_mteb_layer_blocks.tsv")
     params:
-        models=repeated("--model", [(m, f"results/scores/mteb_layers/{m}.csv") for m in mteb_layer_models()]),
+        models=repeated(
+            "--model", [(m, f"{RESULTS}/scores/mteb_layers/{m}.csv") for m in mteb_layer_models()]
+        ),
         metric="mteb-blocks",
         ylabel="MTEB block mean (%)",
         title="Per-layer MTEB score of each block, before and after fine-tuning",

@@ -3,13 +3,13 @@
 
 rule vs_paper:
     input:
-        ours="results/tables/{table}.csv",
+        ours=in_results("tables/{table}.csv"),
         paper=lambda w: PAPER_REFERENCES[w.table],
     output:
-        csv="results/tables/{table}_vs_paper.csv",
-        md="results/tables/{table}_vs_paper.md",
+        csv=in_results("tables/{table}_vs_paper.csv"),
+        md=in_results("tables/{table}_vs_paper.md"),
     log:
-        "logs/tables/{table}_vs_paper.log",
+        in_logs("tables/{table}_vs_paper.log"),
     wildcard_constraints:
         table="|".join(PAPER_REFERENCES) or "$^",
     conda:

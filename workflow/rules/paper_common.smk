@@ -7,10 +7,10 @@ PAPER_REFERENCES = {
 
 
 def paper_companion_targets(targets):
-    """results/tables/{table}_vs_paper.{csv,md} for each table among `targets` that the paper has."""
-    tables = [Path(t).stem for t in targets if t.startswith("results/tables/") and t.endswith(".csv")]
+    """{RESULTS}/tables/{table}_vs_paper.{csv,md} for each table among `targets` that the paper has."""
+    tables = [Path(t).stem for t in targets if t.startswith(in_results("tables/")) and t.endswith(".csv")]
     return [
-        f"results/tables/{table}_vs_paper.{ext}"
+        f"{RESULTS}/tables/{table}_vs_paper.{ext}"
         for table in tables
         if table in PAPER_REFERENCES
         for ext in ("csv", "md")

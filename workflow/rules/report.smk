@@ -6,16 +6,16 @@ rule score_table:
         lambda w: [path for _, _, path in table_cells(SCORE_TABLES[w.table][0])],
     output:
         csv=report(
-            "results/tables/{table}.csv",
+            in_results("tables/{table}.csv"),
             caption="../report/table2.rst",
             category="Tables",
             labels={"table": "{table}"},
         ),
-        md="results/tables/{table}.md",
+        md=in_results("tables/{table}.md"),
     log:
-        "logs/tables/{table}.log",
+        in_logs("tables/{table}.log"),
     benchmark:
-        "results/benchmarks/tables/{table}.tsv"
+        in_results("benchmarks/tables/{table}.tsv")
     wildcard_constraints:
         table="|".join(SCORE_TABLES),
     conda:

@@ -7,10 +7,27 @@ shows as <TBD> in a dry run; Snakemake sizes the job again once it does, before 
 """
 
 import functools
+import sys
 
 from embaug import resources as sizing
 
 GPU_JOBS = config["device"] != "cpu"  # GPU rules run on a GPU unless the config forces the CPU
+
+
+def submits_to_cluster():
+    """Whether this run sends its jobs to SLURM: the SLURM profile gives every job an account or a
+    partition (default-resources), and a job running on a node is a remote execution."""
+    defaults = workflow.resource_settings.default_resources
+    names = defaults.keys() if hasattr(defaults, "keys") else ()
+    return workflow.remote_exec or bool({"slurm_account", "slurm_partition"} & set(names))
+
+
+# Snakemake caps every job's threads at --cores of the host that runs snakemake, which on a cluster
+# is the login node (`cores: all` in profiles/default: 2 on a 2-core login node). A cluster job's
+# threads follow its inputs instead, whatever --cores the submitting host was given (the node's
+# allocation is what the job gets); local runs keep the cap.
+if submits_to_cluster():
+    workflow.global_resources["_cores"] = sys.maxsize
 
 
 @functools.cache

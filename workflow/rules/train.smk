@@ -5,11 +5,11 @@ rule init_model:
     input:
         lambda w: [raw(d) for d in config["models"][w.model]["tokenizer_corpus"]],
     output:
-        directory("results/base_models/{model}"),
+        directory(in_results("base_models/{model}")),
     log:
-        "logs/init_model/{model}.log",
+        in_logs("init_model/{model}.log"),
     benchmark:
-        "results/benchmarks/init_model/{model}.tsv"
+        in_results("benchmarks/init_model/{model}.tsv")
     conda:
         "../../envs/embaug.yaml"
     params:
@@ -36,11 +36,11 @@ rule finetune:
         eval_mteb=lambda w: [MTEB_TASKS[t]["path"] for t in training_mteb_tasks(w.run) if t in MTEB_TASKS],
         checks=run_checks,
     output:
-        directory("results/models/{run}"),
+        directory(in_results("models/{run}")),
     log:
-        "logs/finetune/{run}.log",
+        in_logs("finetune/{run}.log"),
     benchmark:
-        "results/benchmarks/finetune/{run}.tsv"
+        in_results("benchmarks/finetune/{run}.tsv")
     conda:
         "../../envs/embaug.yaml"
     threads: FINETUNE_THREADS

@@ -7,16 +7,16 @@ rule seeds_table:
         [path for *_, path in seed_cells()],
     output:
         csv=report(
-            "results/tables/seeds_knn.csv",
+            in_results("tables/seeds_knn.csv"),
             caption="../report/seeds.rst",
             category="Tables",
             labels={"table": "seeds_knn"},
         ),
-        md="results/tables/seeds_knn.md",
+        md=in_results("tables/seeds_knn.md"),
     log:
-        "logs/tables/seeds_knn.log",
+        in_logs("tables/seeds_knn.log"),
     benchmark:
-        "results/benchmarks/tables/seeds_knn.tsv"
+        in_results("benchmarks/tables/seeds_knn.tsv")
     conda:
         "../../envs/embaug.yaml"
     params:
@@ -35,18 +35,18 @@ rule sweep_figure:
         lambda w: sweep_figure_files(w.figure),
     output:
         png=report(
-            "results/figures/{figure}.png",
+            in_results("figures/{figure}.png"),
             caption="../report/sweeps.rst",
             category="Figures S1 and 4a: sweeps",
             labels={"figure": "{figure}"},
         ),
-        csv="results/figures/{figure}.csv",
-        table="results/tables/{figure}.csv",
-        md="results/tables/{figure}.md",
+        csv=in_results("figures/{figure}.csv"),
+        table=in_results("tables/{figure}.csv"),
+        md=in_results("tables/{figure}.md"),
     log:
-        "logs/figures/{figure}.log",
+        in_logs("figures/{figure}.log"),
     benchmark:
-        "results/benchmarks/figures/{figure}.tsv"
+        in_results("benchmarks/figures/{figure}.tsv")
     wildcard_constraints:
         figure="|".join(SWEEP_FIGURES),
     conda:
@@ -66,16 +66,16 @@ use rule score_table as table_s6 with:
         [model_path(name) for name in scratch_base_models()],
     output:
         csv=report(
-            "results/tables/tableS6.csv",
+            in_results("tables/tableS6.csv"),
             caption="../report/tableS6.rst",
             category="Tables",
             labels={"table": "tableS6"},
         ),
-        md="results/tables/tableS6.md",
+        md=in_results("tables/tableS6.md"),
     log:
-        "logs/tables/tableS6.log",
+        in_logs("tables/tableS6.log"),
     benchmark:
-        "results/benchmarks/tables/tableS6.tsv"
+        in_results("benchmarks/tables/tableS6.tsv")
     params:
         cells=lambda w: repeated("--cell", table_s6_cells())
         + " "

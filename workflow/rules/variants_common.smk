@@ -2,7 +2,7 @@
 
 
 def knn_scores(model, dataset):
-    return f"results/scores/knn/{model}/{dataset}.csv"
+    return f"{RESULTS}/scores/knn/{model}/{dataset}.csv"
 
 
 def seed_cells():
@@ -101,12 +101,12 @@ def variant_targets():
     """The seeds table, the sweep figures and Table S6, when the config asks for them."""
     targets = []
     if STUDY["seeds"] and STUDY["train_on"]:
-        targets += [f"results/tables/seeds_knn.{ext}" for ext in ("csv", "md")]
+        targets += [f"{RESULTS}/tables/seeds_knn.{ext}" for ext in ("csv", "md")]
     for name, (freeze, _) in SWEEP_FIGURES.items():
         if sweep_points(freeze):
-            targets += [f"results/figures/{name}.png"] + [
-                f"results/tables/{name}.{ext}" for ext in ("csv", "md")
+            targets += [f"{RESULTS}/figures/{name}.png"] + [
+                f"{RESULTS}/tables/{name}.{ext}" for ext in ("csv", "md")
             ]
     if (STUDY["comparison_models"] or STUDY["from_scratch"]) and STUDY["train_on"]:
-        targets += [f"results/tables/tableS6.{ext}" for ext in ("csv", "md")]
+        targets += [f"{RESULTS}/tables/tableS6.{ext}" for ext in ("csv", "md")]
     return targets
