@@ -217,9 +217,8 @@ def test_a_signal_to_snakemake_alone_stops_its_jobs_and_the_rerun_continues(tmp_
     target = "results/test/models/tiny__docs__crops"
     checkpoint = tmp_path / "results" / "test" / "checkpoints" / "tiny__docs__crops" / CHECKPOINT_FILE
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
-    command = [sys.executable, "-m", "snakemake", "-s", str(REPO_ROOT / "Snakefile"), "--cores", "2",
-               "--directory", str(tmp_path), "--configfile", str(tmp_path / "config.yaml"),
-               target]  # fmt: skip
+    command = [sys.executable, "-m", "snakemake", "-s", str(REPO_ROOT / "Snakefile"), "--cores", "2", target,
+               "--directory", str(tmp_path), "--configfile", str(tmp_path / "config.yaml")]  # fmt: skip
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TQDM_DISABLE": "1",
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}  # fmt: skip
     run = subprocess.Popen(
