@@ -42,7 +42,7 @@ if workflow.is_main_process:
 
 def check_local_device():
     """`device: cuda` where torch has no CUDA stops before any job, where the jobs run here in this
-    environment (on a cluster or in per-rule conda envs, each job checks it: resolve_device)."""
+    environment (on a cluster or with a conda env per job, each job checks it: resolve_device)."""
     local = workflow.local_exec and not workflow.deployment_settings.deployment_method
     if not (local and config["device"].startswith("cuda")):
         return
@@ -52,12 +52,6 @@ def check_local_device():
         check_device(config["device"])
     except EmbaugError as exc:
         raise ConfigError(str(exc)) from None
-
-
-onstart:
-    check_local_device()
-    if workflow.local_exec:  # SIGINT / SIGTERM to snakemake alone also stop the running jobs
-        stop_jobs_first()
 
 
 # Every rule's shell command is one `embaug` call: exec it, so the job is snakemake's own child
