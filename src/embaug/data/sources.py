@@ -212,7 +212,7 @@ def check_texts(texts: pd.Series, rows: int, dataset: str, column: str) -> None:
             f"cleaning; check that datasets.{dataset}.text names the column of the documents' text"
         )
     counts = texts.value_counts()
-    if len(counts) < 2 or counts.iloc[0] >= NEARLY_ALL * len(texts):
+    if counts.iloc[0] > 1 and counts.iloc[0] >= NEARLY_ALL * len(texts):  # repeated, not a lone text
         raise EmbaugError(
             f"dataset '{dataset}': {counts.iloc[0]} of its {len(texts)} texts in {key} are the same "
             f"text ({_excerpt(counts.index[0])}); check that datasets.{dataset}.text names the column "
