@@ -55,6 +55,22 @@ def test_study_corpora_as_the_paper_table_s5_and_batch_sizes():
     assert load("config.yaml")["mteb"]["layer_tasks"] == "all"
 
 
+def test_iclr_is_the_papers_release_v1_and_v2_is_an_overlay():
+    """The paper and the authors' notebooks use ICLR24v1 (24,347 documents, 12,997 labelled); its
+    file and blob are those of berenslab/iclr-dataset's tree at the commit that added it."""
+    iclr = load("config.yaml")["datasets"]["iclr"]
+    assert iclr["source"].endswith("/37df25fa306c0cd97f023f11741f2d350e1de730/data/iclr24v1.parquet.gzip")
+    assert iclr["git_blob"] == "44f0e6cd835c4606084e38d907cf37c085c01209"
+    assert (iclr["text"], iclr["label"]) == ("abstract", "labels")  # the data card's fields
+    v2 = load("config/iclr_v2.yaml")["datasets"]["iclr"]
+    assert v2["source"].endswith("/data/iclr24v2.parquet") and len(v2["git_blob"]) == 40
+
+
+def test_dry_run_iclr_v2_overlay_downloads_v2(tmp_path):
+    text = dry_run(tmp_path, ["config.yaml", "config/iclr_v2.yaml"], "data/paper/raw/iclr.parquet")
+    assert "iclr24v2.parquet" in text and "iclr24v1" not in text
+
+
 def dry_run(workdir: Path, configs: list[str], *targets: str) -> str:
     """The shell commands and log of ``snakemake -n -p`` with these repository config files."""
     import subprocess

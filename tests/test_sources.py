@@ -31,6 +31,8 @@ def write(df: pd.DataFrame, path: Path) -> Path:
         df.to_csv(path, sep="\t", index=False)
     elif suffix == ".parquet":
         df.to_parquet(path, index=False)
+    elif suffix == ".parquet.gzip":  # pandas' own name for gzip-coded Parquet (ICLR24v1)
+        df.to_parquet(path, index=False, compression="gzip")
     elif suffix == ".jsonl":
         df.to_json(path, orient="records", lines=True)
     elif suffix == ".jsonl.gz":
@@ -47,7 +49,7 @@ def load(path: Path, name: str = "toy", cache: Path | None = None, **spec) -> pd
     return load_corpus(name, {"source": str(path), **spec}, cache or path.parent / "cache")
 
 
-@pytest.mark.parametrize("suffix", [".csv", ".tsv", ".parquet", ".jsonl", ".jsonl.gz", ".json"])
+@pytest.mark.parametrize("suffix", [".csv", ".tsv", ".parquet", ".parquet.gzip", ".jsonl", ".jsonl.gz", ".json"])
 def test_local_files(tmp_path, suffix):
     path = write(ROWS, tmp_path / f"data{suffix}")
     corpus = load(path, **SPEC)

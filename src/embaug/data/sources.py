@@ -2,7 +2,7 @@
 
 A ``source`` is one of
 
-* a local file (``.parquet``, ``.csv``, ``.tsv``, ``.jsonl``, ``.jsonl.gz``, ``.json``),
+* a local file (``.parquet``, ``.parquet.gzip`` (pandas' name for gzip-coded Parquet), ``.csv``, ``.tsv``, ``.jsonl``, ``.jsonl.gz``, ``.json``),
 * an ``http(s)://`` URL of such a file (downloaded once into the cache directory; an optional
   ``sha256`` and, for a file of a Git commit, ``git_blob`` are checked),
 * a Hugging Face dataset id such as ``mteb/arxiv-clustering-p2p`` (optionally ``hf://``-prefixed;
@@ -25,6 +25,7 @@ from ..errors import EmbaugError
 UNLABELED = "unlabeled"
 READERS = {
     ".parquet": pd.read_parquet,
+    ".parquet.gzip": pd.read_parquet,  # Parquet with gzip-coded pages (e.g. ICLR24v1), not a .gz of it
     ".csv": pd.read_csv,
     ".tsv": lambda path: pd.read_csv(path, sep="\t"),
     ".jsonl": lambda path: pd.read_json(path, lines=True),
