@@ -49,7 +49,10 @@ def load(path: Path, name: str = "toy", cache: Path | None = None, **spec) -> pd
     return load_corpus(name, {"source": str(path), **spec}, cache or path.parent / "cache")
 
 
-@pytest.mark.parametrize("suffix", [".csv", ".tsv", ".parquet", ".parquet.gzip", ".jsonl", ".jsonl.gz", ".json"])
+SUFFIXES = [".csv", ".tsv", ".parquet", ".parquet.gzip", ".jsonl", ".jsonl.gz", ".json"]
+
+
+@pytest.mark.parametrize("suffix", SUFFIXES)
 def test_local_files(tmp_path, suffix):
     path = write(ROWS, tmp_path / f"data{suffix}")
     corpus = load(path, **SPEC)

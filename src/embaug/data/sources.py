@@ -2,7 +2,8 @@
 
 A ``source`` is one of
 
-* a local file (``.parquet``, ``.parquet.gzip`` (pandas' name for gzip-coded Parquet), ``.csv``, ``.tsv``, ``.jsonl``, ``.jsonl.gz``, ``.json``),
+* a local file (``.parquet``, ``.parquet.gzip`` (pandas' name for gzip-coded Parquet), ``.csv``,
+  ``.tsv``, ``.jsonl``, ``.jsonl.gz``, ``.json``),
 * an ``http(s)://`` URL of such a file (downloaded once into the cache directory; an optional
   ``sha256`` and, for a file of a Git commit, ``git_blob`` are checked),
 * a Hugging Face dataset id such as ``mteb/arxiv-clustering-p2p`` (optionally ``hf://``-prefixed;
