@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -128,3 +129,28 @@ def test_dry_run_table_s6_models_as_the_authors(tmp_path):
     assert len(runs) == 1 and '"learning_rate": 0.5' in runs[0] and '"epochs": 10' in runs[0]
     table = next(line for line in lines if "embaug table" in line and "tableS6" in line)
     assert "--vocabulary embedding_layer results/paper/base_models/embedding_layer" in table
+
+
+def test_dry_run_figure_s1_on_the_authors_grids(tmp_path):
+    """Notebook 06: crops; tau 5 .. 0.005; n = 1..10 with their batch sizes; masking 0.1..0.8; learning
+    rates 1e-6 .. 5e-3 for two epochs (the plot reads the last)."""
+    import json
+    import re
+
+    text = dry_run(
+        tmp_path, ["config.yaml", "config/sweeps.yaml"], "results/paper/figures/figureS1_sweeps.png"
+    )
+    settings = {
+        re.search(r"--run (\S+)", line)[1]: json.loads(re.search(r"--settings '([^']+)'", line)[1])
+        for line in text.splitlines()
+        if "embaug finetune" in line
+    }
+    assert len(settings) == 36 and all(s["augmentation"] == "crops" for s in settings.values())
+    assert {s["temperature"] for s in settings.values()} == {5.0, 0.5, 0.05, 0.005}
+    batch = {run: s["batch_size"] for run, s in settings.items() if "__n-" in run}
+    assert batch["mpnet__iclr__crops__n-1__bs-128"] == 128 and batch["mpnet__iclr__crops__n-10__bs-16"] == 16
+    assert batch["mpnet__iclr__crops__n-3"] == 64 and batch["mpnet__iclr__crops__n-9__bs-32"] == 32
+    rates = sorted(s["learning_rate"] for s in settings.values() if s["epochs"] == 2)
+    assert rates == pytest.approx(sorted(m * 10.0**e for e in (-6, -5, -4, -3) for m in (1, 2, 5)))
+    masks = {s.get("mask_fraction", 0.0) for s in settings.values()}
+    assert masks == {0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8}
