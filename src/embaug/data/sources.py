@@ -163,8 +163,11 @@ def normalize_corpus(df: pd.DataFrame, dataset: str, spec: dict[str, Any]) -> pd
     if spec.get("split"):
         out["split"] = _column(df, dataset, "split", spec["split"]).astype(str)
     out["label"] = out["label"].where(out["label"].notna(), UNLABELED).astype(str)
-    out["text"] = out["text"].where(out["text"].notna(), "").astype(str).str.strip()
-    out = out[out["text"] != ""]
+    # Texts are kept as they are, surrounding whitespace included: documents are split into
+    # sentences before any stripping (the first and last piece's length counts it), as the authors'
+    # crops; a text of whitespace only is no document.
+    out["text"] = out["text"].where(out["text"].notna(), "").astype(str)
+    out = out[out["text"].str.strip() != ""]
     if spec.get("deduplicate"):
         out = out.drop_duplicates("text")
     if out.empty:
