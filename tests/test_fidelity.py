@@ -154,3 +154,17 @@ def test_dry_run_figure_s1_on_the_authors_grids(tmp_path):
     assert rates == pytest.approx(sorted(m * 10.0**e for e in (-6, -5, -4, -3) for m in (1, 2, 5)))
     masks = {s.get("mask_fraction", 0.0) for s in settings.values()}
     assert masks == {0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8}
+
+
+def test_dry_run_figure1_runs_scored_and_encoded_as_the_authors(tmp_path):
+    """Notebook 17: scored after batches 1, 11, ..., 111 and 151, ..., 351 (their every-10 and
+    every-50 runs merged) and the last; encoded by their ST_wrapper (384 tokens, normalised)."""
+    import json
+    import re
+
+    text = dry_run(tmp_path, ["config.yaml"], "results/paper/models/mpnet__iclr__crops")
+    [line] = [line for line in text.splitlines() if "embaug finetune" in line]
+    settings = json.loads(re.search(r"--settings '([^']+)'", line)[1])
+    assert settings["eval_steps"] == [*range(1, 112, 10), 151, 201, 251, 301, 351]
+    assert (settings["mteb_max_length"], settings["mteb_normalize"]) == (384, True)
+    assert "--eval-mteb STS15" in line

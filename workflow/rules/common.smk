@@ -475,6 +475,10 @@ def train_settings(wildcards):
     settings.update({k: v for k, v in run["overrides"].items() if k != "sentences"})
     settings.update(augmentation=run["augmentation"], device=config["device"], precision=config["precision"])
     settings.update(run.get("settings", {}))
+    if training_mteb_tasks(wildcards.run):  # Figure 1: scored when, and encoded as, the authors
+        settings.update(mteb_max_length=MTEB["finetuned_max_length"], mteb_normalize=MTEB["normalize_runs"])
+        if MTEB["training_curve_steps"]:
+            settings["eval_steps"] = sorted(MTEB["training_curve_steps"])
     # An unset option (null) is left to TrainSettings' default, so adding a new option to the
     # schema never changes existing runs' params (which would re-train them).
     return json.dumps({k: v for k, v in settings.items() if v is not None}, sort_keys=True)
