@@ -50,4 +50,3 @@ localrules:
     figureS3_mteb_layer_blocks,
     sweep_figure,
     vs_paper,
-    vs_paper,

@@ -10,7 +10,7 @@ The basis (each a named constant below):
 
 * **Memory**: a Python process with torch, transformers and pandas loaded (:data:`BASELINE_MB`),
   plus the model's float32 weights (twice while loading), plus what the stage holds per
-  document. Embeddings are stored float16 (:data:`STORE_BYTES`), one memory-mapped ``.npy``
+  document. Embeddings are stored float32 by default (:data:`STORE_BYTES`), one memory-mapped ``.npy``
   per layer; readers convert at most one layer to float32 at a time, so kNN, the linear probe
   and t-SNE hold one float32 layer, never the corpus' ``[layers, docs, dim]``. kNN works
   through a bounded distance block (:data:`KNN_BLOCK_MB`). Texts held in pandas cost their
@@ -44,8 +44,9 @@ from pathlib import Path
 BASELINE_MB = 1536
 """A Python process with torch, transformers, pandas and scikit-learn imported (about 0.6-0.9 GiB
 resident in the benchmarks), with room for allocator slack."""
-STORE_BYTES = 2
-"""Bytes per stored embedding value (float16 store)."""
+STORE_BYTES = 4
+"""Bytes per stored embedding value: float32, the default (`embedding.dtype: float16` halves it, so
+this bounds the read time from above)."""
 FLOAT32_BYTES = 4
 PYTHON_STR_BYTES = 80
 """Per text held in pandas besides its characters (str object, index, pointers)."""
@@ -300,7 +301,7 @@ def encode_request(
 def embed_request(
     corpus: CorpusSize, model: ModelShape, *, max_length: int, gpu: bool, attempt: int = 1
 ) -> Request:
-    """The embed stage: every layer of every document, written batch by batch to a float16 store."""
+    """The embed stage: every layer of every document, written batch by batch to the store."""
     return encode_request(corpus, model, max_length=max_length, gpu=gpu, attempt=attempt)
 
 
