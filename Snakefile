@@ -24,6 +24,12 @@ include: "workflow/rules/variants.smk"
 include: "workflow/rules/paper.smk"
 
 
+onstart:
+    check_local_device()
+    if workflow.local_exec:  # SIGINT / SIGTERM to snakemake alone also stop the running jobs
+        stop_jobs_first()
+
+
 rule all:
     default_target: True
     input:

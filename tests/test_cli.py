@@ -43,6 +43,25 @@ def test_download_missing_label_column(tmp_path, capsys):
     assert len(lines) == 1 and "datasets.d1.label" in lines[0] and "'category'" in lines[0]
 
 
+def test_download_of_bytes_texts_is_one_line_and_keeps_the_earlier_table(tmp_path, capsys):
+    source = tmp_path / "src.parquet"
+    pd.DataFrame({"text": [b"caf\xe9", b"tea"], "label": ["a", "b"]}).to_parquet(source)
+    out = tmp_path / "raw.parquet"
+    out.write_bytes(b"the earlier table")
+    assert (
+        main(
+            ["download", "--dataset", "d1", "--spec", json.dumps({"source": str(source)}), "--out", str(out)]
+        )
+        == 1
+    )
+    assert error_lines(capsys) == [
+        "embaug download: error: dataset 'd1': column 'text' (key datasets.d1.text) holds bytes, not text "
+        "(2 rows, the first row 0: b'caf\\xe9'); store the texts in the source as strings, decoded from "
+        "their encoding"
+    ]
+    assert out.read_bytes() == b"the earlier table"
+
+
 def test_download_writes_the_raw_table(tmp_path, corpus):
     source = tmp_path / "src.parquet"
     corpus.rename(columns={"text": "body"}).to_parquet(source)
@@ -114,14 +133,14 @@ def test_embed_and_knn_stages(tmp_path, tiny_model_dir, corpus):
 
     scores_path = tmp_path / "scores.csv"
     knn_args = ["knn", "--embeddings", str(store_path), "--corpus", str(raw), "--k", "3"]
-    knn_args += ["--out", str(scores_path)]
+    knn_args += ["--test-fraction", "0.25", "--out", str(scores_path)]
     assert main(knn_args) == 0
     scores = pd.read_csv(scores_path)
     assert list(scores.columns) == ["layer", "metric", "k", "accuracy", "n_train", "n_test"]
     assert len(scores) == 6 and (scores["k"] == 3).all()
-    assert (scores["n_train"] == 36).all() and (scores["n_test"] == 4).all()
+    assert (scores["n_train"] == 30).all() and (scores["n_test"] == 10).all()
     labels = corpus["label"].to_numpy(dtype=str)
-    train, test = labelled_split(labels, 0.1, 42)
+    train, test = labelled_split(labels, 0.25, 42)
     for row in scores.itertuples():
         expected = knn_accuracy(embeddings[row.layer], labels, train, test, k=3, metric=row.metric)
         assert row.accuracy == pytest.approx(expected)

@@ -158,6 +158,13 @@ SCHEMA_CASES = [
     ("evaluation.tsne.learning_rate", "fast", "evaluation.tsne.learning_rate: 'fast' is not valid"),
     ("chunking.sentences", 0, "chunking.sentences: 0 is less than the minimum of 1"),
     ("mteb.layers", [-1], "mteb.layers[0]: -1 is less than the minimum of 0"),
+    # seeds numpy and torch both accept: 0 .. 2**32 - 1
+    ("training.seed", -1, "training.seed: -1 is less than the minimum of 0 (a random seed: 0 to 4294967295"),
+    ("evaluation.seed", 2**32, "evaluation.seed: 4294967296 is greater than the maximum of 4294967295"),
+    ("evaluation.tsne.seed", 2**63, "evaluation.tsne.seed: 9223372036854775808 is greater than the maximum"),
+    ("models.tiny.seed", -5, "models.tiny.seed: -5 is less than the minimum of 0"),
+    ("datasets.bbc.subsample.seed", 2**32, "datasets.bbc.subsample.seed: 4294967296 is greater than"),
+    ("study.seeds", [1, -2], "study.seeds[1]: -2 is less than the minimum of 0"),
     ("device", "$(touch x)cpu", "device: '$(touch x)cpu' does not match"),
     ("device", "gpu", "device: 'gpu' does not match"),
     (
@@ -222,6 +229,52 @@ def test_keys_declared_in_the_schema_are_accepted_without_a_list_in_code():
         check_schema(changed("training.a_future_option", 100), SCHEMA)
 
 
+# --- the config file itself -------------------------------------------------------------------
+
+CONFIGFILE_CASES = {
+    "binary": (bytes(range(128, 256)), "config.yaml: not a text file (byte 0x80 at offset 0 is not UTF-8); "
+               "give a YAML config file"),
+    "utf-16": ("device: cpu\n".encode("utf-16"), "config.yaml: not a text file (byte 0xff at offset 0"),
+    "not yaml": (b"device: cpu\n  datasets: [\n", "config.yaml: not valid YAML (line 2, column 11: mapping "
+                 "values are not allowed here); fix that line"),
+    "a list": (b"- device\n", "config.yaml: holds list, not a mapping of config keys"),
+    "empty": (b"", "config.yaml: holds nothing, not a mapping of config keys"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", CONFIGFILE_CASES)
+def test_config_file_that_is_not_yaml_text_is_one_line(tmp_path, monkeypatch, case):
+    from embaug.config_checks import check_configfile
+
+    content, message = CONFIGFILE_CASES[case]
+    monkeypatch.chdir(tmp_path)
+    Path("config.yaml").write_bytes(content)
+    with pytest.raises(ConfigError) as info:
+        check_configfile("config.yaml")
+    assert str(info.value).startswith(f"config: {message}") and "\n" not in str(info.value)
+    check_configfile("absent.yaml")  # left to Snakemake
+
+
+def test_workflow_stops_on_a_config_yaml_that_is_not_yaml(tmp_path):
+    """`snakemake` without --configfile reads config.yaml itself: a binary one stops the dry run."""
+    import subprocess
+    import sys
+
+    from test_workflow import REPO_ROOT
+
+    (tmp_path / "config.yaml").write_bytes(CONFIGFILE_CASES["binary"][0])
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "earlier.csv").write_text("kept\n")
+    command = [sys.executable, "-m", "snakemake", "-s", str(REPO_ROOT / "Snakefile"), "--directory",
+               str(tmp_path), "--cores", "1", "--dry-run"]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    text = result.stdout + result.stderr
+    assert result.returncode != 0 and f"config: {CONFIGFILE_CASES['binary'][1]}" in text, text[-2000:]
+    assert "Traceback" not in text and "UnicodeDecodeError" not in text
+    assert (tmp_path / "results" / "earlier.csv").read_text() == "kept\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.yaml", "results"]
+
+
 # --- settings that contradict each other (parse time) ------------------------------------------
 
 CONFIG_CASES = [
@@ -244,12 +297,12 @@ CONFIG_CASES = [
     (
         "models.tiny",
         {"source": "/no/such/dir"},
-        "models.tiny.source: local model folder '/no/such/dir' does not exist",
+        "models.tiny.source: no such folder '/no/such/dir'",
     ),
     (
         "models.tiny",
         {"source": "./my-model"},
-        "models.tiny.source: local model folder './my-model' does not exist",
+        "models.tiny.source: no such folder './my-model' (relative to the working directory ",
     ),
     (
         "augmentations",
@@ -262,6 +315,20 @@ CONFIG_CASES = [
         "chunking.min_chars (300) is above chunking.max_chars (250)",
     ),
     ("training.eval_k", 20, "training.eval_k (20) must be below training.eval_docs (11)"),
+    # a { or } in a value that becomes a file path would be a Snakemake wildcard
+    (
+        "cache_dir",
+        "data/{cache}",
+        "config: cache_dir: 'data/{cache}' contains '{' or '}', which Snakemake reads as a wildcard in a "
+        "file path; rename the file or folder (or link it from a path without braces)",
+    ),
+    (
+        "datasets.bbc.source",
+        "/data/d{x}/bbc.parquet",
+        "datasets.bbc.source: '/data/d{x}/bbc.parquet' contains",
+    ),
+    ("models.tiny", {"source": "/models/m}"}, "models.tiny.source: '/models/m}' contains '{' or '}'"),
+    ("mteb_tasks.STS16.path", "sts{16}.parquet", "mteb_tasks.STS16.path: 'sts{16}.parquet' contains"),
     ("study.table2_model", "other", "study.table2_model names 'other', which is not in study.models (tiny)"),
     (
         "study.seeds",
@@ -293,6 +360,7 @@ def test_architecture_and_tokenizer_corpus_only_for_scratch_models():
 
 
 def test_existing_local_model_folder_and_hub_ids_pass(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
     config = changed("models.local", {"source": str(tmp_path)})
     config["models"]["hub"] = {"source": "sentence-transformers/all-MiniLM-L6-v2"}
     check_config(with_defaults(config), PAIR_MAKERS)
@@ -301,6 +369,46 @@ def test_existing_local_model_folder_and_hub_ids_pass(tmp_path):
         check_config(
             with_defaults(changed("models.local", {"source": str(tmp_path / "weights.bin")})), PAIR_MAKERS
         )
+
+
+def test_model_folder_without_config_json_is_refused(tmp_path):
+    (tmp_path / "weights").mkdir()
+    config = changed("models.local", {"source": str(tmp_path)})
+    with pytest.raises(ConfigError) as info:
+        check_config(with_defaults(config), PAIR_MAKERS)
+    assert str(info.value) == (
+        f"config: models.local.source: folder '{tmp_path}' has no config.json, so it holds no saved model; "
+        "give the folder a model was saved to (save_pretrained), not a folder above or beside it"
+    )
+
+
+def test_relative_model_path_is_a_missing_folder_not_a_hub_model(tmp_path, monkeypatch):
+    """``models/mine`` also reads as a hub id; beside a ``models/`` folder it is a path that is missing."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "models").mkdir()
+    config = changed("models.local", {"source": "models/mine"})
+    with pytest.raises(ConfigError) as info:
+        check_config(with_defaults(config), PAIR_MAKERS)
+    assert str(info.value) == (
+        f"config: models.local.source: no such folder 'models/mine' (relative to the working directory "
+        f"{tmp_path})"
+    )
+    check_config(with_defaults(changed("models.hub", {"source": "org/mine"})), PAIR_MAKERS)  # a hub id
+
+
+def test_missing_hub_model_with_a_slash_also_says_no_such_folder(tmp_path, monkeypatch):
+    from embaug.models import load_encoder
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
+    with pytest.raises(EmbaugError) as info:
+        load_encoder("org/mine", "cpu", "m")
+    message = str(info.value)
+    assert message.startswith(
+        "model 'm': cannot load hub model 'org/mine', and there is no folder 'org/mine' in the working "
+        f"directory {tmp_path} either (HF_HUB_OFFLINE is set, and it is not in the local cache)"
+    ), message
+    assert "hub cache" not in message
 
 
 @pytest.mark.parametrize(
@@ -402,8 +510,6 @@ def test_dataset_check_counts():
     counts = check_evaluation_data(labels_of({"a": 60, "b": 40, "unlabeled": 7}), "d", 10, 0.1, 42)
     assert counts == {"documents": 107, "labelled": 100, "classes": 2, "reference": 90, "test": 10}
     assert MIN_TEST_DOCUMENTS == 10
-    # the scoring stages need no minimum test split, only what they cannot do without
-    check_evaluation_data(labels_of({"a": 10, "b": 10}), "d", 3, 0.1, 42, min_test=0)
 
 
 def test_knn_stage_names_k(tmp_path, capsys, corpus):
@@ -414,11 +520,39 @@ def test_knn_stage_names_k(tmp_path, capsys, corpus):
         writer.write(np.arange(len(corpus)), 0, np.zeros((len(corpus), 4)))
     out = tmp_path / "s.csv"
     assert (
-        main(["knn", "--embeddings", str(store), "--corpus", str(raw), "--k", "50", "--out", str(out)]) == 1
-    )
+        main(["knn", "--embeddings", str(store), "--corpus", str(raw), "--k", "50", "--test-fraction", "0.25",
+              "--out", str(out)]) == 1
+    )  # fmt: skip
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "evaluation.knn.k: 50" in err[0] and "dataset 'mini' has 36" in err[0]
+    assert len(err) == 1 and "evaluation.knn.k: 50" in err[0] and "dataset 'mini' has 30" in err[0]
     assert not out.exists()
+
+
+def _scoring_stage(stage: str, tmp_path: Path, corpus) -> list[str]:
+    """``embaug STAGE`` arguments scoring a 40-document corpus with the default 10% test split."""
+    raw = tmp_path / "mini.parquet"
+    corpus.to_parquet(raw)
+    if stage == "tfidf":
+        out = ["--out-tfidf", str(tmp_path / "t.csv"), "--out-svd", str(tmp_path / "s.csv")]
+        return ["tfidf", "--corpus", str(raw), "--k", "3", *out]
+    store = tmp_path / "e"
+    with EmbeddingWriter(store, [0], len(corpus), 4, "float16", corpus["doc_id"]) as writer:
+        writer.write(np.arange(len(corpus)), 0, np.zeros((len(corpus), 4)))
+    return [stage, "--embeddings", str(store), "--corpus", str(raw), "--out", str(tmp_path / "s.csv")]
+
+
+@pytest.mark.parametrize("stage", ["knn", "linear", "tfidf"])
+def test_every_scoring_stage_refuses_a_test_split_too_small(tmp_path, capsys, corpus, stage):
+    """Not only fine-tuning (rule check_dataset): base-model and baseline scores too."""
+    earlier = tmp_path / "s.csv"
+    earlier.write_text("layer,metric,accuracy\n0,euclidean,50.0\n")
+    assert main(_scoring_stage(stage, tmp_path, corpus)) == 1
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"embaug {stage}: error: evaluation.test_fraction: 0.1 of the 40 labelled documents of dataset "
+        "'mini' is 4 test documents; an accuracy needs at least 10 (10, and one per class: 4 classes)"
+    ]
+    assert earlier.read_text() == "layer,metric,accuracy\n0,euclidean,50.0\n"
+    assert not (tmp_path / "t.csv").exists()
 
 
 def test_check_dataset_stage_writes_counts_or_one_line(tmp_path, capsys, corpus):
@@ -504,14 +638,15 @@ def _embed(tmp_path, model_dir, corpus, *extra):
             ["--layers", "0", "5"],
             "embedding.layers: layer 5 is out of range for model 'm', which has 3 layers",
         ),
-        ("missing", [], "model 'm': local model folder"),
+        ("missing", [], "model 'm': no such folder '"),
+        ("no_config", [], "model 'm': folder '"),
     ],
 )
 def test_embed_stage_model_errors(
     tmp_path, capsys, corpus, tiny_model_dir, broken_models, which, extra, message
 ):
     model_dir = {"small_vocab": broken_models[0], "uncapped": broken_models[1], "tiny": tiny_model_dir,
-                 "missing": tmp_path / "no_such_dir"}[which]  # fmt: skip
+                 "missing": tmp_path / "no_such_dir", "no_config": tmp_path}[which]  # fmt: skip
     assert _embed(tmp_path, model_dir, corpus, *extra) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[-1], err
@@ -544,6 +679,12 @@ def _workflow():
             "config: unknown key 'training.learnig_rate' (did you mean 'learning_rate'?)",
         ),
         ("embedding.layers", [0, 5], "config: embedding.layers: layer 5 is out of range for model 'tiny'"),
+        ("cache_dir", "data/{x}", "config: cache_dir: 'data/{x}' contains '{' or '}', which Snakemake reads"),
+        (
+            "study.sweeps",
+            {"seed": [1, 2**32]},
+            "config: study.sweeps.seed: 4294967296 is not a valid seed (4294967296 is greater than",
+        ),
     ],
 )
 def test_dry_run_fails_before_any_job(tmp_path, path, value, message):

@@ -14,6 +14,7 @@ import torch
 
 from embaug import devices
 from embaug.devices import claim_slot, device_ids
+from embaug.errors import EmbaugError
 from embaug.models import resolve_device
 
 
@@ -49,8 +50,71 @@ def test_auto_picks_cuda_only_when_present(monkeypatch, cuda):
 
 def test_explicit_devices_are_kept(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     assert resolve_device("cpu") == torch.device("cpu")  # cpu even with a GPU present
     assert resolve_device("cuda:1") == torch.device("cuda", 1)
+
+
+@pytest.mark.parametrize(
+    ("device", "cuda", "count", "message"),
+    [
+        ("cuda", False, 0, "device: 'cuda', but torch {version} has no CUDA ({why}); set device: auto (CUDA "
+         "when present, else the CPU) or cpu"),
+        ("cuda:0", False, 0, "device: 'cuda:0', but torch {version} has no CUDA"),
+        ("cuda:2", True, 2, "device: 'cuda:2', but torch sees 2 CUDA devices (cuda:0 to cuda:1); set device: "
+         "auto (CUDA when present, else the CPU) or cpu, or a device number below 2"),
+    ],
+)  # fmt: skip
+def test_a_cuda_device_torch_cannot_use_is_one_line(monkeypatch, device, cuda, count, message):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: count)
+    why = "a CPU-only build" if torch.version.cuda is None else "no GPU or driver visible to it"
+    with pytest.raises(EmbaugError) as info:
+        resolve_device(device)
+    assert str(info.value).startswith(message.format(version=torch.__version__, why=why))
+
+
+def test_embed_stage_on_a_missing_cuda_is_one_line(monkeypatch, capsys, tmp_path, corpus, tiny_model_dir):
+    from embaug.cli import main
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    raw = tmp_path / "raw.parquet"
+    corpus.to_parquet(raw)
+    out = tmp_path / "emb"
+    args = [
+        "embed",
+        "--model",
+        str(tiny_model_dir),
+        "--corpus",
+        str(raw),
+        "--device",
+        "cuda",
+        "--out",
+        str(out),
+    ]
+    assert main(args) == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("embaug embed: error: device: 'cuda', but torch ")
+    assert not out.exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_workflow_with_cuda_but_no_cuda_stops_before_any_job(tmp_path):
+    """A local run: the check runs once the DAG is known, before the first job (and frees the lock)."""
+    from test_shell_safety import tiny_config, write_data
+    from test_workflow import output, snakemake
+
+    config = {**tiny_config(write_data(tmp_path / "data")), "device": "cuda"}
+    earlier = tmp_path / "results" / "scores" / "earlier.csv"
+    earlier.parent.mkdir(parents=True)
+    earlier.write_text("kept\n")
+    result = snakemake(tmp_path, config)
+    text = output(result)
+    assert result.returncode != 0
+    assert f"config: device: 'cuda', but torch {torch.__version__} has no CUDA" in text, text[-3000:]
+    assert not (tmp_path / "data" / "test").exists() and not (tmp_path / "logs").exists()  # no job ran
+    assert earlier.read_text() == "kept\n" and not (tmp_path / ".snakemake" / "locks").exists()
+    assert "Traceback" not in text
 
 
 def visible_devices(mask: str) -> tuple[str, int]:

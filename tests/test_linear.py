@@ -115,7 +115,8 @@ def test_linear_stage_records_the_fitted_documents(tmp_path, corpus):
         for position in range(2):
             writer.write(np.arange(len(corpus)), position, points[: len(corpus)])
     out = tmp_path / "linear.csv"
-    args = ["linear", "--embeddings", str(tmp_path / "s"), "--corpus", str(raw), "--out", str(out)]
+    args = ["linear", "--embeddings", str(tmp_path / "s"), "--corpus", str(raw), "--test-fraction", "0.25"]
+    args += ["--out", str(out)]
     assert main([*args, "--max-train", "20"]) == 0
     scores = pd.read_csv(out)
     assert list(scores.columns) == ["layer", "metric", "accuracy", "n_train", "n_fit", "n_test"]

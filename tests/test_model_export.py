@@ -217,7 +217,7 @@ def test_no_document_with_two_chunks_fails(tmp_path, tiny_model_dir, corpus, chu
 
 
 def test_missing_model_names_the_model(tmp_path, corpus, chunks):
-    with pytest.raises(EmbaugError, match="local model folder .*no-such-model' does not exist"):
+    with pytest.raises(EmbaugError, match="no such folder '.*no-such-model'"):
         finetune(str(tmp_path / "no-such-model"), corpus, chunks, settings(), tmp_path / "x", "r")
     assert not (tmp_path / "x").exists()
 

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+import yaml
 from transformers import AutoModel
 
 from embaug import train
@@ -196,3 +197,55 @@ def test_a_killed_embaug_finetune_resumes_when_rerun(
     assert f"run 'run': resuming after batch {done} of 15" in caplog.text
     assert_same_run(out, uninterrupted)
     assert not checkpoints.exists()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, pytest.param(signal.SIGINT, marks=pytest.mark.slow)])
+def test_a_signal_to_snakemake_alone_stops_its_jobs_and_the_rerun_continues(tmp_path, signum):
+    """`kill PID` of snakemake (not of its jobs): the running fine-tuning stops within seconds with
+    one line, keeping its checkpoint; no lock is left, and the same command resumes the run."""
+    from test_shell_safety import tiny_config, write_data
+    from test_workflow import REPO_ROOT, output, snakemake
+
+    config = tiny_config(write_data(tmp_path / "data"))
+    config["training"] = {
+        "epochs": 40,
+        "batch_size": 8,
+        "max_length": 32,
+        "eval_every": 0,
+        "checkpoint_every": 5,
+    }
+    target = "results/test/models/tiny__docs__crops"
+    checkpoint = tmp_path / "results" / "test" / "checkpoints" / "tiny__docs__crops" / CHECKPOINT_FILE
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    command = [sys.executable, "-m", "snakemake", "-s", str(REPO_ROOT / "Snakefile"), "--cores", "2", target,
+               "--directory", str(tmp_path), "--configfile", str(tmp_path / "config.yaml")]  # fmt: skip
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TQDM_DISABLE": "1",
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}  # fmt: skip
+    run = subprocess.Popen(
+        command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    deadline = time.monotonic() + 300
+    while not checkpoint.exists() and run.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert run.poll() is None, run.communicate()[0][-3000:]
+    jobs = [int(pid) for pid in Path(f"/proc/{run.pid}/task/{run.pid}/children").read_text().split()]
+    os.kill(run.pid, signum)
+    stopped = time.monotonic()
+    text = run.communicate(timeout=120)[0]
+    assert run.returncode != 0 and time.monotonic() - stopped < 60
+    assert not any(Path(f"/proc/{pid}").exists() for pid in jobs)  # the fine-tuning job ended with it
+    log = (tmp_path / "logs" / "test" / "finetune" / "tiny__docs__crops.log").read_text().strip().splitlines()
+    assert log[-1] == (
+        "embaug finetune: error: stopped by SIGTERM (the run was interrupted); run the same snakemake "
+        "command again to continue"
+    ), text[-3000:]
+    assert checkpoint.exists() and not (tmp_path / target).exists()
+    assert not (tmp_path / ".snakemake" / "locks").exists() or not any(
+        (tmp_path / ".snakemake" / "locks").iterdir()
+    )
+
+    rerun = snakemake(tmp_path, config, target)  # no --unlock
+    assert rerun.returncode == 0, output(rerun)[-3000:]
+    log = (tmp_path / "logs" / "test" / "finetune" / "tiny__docs__crops.log").read_text()
+    assert "run 'tiny__docs__crops': resuming after batch" in log and (tmp_path / target).is_dir()
+    assert not checkpoint.exists()

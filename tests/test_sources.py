@@ -259,3 +259,86 @@ def test_normalize_corpus_directly():
     df = pd.DataFrame({"t": ["x", "y"], "l": ["p", None]})
     out = normalize_corpus(df, "direct", {"source": "memory", "text": "t", "label": "l"})
     assert out.to_dict("list") == {"doc_id": ["0", "1"], "text": ["x", "y"], "label": ["p", "unlabeled"]}
+
+
+# --- texts that are not text, and corpora with nothing to learn ---------------------------------
+
+
+def _bad_texts(root: Path, case: str) -> Path:
+    """A source whose text column ``body`` holds something other than UTF-8 text."""
+    labels = ["a", "b", "a"]
+    if case == "bytes":
+        return write(
+            pd.DataFrame({"body": [b"one", b"\xff\xfe", b"three"], "topic": labels}), root / "d.parquet"
+        )
+    if case == "numbers":
+        return write(pd.DataFrame({"body": [1.5, 2.5, 3.5], "topic": labels}), root / "d.parquet")
+    if case == "lists":
+        return write(pd.DataFrame({"body": [["x"], ["y"], ["z"]], "topic": labels}), root / "d.parquet")
+    if case == "surrogates":  # JSON's \udc80 escape: a str that cannot be written as UTF-8
+        path = root / "d.jsonl"
+        path.write_text("\n".join(json.dumps({"body": t, "topic": "a"}) for t in ["ok", "bad \udc80", "ok2"]))
+        return path
+    path = root / "d.csv"  # latin-1 bytes in a CSV file
+    path.write_bytes("body,topic\ncaf\xe9 au lait,a\nthé,b\n".encode("latin-1"))
+    return path
+
+
+BAD_TEXTS = {
+    "bytes": "dataset 'toy': column 'body' (key datasets.toy.text) holds bytes, not text (3 rows, the first "
+    "row 0: b'one'); store the texts in the source as strings, decoded from their encoding",
+    "numbers": "dataset 'toy': column 'body' (key datasets.toy.text) holds numbers, not text (3 rows, the "
+    "first row 0: 1.5); set datasets.toy.text to the column of the documents' text",
+    "lists": "dataset 'toy': column 'body' (key datasets.toy.text) holds lists, not text (3 rows, the first "
+    "row 0: ['x']); set datasets.toy.text to the column of the documents' text",
+    "surrogates": "cannot read '{path}': it is not valid UTF-8 text ('utf-8' codec can't encode character "
+    "'\\udc80' in position 4: surrogates not allowed); save it as UTF-8 (key datasets.toy.source)",
+    "latin-1 csv": "cannot read '{path}': it is not valid UTF-8 text ('utf-8' codec can't decode byte 0xe9 "
+    "in position 3: invalid continuation byte); save it as UTF-8 (key datasets.toy.source)",
+}
+
+
+@pytest.mark.parametrize("case", BAD_TEXTS)
+def test_text_column_that_is_not_utf8_text_is_one_line(tmp_path, case):
+    path = _bad_texts(tmp_path, case)
+    with pytest.raises(EmbaugError) as info:
+        load(path, text="body", label="topic")
+    message = str(info.value)
+    assert BAD_TEXTS[case].format(path=path) in message and "\n" not in message, message
+
+
+def test_text_that_cannot_be_written_as_utf8_is_one_line():
+    """A str with a lone surrogate (from a reader that escapes undecodable bytes) names its row."""
+    texts = pd.Series(["ok", "bad \udc80", "ok2"], dtype=object)
+    rows = pd.DataFrame({"text": texts, "label": ["a", "b", "a"]})
+    with pytest.raises(EmbaugError) as info:
+        normalize_corpus(rows, "toy", {"source": "x"})
+    assert str(info.value) == (
+        "dataset 'toy': column 'text' (key datasets.toy.text) holds text that is not valid UTF-8 (1 rows, "
+        "the first row 1: 'bad \\udc80'); re-encode the source's texts as UTF-8"
+    )
+
+
+@pytest.mark.parametrize(
+    ("texts", "message"),
+    [
+        (["same text"] * 19 + ["other"], "dataset 'toy': 19 of its 20 texts in column 'text' (key "
+         "datasets.toy.text) are the same text ('same text'); check that datasets.toy.text names the column "
+         "of the documents' text"),
+        (["only"] * 3, "3 of its 3 texts in column 'text' (key datasets.toy.text) are the same text"),
+        ([""] * 19 + ["one text"], "dataset 'toy': 19 of the 20 texts in column 'text' (key "
+         "datasets.toy.text) are empty after cleaning; check that datasets.toy.text names the column of "
+         "the documents' text"),
+    ],
+)  # fmt: skip
+def test_corpus_of_nearly_identical_or_empty_texts_is_refused(tmp_path, texts, message):
+    df = pd.DataFrame({"text": texts, "label": ["a", "b"] * (len(texts) // 2) + ["a"] * (len(texts) % 2)})
+    with pytest.raises(EmbaugError) as info:
+        load(write(df, tmp_path / "d.parquet"))
+    assert message in str(info.value)
+
+
+def test_a_few_repeated_or_empty_texts_pass(tmp_path):
+    texts = ["boilerplate"] * 8 + [""] * 8 + [f"text {i}" for i in range(4)]
+    corpus = load(write(pd.DataFrame({"text": texts, "label": ["a", "b"] * 10}), tmp_path / "d.parquet"))
+    assert len(corpus) == 12

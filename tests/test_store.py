@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import tracemalloc
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -210,3 +211,46 @@ def test_embed_stage_reads_the_corpus_in_windows(tiny_model_dir, corpus, tmp_pat
     assert windows.doc_ids.tolist() == pd.read_parquet(raw)["doc_id"].astype(str).tolist()
     for layer in whole.layers:
         np.testing.assert_allclose(windows.layer(layer), whole.layer(layer), atol=1e-5, rtol=0)
+
+
+def resident_file_mb() -> float:
+    """This process's resident pages of mapped files (Linux ``RssFile``), in MB."""
+    status = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines())
+    return int(status["RssFile"].split()[0]) / 1024
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads Linux /proc")
+def test_a_store_written_window_by_window_is_not_held_in_resident_memory(tmp_path):
+    """Mapped pages stay resident while mapped, and a job's memory limit counts them: without
+    flushing, writing a 200 MB store grows the process by 200 MB (a 200k-document, 7 x 384 store:
+    1 GB). ``EmbeddingWriter.flush`` (embed_to_store calls it after each window) keeps it to one
+    window."""
+    n_docs, dim, layers, window = 100_000, 256, 4, 8192
+
+    def growth(path: Path, flush: bool) -> float:
+        before, peak = resident_file_mb(), 0.0
+        with EmbeddingWriter(path, list(range(layers)), n_docs, dim, "float16") as writer:
+            for start in range(0, n_docs, window):
+                rows = np.arange(start, min(n_docs, start + window))
+                for position in range(layers):
+                    writer.write(rows, position, np.ones((len(rows), dim), dtype=np.float32))
+                if flush:
+                    writer.flush()
+                peak = max(peak, resident_file_mb() - before)
+        return peak
+
+    store_mb = n_docs * dim * layers * 2 / 2**20
+    assert growth(tmp_path / "held", flush=False) > 0.8 * store_mb  # what the measure sees
+    assert growth(tmp_path / "flushed", flush=True) < 3 * window * dim * layers * 2 / 2**20
+    assert (EmbeddingStore(tmp_path / "flushed").layer(3) == 1).all()
+
+
+def test_embed_to_store_flushes_every_window(tiny_model, corpus, tmp_path, monkeypatch):
+    model, tokenizer = tiny_model
+    texts = corpus["text"].tolist()
+    flushes = []
+    monkeypatch.setattr(EmbeddingWriter, "flush", lambda self: flushes.append(True))
+    windows = (texts[start : start + 10] for start in range(0, len(texts), 10))
+    with EmbeddingWriter(tmp_path / "s", [0], len(texts), 32) as writer:
+        embed_to_store(model, tokenizer, windows, writer, 4, 32, progress=False)
+    assert len(flushes) == 4  # 40 documents, windows of 10

@@ -159,14 +159,15 @@ def cmd_check_dataset(args: argparse.Namespace) -> None:
 
 
 def _check_scoring(labels: np.ndarray, args: argparse.Namespace) -> None:
-    """What scoring on the split needs (two classes; for kNN more reference documents than k),
-    as one line naming the config key; the dataset is the corpus file's name."""
+    """What scoring on the split needs (two classes, a test split large enough to mean anything; for
+    kNN more reference documents than k), as one line naming the config key, as rule check_dataset
+    asks before fine-tuning; the dataset is the corpus file's name."""
     from pathlib import Path
 
     from .config_checks import check_evaluation_data
 
     k = getattr(args, "k", None)
-    check_evaluation_data(labels, Path(args.corpus).stem, k, args.test_fraction, args.seed, min_test=0)
+    check_evaluation_data(labels, Path(args.corpus).stem, k, args.test_fraction, args.seed)
 
 
 def cmd_knn(args: argparse.Namespace) -> None:
@@ -805,7 +806,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def stop_with_parent() -> None:
-    """On Linux, end this process (SIGTERM) when its parent dies, e.g. a killed snakemake.
+    """On Linux, end this process (SIGTERM) when its parent dies, e.g. a killed snakemake; SIGTERM
+    and SIGINT end it with one line (:func:`_stopped`).
 
     A job's shell execs ``embaug``, so the parent is snakemake itself (or the job's shell, which
     snakemake's death ends too). SIGTERM exits through Python, so an unfinished output's
@@ -819,9 +821,25 @@ def stop_with_parent() -> None:
     parent = os.getppid()
     pr_set_pdeathsig = 1  # <linux/prctl.h>
     ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _stopped)
     if os.getppid() != parent:  # the parent died before the request was made
         sys.exit(128 + signal.SIGTERM)
+
+
+def _stopped(signum: int, frame: object) -> None:
+    """SIGTERM or SIGINT (an interrupted snakemake, embaug.interrupt): the log's last line says so,
+    and the process exits through Python, so temporaries go and a fine-tuning checkpoint stays."""
+    import signal
+
+    stage = sys.argv[1] if len(sys.argv) > 1 else "embaug"
+    print(
+        f"embaug {stage}: error: stopped by {signal.Signals(signum).name} (the run was interrupted); run "
+        "the same snakemake command again to continue",
+        file=sys.stderr,
+        flush=True,
+    )
+    sys.exit(128 + signum)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,8 +5,8 @@ Three moments know enough to check something:
 * parsing the config (``snakemake -n`` already fails): :func:`check_schema` (unknown keys, with
   the closest declared name, and values the schema rejects) and :func:`check_config` (settings
   that contradict each other, from-scratch architectures, missing local model folders);
-* reading a dataset (rule ``check_dataset``, before any fine-tuning; again in the kNN and linear
-  stages): :func:`check_evaluation_data` (labels, test split size, k);
+* reading a dataset (rule ``check_dataset``, before any fine-tuning; again in the kNN, linear
+  and TF-IDF stages): :func:`check_evaluation_data` (labels, test split size, k);
 * loading a model (fine-tuning, embedding, MTEB): :func:`check_layers`, :func:`check_vocabulary`
   and :func:`check_max_length`.
 
@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import EmbaugError
+from .errors import EmbaugError, first_line
 
 MIN_TEST_DOCUMENTS = 10
 """The fewest kNN / linear test documents an accuracy is reported on (and never fewer than the
@@ -42,6 +42,39 @@ class ConfigError(EmbaugError):
 
     def __init__(self, message: str) -> None:
         super().__init__(f"config: {message}")
+
+
+# --- the config file itself ------------------------------------------------------------------------
+
+
+def check_configfile(path: str | Path) -> None:
+    """A config file Snakemake can read: UTF-8 text holding a YAML mapping of config keys; else one
+    line naming the file and, for YAML, the line and column at fault (a missing file is left to
+    Snakemake)."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        return
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not a text file (byte 0x{exc.object[exc.start]:02x} at offset {exc.start} is not "
+            "UTF-8); give a YAML config file"
+        ) from None
+    try:
+        config = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or first_line(exc)
+        raise ConfigError(f"{path}: not valid YAML ({where}{problem}); fix that line") from None
+    if not isinstance(config, dict):
+        raise ConfigError(
+            f"{path}: holds {type(config).__name__ if config is not None else 'nothing'}, not a mapping "
+            "of config keys (device:, datasets:, models:, study: ...)"
+        )
 
 
 # --- the schema: unknown keys and rejected values ------------------------------------------------
@@ -105,18 +138,70 @@ def is_local_path(source: str) -> bool:
     return source.startswith(("/", ".", "~")) or not HUB_ID.fullmatch(source)
 
 
-def check_model_source(name: str, source: str) -> None:
-    """A local model folder must exist (a hub id is looked up when it is loaded)."""
-    if source in ("scratch",) or source.startswith("package:") or not is_local_path(source):
-        return
+def meant_as_folder(source: str) -> bool:
+    """A source that can only be a local path, or a relative one whose first folder exists here
+    (``models/mine`` beside a ``models/`` folder), which is never meant as a hub id."""
+    parts = Path(source).parts
+    return is_local_path(source) or (len(parts) > 1 and Path(parts[0]).is_dir())
+
+
+def model_folder_problem(source: str) -> str | None:
+    """What makes a local model folder unusable (``None`` if nothing): it does not exist, is a
+    file, or has no ``config.json`` (not a folder a model was saved to with save_pretrained)."""
     path = Path(source).expanduser()
+    where = "" if path.is_absolute() else f" (relative to the working directory {Path.cwd()})"
     if not path.exists():
-        raise ConfigError(f"models.{name}.source: local model folder '{source}' does not exist")
+        return f"no such folder '{source}'{where}"
     if not path.is_dir():
-        raise ConfigError(
-            f"models.{name}.source: '{source}' is a file; give the folder a model was saved to "
-            "(save_pretrained)"
+        return f"'{source}' is a file; give the folder a model was saved to (save_pretrained)"
+    if not (path / "config.json").is_file():
+        return (
+            f"folder '{source}' has no config.json, so it holds no saved model; give the folder "
+            "a model was saved to (save_pretrained), not a folder above or beside it"
         )
+    return None
+
+
+def check_model_source(name: str, source: str) -> None:
+    """A local model folder must exist and hold a saved model (a hub id is looked up when it is
+    loaded)."""
+    if source == "scratch" or source.startswith("package:"):
+        return
+    if not meant_as_folder(source) and not Path(source).expanduser().exists():
+        return  # a hub id
+    problem = model_folder_problem(source)
+    if problem:
+        raise ConfigError(f"models.{name}.source: {problem}")
+
+
+PATH_KEYS = ("cache_dir", "datasets.*.source", "models.*.source", "mteb_tasks.*.path", "study.name")
+"""Config keys whose values become file paths of the workflow (``*``: every entry of a map)."""
+
+
+def _values_at(config: dict[str, Any], pattern: str) -> Iterator[tuple[str, Any]]:
+    """``(dotted key, value)`` of every key matching ``pattern`` (``datasets.*.source``)."""
+    nodes = [("", config)]
+    for part in pattern.split("."):
+        found = []
+        for key, node in nodes:
+            if not isinstance(node, dict):
+                continue
+            names = node if part == "*" else [part] if part in node else []
+            found += [(f"{key}.{name}".removeprefix("."), node[name]) for name in names]
+        nodes = found
+    return iter(nodes)
+
+
+def check_path_values(config: dict[str, Any]) -> None:
+    """No ``{`` or ``}`` in a value that becomes a file path: Snakemake would read it as a wildcard
+    (and fail with a message about wildcards that names no config key)."""
+    for pattern in PATH_KEYS:
+        for key, value in _values_at(config, pattern):
+            if isinstance(value, str) and ("{" in value or "}" in value):
+                raise ConfigError(
+                    f"{key}: '{value}' contains '{{' or '}}', which Snakemake reads as a wildcard in a "
+                    "file path; rename the file or folder (or link it from a path without braces)"
+                )
 
 
 def check_architecture(name: str, architecture: dict[str, Any]) -> None:
@@ -151,6 +236,7 @@ def check_config(config: dict[str, Any], pair_makers: Iterable[str]) -> None:
 
     ``pair_makers``: the names of the registered pair makers (:data:`embaug.augment.PAIR_MAKERS`).
     """
+    check_path_values(config)
     for name, spec in config["models"].items():
         scratch = spec["source"] == "scratch"
         if not scratch:
@@ -237,14 +323,14 @@ def check_evaluation_data(
     k: int | None,
     test_fraction: float,
     seed: int,
-    min_test: int = MIN_TEST_DOCUMENTS,
 ) -> dict[str, int]:
-    """What the kNN and linear evaluation need of a dataset's labels, before any model is trained.
+    """What the kNN and linear evaluation need of a dataset's labels: checked before any model is
+    trained (rule check_dataset) and again by every stage that scores on the split.
 
     At least two classes among the labelled documents; a test split (``test_fraction`` of them,
-    drawn with ``seed``) of at least ``min_test`` documents and at least one per class (``min_test
-    = 0``: no minimum, as for the stages that only score); and, for kNN (``k`` not ``None``), more
-    reference documents (the labelled ones outside the test split) than ``k``. Returns the counts.
+    drawn with ``seed``) of at least :data:`MIN_TEST_DOCUMENTS` documents and at least one per
+    class; and, for kNN (``k`` not ``None``), more reference documents (the labelled ones outside
+    the test split) than ``k``. Returns the counts.
     """
     from .data.sources import UNLABELED
     from .evaluate.split import labelled_split
@@ -260,12 +346,12 @@ def check_evaluation_data(
             "label column)"
         )
     train, test = labelled_split(labels, test_fraction, seed)
-    needed = max(min_test, classes) if min_test else 0
+    needed = max(MIN_TEST_DOCUMENTS, classes)
     if len(test) < needed:
         raise EmbaugError(
             f"evaluation.test_fraction: {test_fraction:g} of the {len(labelled)} labelled documents "
             f"of dataset '{dataset}' is {len(test)} test documents; an accuracy needs at least "
-            f"{needed} ({min_test}, and one per class: {classes} classes)"
+            f"{needed} ({MIN_TEST_DOCUMENTS}, and one per class: {classes} classes)"
         )
     if k is not None and k >= len(train):
         raise EmbaugError(

@@ -27,12 +27,32 @@ from typing import IO
 
 import torch
 
+from .errors import EmbaugError
+
 LOG = logging.getLogger(__name__)
 
 LOCK_DIR_VARIABLE = "EMBAUG_GPU_LOCKS"
 """Environment variable naming the lock folder (default: ``embaug-gpu-locks`` in the temp dir)."""
 
 _held: list[IO[str]] = []  # open lock files of the claimed slots: closing one would free its device
+
+
+def check_device(device: str) -> None:
+    """``cuda`` or ``cuda:N`` must be a device torch can use: one line naming the ``device`` key when
+    torch has no CUDA (a CPU-only build, or no GPU or driver visible) or no device ``N``."""
+    if not device.startswith("cuda"):
+        return
+    fix = "set device: auto (CUDA when present, else the CPU) or cpu"
+    if not torch.cuda.is_available():
+        why = "a CPU-only build" if torch.version.cuda is None else "no GPU or driver visible to it"
+        raise EmbaugError(f"device: '{device}', but torch {torch.__version__} has no CUDA ({why}); {fix}")
+    count = torch.cuda.device_count()
+    index = int(device.partition(":")[2] or 0)
+    if index >= count:
+        raise EmbaugError(
+            f"device: '{device}', but torch sees {count} CUDA device{'s' if count > 1 else ''} "
+            f"(cuda:0 to cuda:{count - 1}); {fix}, or a device number below {count}"
+        )
 
 
 def lock_dir() -> Path:

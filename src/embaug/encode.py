@@ -262,8 +262,9 @@ def embed_to_store(
     """Embed texts window by window straight into ``writer`` (its layers, in its row order).
 
     ``texts`` yields consecutive windows of the corpus (e.g. parquet record batches); each window
-    is tokenized, length-sorted and embedded on its own (:func:`pooled_batches`), so memory holds
-    one window's tokens and one batch's states, whatever the corpus size.
+    is tokenized, length-sorted and embedded on its own (:func:`pooled_batches`) and its rows are
+    flushed to the store's files (:meth:`EmbeddingWriter.flush`), so memory holds one window's
+    tokens and one batch's states, whatever the corpus size.
     """
     offset = 0
     with tqdm(total=writer.n_docs, desc="embed", unit="text", disable=not progress) as bar:
@@ -274,6 +275,7 @@ def embed_to_store(
             ):
                 writer.write(offset + index, position, pooled)
             offset += tokenized.size
+            writer.flush()  # the window's rows to disk: the store's pages do not stay resident
             del tokenized  # before the next window is tokenized: one window's tokens at a time
             # transformers' per-pass outputs leave reference cycles that Python's full collection
             # reaches only rarely; collecting once a window keeps the heap flat over a long corpus

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import re
 import shutil
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -22,19 +24,26 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary sibling of ``path``; rename it onto ``path`` only if the block succeeds.
 
     Works for files and directories alike. On failure the temporary is removed and
-    whatever was at ``path`` before is left untouched.
+    whatever was at ``path`` before is left untouched. A full disk or a folder that cannot be
+    written (read-only, no permission) is one line naming ``path`` (:func:`cannot_write`).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    _remove(tmp)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _remove(tmp)
         yield tmp
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path)
         os.replace(tmp, path)
+    except Exception as exc:  # noqa: BLE001 (libraries report a full disk as OSError, RuntimeError, ...)
+        problem = cannot_write(path, exc)
+        if problem is None:
+            raise
+        raise problem from exc
     finally:
-        _remove(tmp)
+        with suppress(OSError):  # on a read-only or full file system, as much as can be removed
+            _remove(tmp)
 
 
 def _remove(path: Path) -> None:
@@ -42,6 +51,43 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path)
     elif path.exists() or path.is_symlink():
         path.unlink()
+
+
+WRITE_ERRORS = {
+    errno.ENOSPC: ("no space left on the device", "free space there"),
+    errno.EDQUOT: ("disk quota exceeded", "free space there or raise the quota"),
+    errno.EROFS: ("read-only file system", "make it writable"),
+    errno.EACCES: ("permission denied", "make it writable"),
+    errno.EPERM: ("operation not permitted", "make it writable"),
+}
+"""Errors of writing an output that the user has to fix: what happened, and what to do."""
+
+
+def cannot_write(path: Path, exc: BaseException) -> EmbaugError | None:
+    """The one-line error for an output that could not be written for lack of room or permission
+    (``None`` for any other error, or one about another file, e.g. an input that cannot be read).
+
+    The errno comes from the OSError, or from the message a library passed on (safetensors:
+    ``os error 28``; pyarrow: ``[errno 28]``)."""
+    code = getattr(exc, "errno", None)
+    if code is None:
+        found = re.search(r"(?:errno|os error) (\d+)", str(exc), re.IGNORECASE)
+        code = int(found.group(1)) if found else None
+    filename = getattr(exc, "filename", None)
+    if code not in WRITE_ERRORS or (filename and not _related(Path(filename), path.parent)):
+        return None
+    what, fix = WRITE_ERRORS[code]
+    return EmbaugError(
+        f"{path}: cannot write it ({what}, in {path.parent.resolve()}); {fix} and rerun (nothing was "
+        "written: the earlier outputs are as they were)"
+    )
+
+
+def _related(path: Path, folder: Path) -> bool:
+    """Whether ``path`` lies in ``folder`` (the output, its temporary) or above it (a folder on the
+    way to it)."""
+    path, folder = path.resolve(), folder.resolve()
+    return path.is_relative_to(folder) or folder.is_relative_to(path)
 
 
 def read_parquet(path: str | Path, columns: list[str] | None = None) -> pd.DataFrame:

@@ -9,21 +9,23 @@ from typing import Any
 import torch
 from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
-from .config_checks import check_vocabulary, is_local_path
-from .devices import own_gpu
+from .config_checks import check_vocabulary, meant_as_folder, model_folder_problem
+from .devices import check_device, own_gpu
 from .downloads import Entry, hub_error, hub_unreachable
 from .embedding_model import EmbeddingOnlyModel  # noqa: F401  (registers its type with AutoModel)
-from .errors import EmbaugError, damaged, first_line
+from .errors import EmbaugError, first_line, unreadable
 
 POOLING_PATTERN = re.compile(r"^(mean|cls|sep|token:\d+)$")
 
 
 def resolve_device(device: str = "auto") -> torch.device:
-    """``auto`` picks CUDA when present (among the devices CUDA_VISIBLE_DEVICES exposes), else CPU.
+    """``auto`` picks CUDA when present (among the devices CUDA_VISIBLE_DEVICES exposes), else CPU;
+    ``cuda`` / ``cuda:N`` that torch cannot use is one line naming the ``device`` key.
 
     ``auto`` and ``cuda`` with several GPUs visible take one that no other embaug job holds
     (:func:`embaug.devices.own_gpu`); ``cpu`` and ``cuda:N`` are used as given.
     """
+    check_device(device)
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda" and torch.cuda.is_available():
@@ -49,8 +51,10 @@ def load_encoder(
     does not (MPNet); nothing is forced.
     """
     local = Path(source).expanduser().exists()
-    if not local and is_local_path(source):
-        raise EmbaugError(f"model '{name or source}': local model folder '{source}' does not exist")
+    if local or meant_as_folder(source):
+        problem = model_folder_problem(source)
+        if problem:
+            raise EmbaugError(f"model '{name or source}': {problem}")
     offline = None if local else hub_unreachable()
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=offline is not None)
@@ -60,15 +64,14 @@ def load_encoder(
     except Exception as exc:  # noqa: BLE001 (a damaged folder raises anything: OSError, SafetensorError, ...)
         if local:
             problem = f"cannot load model '{name or source}' ({type(exc).__name__}: {first_line(exc)})"
-            if (
-                Path(source).expanduser().resolve().is_relative_to(Path("results").resolve())
-            ):  # a stage's output
-                raise damaged(source, problem, "model folder") from exc
-            raise EmbaugError(f"{source}: {problem}") from exc
+            raise unreadable(source, problem, "model folder") from exc
         if not isinstance(exc, (OSError, ValueError)):
             raise
         entry = Entry("models", name or "<name>", "/path/to/model_dir  # a save_pretrained directory")
-        raise hub_error(entry, f"hub model '{source}'", offline, exc) from exc
+        what = f"hub model '{source}'"
+        if "/" in source:  # org/name: perhaps meant as a folder
+            what += f", and there is no folder '{source}' in the working directory {Path.cwd()} either"
+        raise hub_error(entry, what, offline, exc) from exc
     check_vocabulary(len(tokenizer), model.get_input_embeddings().num_embeddings, name or source)
     return model.to(device), tokenizer
 

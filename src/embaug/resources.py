@@ -40,6 +40,12 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .errors import first_line, unreadable
+
+if TYPE_CHECKING:
+    import pyarrow.parquet
 
 BASELINE_MB = 1536
 """A Python process with torch, transformers, pandas and scikit-learn imported (about 0.6-0.9 GiB
@@ -153,14 +159,24 @@ def _missing(path: Path) -> FileNotFoundError:
     return FileNotFoundError(errno.ENOENT, "input not created yet", str(path))
 
 
-def corpus_size(path: str | Path, text_column: str = "text") -> CorpusSize:
-    """Rows and text bytes of a Parquet table from its footer (no row is read)."""
+def _parquet_file(path: str | Path) -> pyarrow.parquet.ParquetFile:
+    """A Parquet table opened at its footer: a missing one is "not created yet" (:func:`_missing`), an
+    unreadable one (truncated, not Parquet) one line naming it and how to rebuild it."""
+    import pyarrow
     import pyarrow.parquet as pq
 
     path = Path(path)
     if not path.exists():
         raise _missing(path)
-    meta = pq.ParquetFile(path).metadata
+    try:
+        return pq.ParquetFile(path)
+    except (OSError, ValueError, pyarrow.ArrowException) as exc:
+        raise unreadable(path, exc, "Parquet file") from exc
+
+
+def corpus_size(path: str | Path, text_column: str = "text") -> CorpusSize:
+    """Rows and text bytes of a Parquet table from its footer (no row is read)."""
+    meta = _parquet_file(path).metadata
     names = meta.schema.names
     text_bytes = 0
     if text_column in names:
@@ -174,12 +190,7 @@ def corpus_size(path: str | Path, text_column: str = "text") -> CorpusSize:
 def table_text_size(path: str | Path) -> CorpusSize:
     """Texts and text bytes of every string column of a Parquet table (an MTEB task file), from its
     footer: ``rows x string columns`` texts (an upper bound: a label or split column counts too)."""
-    import pyarrow.parquet as pq
-
-    path = Path(path)
-    if not path.exists():
-        raise _missing(path)
-    meta = pq.ParquetFile(path).metadata
+    meta = _parquet_file(path).metadata
     strings = [i for i in range(meta.num_columns) if meta.schema.column(i).logical_type.type == "STRING"]
     text_bytes = sum(
         meta.row_group(g).column(i).total_uncompressed_size
@@ -191,19 +202,31 @@ def table_text_size(path: str | Path) -> CorpusSize:
 
 def label_count(path: str | Path, label_column: str = "label") -> int:
     """Distinct labels of a Parquet table (reads that one column only)."""
+    import pyarrow
     import pyarrow.compute as pc
-    import pyarrow.parquet as pq
 
-    path = Path(path)
-    if not path.exists():
-        raise _missing(path)
-    return int(pc.count_distinct(pq.read_table(path, columns=[label_column])[label_column]).as_py())
+    table = _parquet_file(path)
+    try:
+        labels = table.read(columns=[label_column])[label_column]
+    except (OSError, ValueError, pyarrow.ArrowException) as exc:
+        raise unreadable(path, exc, "Parquet file") from exc
+    return int(pc.count_distinct(labels).as_py())
 
 
 def model_shape(source: str | Path) -> ModelShape | None:
-    """The shape in a local model folder's ``config.json``; ``None`` where there is none."""
+    """The shape in a local model folder's ``config.json``; ``None`` where there is none or it
+    names no BERT-style depth and width; an unreadable one is one line naming the folder."""
     config = Path(source) / "config.json"
-    return ModelShape.from_config(json.loads(config.read_text())) if config.is_file() else None
+    if not config.is_file():
+        return None
+    try:
+        fields = json.loads(config.read_text())
+        return ModelShape.from_config(fields)
+    except KeyError:
+        return None
+    except (OSError, ValueError, TypeError, AttributeError) as exc:
+        problem = f"cannot read {config} ({type(exc).__name__}: {first_line(exc)})"
+        raise unreadable(source, problem, "model folder") from exc
 
 
 def mteb_task_size(task: str, splits: tuple[str, ...] = ("test",)) -> CorpusSize | None:

@@ -11,13 +11,16 @@ import yaml
 from snakemake.utils import min_version, validate
 
 from embaug.augment import PAIR_MAKERS
-from embaug.config_checks import check_config, check_schema
+from embaug.config_checks import ConfigError, check_config, check_configfile, check_schema
+from embaug.errors import EmbaugError
+from embaug.interrupt import stop_jobs_first
 from embaug.stale_locks import release_stale_locks
 
 min_version("9.0")
 
 
 if not workflow.overwrite_configfiles:  # a --configfile replaces config.yaml, never merges
+    check_configfile("config.yaml")  # not text, not YAML: one line naming the file and line
 
     configfile: "config.yaml"
 
@@ -35,6 +38,21 @@ if config["embedding"]["dtype"] is None:  # stored embeddings follow precision
 if workflow.is_main_process:
     for lock in release_stale_locks():
         print(f"embaug: removed the lock of a snakemake that was killed: {lock}", file=sys.stderr)
+
+
+def check_local_device():
+    """`device: cuda` where torch has no CUDA stops before any job, where the jobs run here in this
+    environment (on a cluster or with a conda env per job, each job checks it: resolve_device)."""
+    local = workflow.local_exec and not workflow.deployment_settings.deployment_method
+    if not (local and config["device"].startswith("cuda")):
+        return
+    from embaug.devices import check_device
+
+    try:
+        check_device(config["device"])
+    except EmbaugError as exc:
+        raise ConfigError(str(exc)) from None
+
 
 # Every rule's shell command is one `embaug` call: exec it, so the job is snakemake's own child
 # and (Linux: a parent-death signal, embaug.cli.stop_with_parent) stops when snakemake dies.
@@ -237,7 +255,9 @@ def _sweeps():
             overrides[key] = value
             for name, setting in overrides.items():
                 try:
-                    jsonschema.validate(setting, override_schemas[name])
+                    # with the schema's definitions, which a setting's schema may refer to (seed)
+                    schema = {**override_schemas[name], "definitions": CONFIG_SCHEMA["definitions"]}
+                    jsonschema.validate(setting, schema)
                 except jsonschema.ValidationError as exc:
                     where = key if name == key else f"{key}.settings.{name}"
                     raise ValueError(

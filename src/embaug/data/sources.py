@@ -54,6 +54,11 @@ def read_table(path: str | Path, dataset: str) -> pd.DataFrame:
         )
     try:
         return reader(path)
+    except UnicodeError as exc:
+        raise EmbaugError(
+            f"dataset '{dataset}': cannot read '{path}': it is not valid UTF-8 text ({exc}); save it as "
+            f"UTF-8 (key datasets.{dataset}.source)"
+        ) from exc
     except Exception as exc:  # any parser error becomes one clear message
         raise EmbaugError(f"dataset '{dataset}': cannot read '{path}': {exc}") from exc
 
@@ -142,6 +147,81 @@ def _column(df: pd.DataFrame, dataset: str, key: str, column: str) -> pd.Series:
     return df[column]
 
 
+def _texts(values: pd.Series, dataset: str, column: str) -> pd.Series:
+    """The text column as strings, not stripped ('' where missing); a value that is not text (bytes,
+    numbers, lists) or not valid UTF-8 stops, naming the dataset, the column and the first such row."""
+    present = values[values.notna()]
+    not_text = present[[not isinstance(value, str) for value in present]]
+    invalid = present[[isinstance(value, str) and not _is_utf8(value) for value in present]]
+    key = f"column '{column}' (key datasets.{dataset}.text)"
+    if len(not_text):
+        row, value = not_text.index[0], not_text.iloc[0]
+        if isinstance(value, (bytes, bytearray)):
+            what, fix = "bytes", "store the texts in the source as strings, decoded from their encoding"
+        else:
+            what, fix = _kind(value), f"set datasets.{dataset}.text to the column of the documents' text"
+        raise EmbaugError(
+            f"dataset '{dataset}': {key} holds {what}, not text ({len(not_text)} rows, the first row "
+            f"{row}: {_excerpt(value)}); {fix}"
+        )
+    if len(invalid):
+        row, value = invalid.index[0], invalid.iloc[0]
+        raise EmbaugError(
+            f"dataset '{dataset}': {key} holds text that is not valid UTF-8 ({len(invalid)} rows, the "
+            f"first row {row}: {_excerpt(value)}); re-encode the source's texts as UTF-8"
+        )
+    return values.where(values.notna(), "").astype(str)
+
+
+def _kind(value: object) -> str:
+    """What a value that is not text is, in a message: numbers, lists, or its type's name."""
+    if isinstance(value, (int, float, np.number, np.bool_)):
+        return "numbers"
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return "lists"
+    return f"{type(value).__name__} values"
+
+
+def _is_utf8(text: str) -> bool:
+    """Whether a string can be written as UTF-8 (not so with lone surrogates, e.g. from bad JSON)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _excerpt(value: object, width: int = 60) -> str:
+    """A value as a short one-line repr for a message."""
+    text = repr(value.tolist() if isinstance(value, (np.generic, np.ndarray)) else value)
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+NEARLY_ALL = 0.9
+"""A corpus whose texts are this share empty, or this share one same text, is refused: it is the
+wrong column or a broken export, and every score on it would be nonsense."""
+
+
+def check_texts(texts: pd.Series, rows: int, dataset: str, column: str) -> None:
+    """A corpus worth embedding: some non-empty texts, not (nearly) all empty, not (nearly) all one
+    text (``texts``: the non-empty ones, of ``rows`` rows read)."""
+    key = f"column '{column}' (key datasets.{dataset}.text)"
+    if texts.empty:
+        raise EmbaugError(f"dataset '{dataset}': no non-empty text in {key}")
+    if len(texts) <= (1 - NEARLY_ALL) * rows:
+        raise EmbaugError(
+            f"dataset '{dataset}': {rows - len(texts)} of the {rows} texts in {key} are empty after "
+            f"cleaning; check that datasets.{dataset}.text names the column of the documents' text"
+        )
+    counts = texts.value_counts()
+    if counts.iloc[0] > 1 and counts.iloc[0] >= NEARLY_ALL * len(texts):  # repeated, not a lone text
+        raise EmbaugError(
+            f"dataset '{dataset}': {counts.iloc[0]} of its {len(texts)} texts in {key} are the same "
+            f"text ({_excerpt(counts.index[0])}); check that datasets.{dataset}.text names the column "
+            "of the documents' text"
+        )
+
+
 def normalize_corpus(df: pd.DataFrame, dataset: str, spec: dict[str, Any]) -> pd.DataFrame:
     """Map a raw table to ``doc_id, text, label[, split]`` and validate it.
 
@@ -166,14 +246,11 @@ def normalize_corpus(df: pd.DataFrame, dataset: str, spec: dict[str, Any]) -> pd
     # Texts are kept as they are, surrounding whitespace included: documents are split into
     # sentences before any stripping (the first and last piece's length counts it), as the authors'
     # crops; a text of whitespace only is no document.
-    out["text"] = out["text"].where(out["text"].notna(), "").astype(str)
+    out["text"] = _texts(out["text"], dataset, text_col)
     out = out[out["text"].str.strip() != ""]
     if spec.get("deduplicate"):
         out = out.drop_duplicates("text")
-    if out.empty:
-        raise EmbaugError(
-            f"dataset '{dataset}': no non-empty text in column '{text_col}' (key datasets.{dataset}.text)"
-        )
+    check_texts(out["text"], len(df), dataset, text_col)
     duplicated = out["doc_id"].duplicated()
     if duplicated.any():
         raise EmbaugError(
