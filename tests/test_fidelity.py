@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,6 +54,22 @@ def test_study_corpora_as_the_paper_table_s5_and_batch_sizes():
     batch = {name: spec.get("training", {}).get("batch_size") for name, spec in datasets.items()}
     assert {name: size for name, size in batch.items() if size} == {"arxiv": 32, "reddit": 32}
     assert load("config.yaml")["mteb"]["layer_tasks"] == "all"
+
+
+def test_iclr_is_the_papers_release_v1_and_v2_is_an_overlay():
+    """The paper and the authors' notebooks use ICLR24v1 (24,347 documents, 12,997 labelled); its
+    file and blob are those of berenslab/iclr-dataset's tree at the commit that added it."""
+    iclr = load("config.yaml")["datasets"]["iclr"]
+    assert iclr["source"].endswith("/37df25fa306c0cd97f023f11741f2d350e1de730/data/iclr24v1.parquet.gzip")
+    assert iclr["git_blob"] == "44f0e6cd835c4606084e38d907cf37c085c01209"
+    assert (iclr["text"], iclr["label"]) == ("abstract", "labels")  # the data card's fields
+    v2 = load("config/iclr_v2.yaml")["datasets"]["iclr"]
+    assert v2["source"].endswith("/data/iclr24v2.parquet") and len(v2["git_blob"]) == 40
+
+
+def test_dry_run_iclr_v2_overlay_downloads_v2(tmp_path):
+    text = dry_run(tmp_path, ["config.yaml", "config/iclr_v2.yaml"], "data/paper/raw/iclr.parquet")
+    assert "iclr24v2.parquet" in text and "iclr24v1" not in text
 
 
 def dry_run(workdir: Path, configs: list[str], *targets: str) -> str:
@@ -112,3 +129,42 @@ def test_dry_run_table_s6_models_as_the_authors(tmp_path):
     assert len(runs) == 1 and '"learning_rate": 0.5' in runs[0] and '"epochs": 10' in runs[0]
     table = next(line for line in lines if "embaug table" in line and "tableS6" in line)
     assert "--vocabulary embedding_layer results/paper/base_models/embedding_layer" in table
+
+
+def test_dry_run_figure_s1_on_the_authors_grids(tmp_path):
+    """Notebook 06: crops; tau 5 .. 0.005; n = 1..10 with their batch sizes; masking 0.1..0.8; learning
+    rates 1e-6 .. 5e-3 for two epochs (the plot reads the last)."""
+    import json
+    import re
+
+    text = dry_run(
+        tmp_path, ["config.yaml", "config/sweeps.yaml"], "results/paper/figures/figureS1_sweeps.png"
+    )
+    settings = {
+        re.search(r"--run (\S+)", line)[1]: json.loads(re.search(r"--settings '([^']+)'", line)[1])
+        for line in text.splitlines()
+        if "embaug finetune" in line
+    }
+    assert len(settings) == 36 and all(s["augmentation"] == "crops" for s in settings.values())
+    assert {s["temperature"] for s in settings.values()} == {5.0, 0.5, 0.05, 0.005}
+    batch = {run: s["batch_size"] for run, s in settings.items() if "__n-" in run}
+    assert batch["mpnet__iclr__crops__n-1__bs-128"] == 128 and batch["mpnet__iclr__crops__n-10__bs-16"] == 16
+    assert batch["mpnet__iclr__crops__n-3"] == 64 and batch["mpnet__iclr__crops__n-9__bs-32"] == 32
+    rates = sorted(s["learning_rate"] for s in settings.values() if s["epochs"] == 2)
+    assert rates == pytest.approx(sorted(m * 10.0**e for e in (-6, -5, -4, -3) for m in (1, 2, 5)))
+    masks = {s.get("mask_fraction", 0.0) for s in settings.values()}
+    assert masks == {0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8}
+
+
+def test_dry_run_figure1_runs_scored_and_encoded_as_the_authors(tmp_path):
+    """Notebook 17: scored after batches 1, 11, ..., 111 and 151, ..., 351 (their every-10 and
+    every-50 runs merged) and the last; encoded by their ST_wrapper (384 tokens, normalised)."""
+    import json
+    import re
+
+    text = dry_run(tmp_path, ["config.yaml"], "results/paper/models/mpnet__iclr__crops")
+    [line] = [line for line in text.splitlines() if "embaug finetune" in line]
+    settings = json.loads(re.search(r"--settings '([^']+)'", line)[1])
+    assert settings["eval_steps"] == [*range(1, 112, 10), 151, 201, 251, 301, 351]
+    assert (settings["mteb_max_length"], settings["mteb_normalize"]) == (384, True)
+    assert "--eval-mteb STS15" in line

@@ -149,3 +149,54 @@ def test_workflow_makes_figure3_from_batch_matched_runs(tmp_path):
     steps = {run: group["step"].tolist() for run, group in curves.groupby("run")}
     assert steps["trained on news"] == steps["trained on wire"]  # the same number of batches
     assert steps["trained on news"][:3] == [0, 3, 6] and curves["value"].between(0, 1).all()
+
+
+def test_deltas_as_the_paper_defines_them():
+    """Δ_S: the Reddit curve after batch 61 minus before training; Δ_D: ICLR's last minus each other's."""
+    from embaug.report.figures import adaptation_deltas
+
+    steps = [0, 1, 11, 21, 31, 41, 51, 61, 71, 80]
+    rows = [("p", "trained on reddit", s, 0.374 + 0.002 * s) for s in steps]
+    rows += [("p", "trained on iclr", s, 0.374 + 0.003 * s) for s in steps]
+    rows += [("p", "trained on arxiv", s, 0.374 + 0.0025 * s) for s in steps]
+    curves = pd.DataFrame(rows, columns=["panel", "run", "step", "value"])
+    deltas = adaptation_deltas(curves, "trained on reddit", 61, "trained on iclr").set_index("run")
+    sentence = deltas[deltas["quantity"] == "Δ_S"]["percentage_points"]
+    assert sentence.to_dict() == pytest.approx({"trained on reddit": 12.2})
+    domain = deltas[deltas["quantity"] == "Δ_D"]["percentage_points"]
+    assert domain.to_dict() == pytest.approx({"trained on reddit": 8.0, "trained on arxiv": 4.0})
+    with pytest.raises(Exception, match="not scored after batch 60"):
+        adaptation_deltas(curves, "trained on reddit", 60, "trained on iclr")
+
+
+def test_scores_at_the_authors_positions():
+    """The authors' loops score after 0-based batch i when i % 10 == 0: after batches 1, 11, 21."""
+    from embaug.train import scored_after
+
+    offset = TrainSettings(eval_every=10, eval_offset=1)
+    assert [s for s in range(1, 40) if scored_after(s, offset)] == [1, 11, 21, 31]
+    assert [s for s in range(1, 40) if scored_after(s, TrainSettings(eval_every=10))] == [10, 20, 30]
+    listed = TrainSettings(eval_every=50, eval_steps=(1, 11, 151))
+    assert [s for s in range(1, 400) if scored_after(s, listed)] == [1, 11, 151]
+
+
+def test_dry_run_paper_figure3_deltas_and_figure1_schedule(tmp_path):
+    """config.yaml: Figure 3's deltas at the authors' positions; Figure 1's runs scored after the
+    paper's batches and encoded like exported runs (384 tokens, normalised)."""
+    command = ["snakemake", "-s", str(REPO_ROOT / "Snakefile"), "-n", "-p", "--cores", "1"]
+    command += [
+        "--configfile",
+        str(REPO_ROOT / "config.yaml"),
+        "--",
+        "results/paper/figures/figure3_curves.png",
+    ]
+    import subprocess
+
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    text = result.stdout
+    [figure] = [line for line in text.splitlines() if "embaug figure-curves" in line]
+    assert "--deltas 'trained on reddit' 61 'trained on iclr'" in figure
+    assert "results/paper/figures/figure3_deltas.csv" in figure
+    settings = [json.loads(m) for m in re.findall(r"--settings '([^']+)'", text)]
+    assert settings and all(s["eval_offset"] == 1 and s["eval_every"] == 10 for s in settings)

@@ -37,7 +37,8 @@ def tiny(tmp_path):
 def test_cells_ours_paper_difference(tiny):
     ours, paper = tiny
     cells = compare_to_paper(read_table(ours), read_table(paper)).set_index(["dataset", "column"])
-    assert cells.loc[("iclr", "base")].tolist() == pytest.approx([38.0, 37.4, 0.6])
+    values = cells.loc[("iclr", "base"), ["ours", "paper", "difference"]].tolist()
+    assert values == pytest.approx([38.0, 37.4, 0.6])
     assert cells.loc[("iclr", "crops"), "difference"] == pytest.approx(-1.0)
     # a label's "(settings)" is ignored when matching the paper's column
     assert cells.loc[("arxiv", "embedding_layer + crops (epochs 10)"), "paper"] == pytest.approx(43.4)
@@ -53,7 +54,8 @@ def test_written_files(tiny, tmp_path):
     csv, md = tmp_path / "out.csv", tmp_path / "out.md"
     write_comparison(ours, paper, csv, md, "Table 2 beside the paper")
     cells = pd.read_csv(csv)
-    assert cells.columns.tolist() == ["dataset", "column", "ours", "paper", "difference"]
+    assert cells.columns.tolist() == ["dataset", "column", "ours", "paper", "difference", "note"]
+    assert cells["note"].isna().all()  # the reference has no note
     text = md.read_text()
     assert text.startswith("# Table 2 beside the paper")
     assert "38.0 / 37.4 (+0.6)" in text and "59.2 / —" in text
@@ -67,6 +69,46 @@ def test_cli_stage(tiny, tmp_path, capsys):
     args = ["vs-paper", "--ours", str(ours), "--paper", str(paper), "--out-csv", str(out)]
     assert main([*args, "--out-md", str(tmp_path / "o.md")]) == 0
     assert pd.read_csv(out)["paper"].notna().sum() == 6
+
+
+def test_average_row_compares_only_over_the_same_datasets(tmp_path):
+    paper = write(tmp_path / "p.csv", "dataset,crops\niclr,58.9\narxiv,44.2\naverage,51.6\n")
+    same = write(tmp_path / "same.csv", "dataset,crops\narxiv,44.0\niclr,59.0\naverage,51.5\n")
+    fewer = write(tmp_path / "fewer.csv", "dataset,crops\niclr,59.0\naverage,59.0\n")
+    cells = compare_to_paper(read_table(same), read_table(paper)).set_index("dataset")
+    assert cells.loc["average", "difference"] == pytest.approx(-0.1)
+    cells = compare_to_paper(read_table(fewer), read_table(paper)).set_index("dataset")
+    assert cells.loc["iclr", "paper"] == pytest.approx(58.9)
+    assert cells.loc["average", ["paper", "difference"]].isna().all()  # not the paper's six datasets
+
+
+def test_reference_notes_are_written_beside_the_cells(tmp_path):
+    paper = write(
+        tmp_path / "p.csv",
+        "# Paper Table S3\n# note centred_euclidean, whitened_euclidean: other splits than raw.\n"
+        "dataset,model,raw_euclidean,centred_euclidean,whitened_euclidean\niclr,mpnet,37.4,37.0,5.5\n",
+    )
+    ours = write(
+        tmp_path / "s3.csv",
+        "dataset,model,raw_euclidean,centred_euclidean,whitened_euclidean\niclr,mpnet,37.4,37.4,17.6\n",
+    )
+    csv, md = tmp_path / "o.csv", tmp_path / "o.md"
+    cells = write_comparison(ours, paper, csv, md, "Table S3").set_index("column")
+    assert cells.loc["raw_euclidean", "note"] == ""
+    assert cells.loc["whitened_euclidean", "note"] == "other splits than raw."
+    assert pd.read_csv(csv).set_index("column").loc["centred_euclidean", "note"] == "other splits than raw."
+    text = md.read_text()
+    assert "37.4 / 37.0 (+0.4) [1]" in text and "37.4 / 37.4 (+0.0) |" in text
+    assert "\n[1] other splits than raw.\n" in text
+
+
+def test_table_s3_and_s7_references_say_which_cells_cannot_match():
+    from embaug.report.paper import read_notes
+
+    s3 = read_notes(REFERENCE / "paper_tableS3.csv")
+    assert set(s3) == {"centred_euclidean", "centred_cosine", "whitened_euclidean", "whitened_cosine"}
+    assert "np.random.seed" in s3["centred_euclidean"]
+    assert set(read_notes(REFERENCE / "paper_tableS7.csv")) == {"cls", "sep"}
 
 
 def test_different_row_keys_are_an_error(tmp_path):

@@ -221,7 +221,7 @@ def test_curves_during_training_leave_the_model_unchanged(real_run, tmp_path):
 # params that the rule files build already quoted (common.quoted / repeated, shlex.join)
 PRE_QUOTED = {"cells", "panels", "models", "curves", "points", "rows", "eval_corpora", "eval_mteb",
               "checkpoints", "layers", "local", "splits", "metrics", "preprocessing", "encoding",
-              "tokenizer"}  # fmt: skip
+              "tokenizer", "deltas"}  # fmt: skip
 
 
 def test_every_shell_placeholder_is_quoted():

@@ -31,6 +31,8 @@ def write(df: pd.DataFrame, path: Path) -> Path:
         df.to_csv(path, sep="\t", index=False)
     elif suffix == ".parquet":
         df.to_parquet(path, index=False)
+    elif suffix == ".parquet.gzip":  # pandas' own name for gzip-coded Parquet (ICLR24v1)
+        df.to_parquet(path, index=False, compression="gzip")
     elif suffix == ".jsonl":
         df.to_json(path, orient="records", lines=True)
     elif suffix == ".jsonl.gz":
@@ -47,13 +49,17 @@ def load(path: Path, name: str = "toy", cache: Path | None = None, **spec) -> pd
     return load_corpus(name, {"source": str(path), **spec}, cache or path.parent / "cache")
 
 
-@pytest.mark.parametrize("suffix", [".csv", ".tsv", ".parquet", ".jsonl", ".jsonl.gz", ".json"])
+SUFFIXES = [".csv", ".tsv", ".parquet", ".parquet.gzip", ".jsonl", ".jsonl.gz", ".json"]
+
+
+@pytest.mark.parametrize("suffix", SUFFIXES)
 def test_local_files(tmp_path, suffix):
     path = write(ROWS, tmp_path / f"data{suffix}")
     corpus = load(path, **SPEC)
     assert list(corpus.columns) == ["doc_id", "text", "label"]
     assert corpus["doc_id"].tolist() == ["k1", "k2", "k3"]
-    assert corpus["text"].tolist() == ["First text.", "Second text.", "Third text."]  # stripped
+    # kept as they are: sentences are split off before any stripping, as the authors do
+    assert corpus["text"].tolist() == ["  First text. ", "Second text.", "Third text."]
     assert corpus["label"].tolist() == ["a", "b", "a"]
 
 
@@ -168,6 +174,19 @@ def test_null_labels_become_unlabeled_and_empty_texts_are_dropped(tmp_path):
     assert corpus["doc_id"].tolist() == ["0", "2", "4"]  # row numbers of the source survive
     assert corpus["label"].tolist() == ["x", UNLABELED, UNLABELED]
     assert UNLABELED == "unlabeled"
+
+
+def test_surrounding_whitespace_counts_in_the_first_and_last_sentence(tmp_path):
+    """The authors split the raw abstract on '.': a leading space makes a 99-character first
+    sentence 100 characters long, so it is kept."""
+    from embaug.data.chunking import kept_sentences
+
+    first, last = "x" * 99, "y" * 100
+    df = pd.DataFrame({"text": [f" {first}.{last}.  "], "label": ["a"]})
+    text = load(write(df, tmp_path / "d.parquet"))["text"].iloc[0]
+    assert text == f" {first}.{last}.  "
+    assert kept_sentences(text, 100, 250) == [first, last]
+    assert kept_sentences(text.strip(), 100, 250) == [last]  # stripping first would drop it
 
 
 def test_duplicate_ids_fail(tmp_path):

@@ -92,8 +92,10 @@ def test_neighbour_search_and_record():
     assert TsneSettings(neighbors="exact").neighbor_method(10**6) == "exact"
     assert TsneSettings(neighbors="approx").neighbor_method(100) == "annoy"
     assert auto.describe(200_000, 732_723) == (
-        "200000 of 732723 documents (stratified), k=10 uniform, annoy neighbours, spectral init"
+        "200000 of 732723 documents (stratified), k=10 uniform, exact neighbours, spectral init"
     )
+    # the authors' exact neighbours on the paper's Figure 2 datasets (bioRxiv, StackExchange)
+    assert auto.neighbor_method(53_787) == auto.neighbor_method(75_000) == "exact"
     perplexity = TsneSettings(affinity="perplexity", initialization="pca")
     assert perplexity.describe(500, 500) == "500 documents, perplexity 30, exact neighbours, pca init"
     with pytest.raises(EmbaugError, match="affinity 'gauss'"):

@@ -129,6 +129,14 @@ def test_overrides_reach_training_chunking_and_embedding(dry_run):
         ({"sweeps": {"pooling": ["max"]}}, "study.sweeps.pooling: 'max' is not a valid pooling"),
         ({"comparison_models": ["nosuch"]}, "study.comparison_models names 'nosuch'"),
         (
+            {"sweeps": {"sentences": {"values": [1, 3], "settings": {"batch_size": [8]}}}},
+            "study.sweeps.sentences.settings.batch_size has 1 values, study.sweeps.sentences.values 2",
+        ),
+        (
+            {"sweeps": {"sentences": {"values": [1], "settings": {"batch_size": 0}}}},
+            "study.sweeps.sentences.settings.batch_size: 0 is not a valid batch_size",
+        ),
+        (
             {"sweeps": {"temperature": {"values": [0.1], "augmentations": ["nosuch"]}}},
             "study.sweep_augmentations",
         ),

@@ -456,6 +456,14 @@ def cmd_figure_curves(args: argparse.Namespace) -> None:
     if args.blocks:
         curves = block_curves(curves, json.loads(args.blocks))
     curves_figure(curves, args.out, args.title)
+    if args.deltas:
+        from .io import write_csv
+        from .report.figures import adaptation_deltas
+
+        sentence_run, step, in_domain_run = args.deltas
+        deltas = adaptation_deltas(curves, sentence_run, int(step), in_domain_run)
+        write_csv(deltas.round(2), args.deltas_out)
+        print(deltas.round(1).to_string(index=False))
 
 
 def cmd_mteb(args: argparse.Namespace) -> None:
@@ -785,6 +793,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--blocks", default="", help="JSON block -> MTEB tasks: plot block means and their average instead"
     )
     sub.add_argument("--out", required=True)
+    sub.add_argument(
+        "--deltas", nargs=3, metavar=("SENTENCE_RUN", "STEP", "IN_DOMAIN_RUN"),
+        help="Figure 3: also write the paper's Δ_S and Δ_D (percentage points) to --deltas-out",
+    )  # fmt: skip
+    sub.add_argument("--deltas-out", help="CSV of the deltas")
     sub = stage("mteb", cmd_mteb)
     sub.add_argument("--model", required=True, help="hub id or local directory")
     sub.add_argument("--name", required=True, help="the model's name in the study (mteb: embaug/NAME)")

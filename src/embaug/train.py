@@ -72,6 +72,10 @@ class TrainSettings:
     device: str = "auto"
     max_steps: int = 0
     eval_every: int = 0
+    eval_offset: int = 0  # scored after the steps offset + k * eval_every (the authors: 1, 11, 21, ...)
+    eval_steps: tuple[int, ...] | None = None  # scored after these steps instead (Figure 1's)
+    mteb_max_length: int | None = None  # MTEB curves: tokens per text (None: max_length)
+    mteb_normalize: bool = True  # MTEB curves: L2-normalised embeddings
     eval_docs: int = 500  # held-out kNN on the training corpus (HeldOutKnn); 0: none
     eval_k: int = 10
     eval_test_fraction: float = 0.1  # the split of SplitKnn (eval_corpora, Figure 3)
@@ -80,6 +84,16 @@ class TrainSettings:
     forward_tokens: int = 0
     freeze_layers: int | None = None
     precision: str = "float32"
+
+
+def scored_after(step: int, settings: TrainSettings) -> bool:
+    """Whether the curves are scored after training step ``step`` (1-based; before training and
+    after the last step they always are): ``eval_steps`` where given, else every ``eval_every``
+    steps from ``eval_offset`` on (offset 1: after steps 1, 11, 21, ... as the authors' loops,
+    which score after 0-based batch i when i % 10 == 0)."""
+    if settings.eval_steps is not None:
+        return step in settings.eval_steps
+    return step >= settings.eval_offset and (step - settings.eval_offset) % settings.eval_every == 0
 
 
 def info_nce_loss(anchors: torch.Tensor, positives: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -470,8 +484,9 @@ def finetune(
 
             for task, local_path in eval_mteb.items():
                 evaluators[f"mteb_{task}"] = TrainingScore(
-                    task, local_path, tokenizer, max_length=settings.max_length, pooling=settings.pooling
-                )
+                    task, local_path, tokenizer, max_length=settings.mteb_max_length or settings.max_length,
+                    pooling=settings.pooling, normalize=settings.mteb_normalize,
+                )  # fmt: skip
 
     def evaluate() -> tuple[dict[str, float], float]:
         began = time.perf_counter()
@@ -510,7 +525,7 @@ def finetune(
         scaler.step(optimizer)
         scaler.update()
         scheduler.step()
-        if evaluators and (step % settings.eval_every == 0 or step == total_steps):
+        if evaluators and (scored_after(step, settings) or step == total_steps):
             scores, seconds = evaluate()
             record.scored.append({"step": step, **scores, "eval_seconds": seconds})
         record.log.append((step, loss.item(), lr, time.perf_counter() - start))

@@ -189,6 +189,7 @@ OVERRIDE_SEGMENTS = {
     "temperature": "tau",
     "mask_fraction": "mask",
     "sentences": "n",
+    "batch_size": "bs",
     "pooling": "pool",
     "freeze_layers": "freeze",
     "epochs": "ep",
@@ -197,18 +198,18 @@ OVERRIDE_SEGMENTS = {
 }
 
 
-def override_defaults(augmentation):
-    """What each override is when a run does not set it."""
-    training = config["training"]
+def override_defaults(augmentation, dataset=None):
+    """What each override is when a run does not set it (batch size: the dataset's, if it has one)."""
+    training = {**config["training"], **config["datasets"].get(dataset, {}).get("training", {})}
     defaults = {key: training.get(key) for key in OVERRIDE_SEGMENTS}
     defaults["sentences"] = config["chunking"]["sentences"]
     defaults["mask_fraction"] = config["augmentations"][augmentation].get("mask_fraction", 0.0)
     return defaults
 
 
-def run_overrides(augmentation, overrides=None):
+def run_overrides(augmentation, overrides=None, dataset=None):
     """The overrides that differ from the defaults, in name order (the run's identity)."""
-    defaults = override_defaults(augmentation)
+    defaults = override_defaults(augmentation, dataset)
     overrides = overrides or {}
     return {k: overrides[k] for k in OVERRIDE_SEGMENTS if k in overrides and overrides[k] != defaults[k]}
 
@@ -224,7 +225,7 @@ def run_id(model, dataset, augmentation, overrides=None):
     e.g. minilm__iclr__crops, minilm__iclr__crops__seed-1, minilm__iclr__crops__lr-0.0001__ep-10
     """
     name = f"{model}__{dataset}__{augmentation}"
-    for key, value in run_overrides(augmentation, overrides).items():
+    for key, value in run_overrides(augmentation, overrides, dataset).items():
         name += f"__{OVERRIDE_SEGMENTS[key]}-{_segment(value)}"
     return name
 
@@ -234,8 +235,9 @@ SWEEP_ON = STUDY.get("sweep_on", (STUDY["train_on"] or [None])[0])
 
 
 def _sweeps():
-    """(setting, values, augmentations) of every sweep in study.sweeps; a value that is not valid
-    for its setting fails naming the config key."""
+    """(setting, points, augmentations) of every sweep in study.sweeps, a point being (value, the
+    run's overrides: the value and the entry's `settings`, a list giving one per value); a value
+    that is not valid for its setting fails naming the config key."""
     if not STUDY["sweeps"]:
         return []
     import jsonschema
@@ -247,17 +249,29 @@ def _sweeps():
         augmentations = (
             entry.get("augmentations") or STUDY.get("sweep_augmentations") or STUDY["augmentations"]
         )
-        for value in entry["values"]:
-            try:
-                # with the schema's definitions, which a setting's schema may refer to (seed)
-                jsonschema.validate(
-                    value, {**override_schemas[key], "definitions": CONFIG_SCHEMA["definitions"]}
-                )
-            except jsonschema.ValidationError as exc:
+        settings = entry.get("settings", {})
+        for name, value in settings.items():
+            if isinstance(value, list) and len(value) != len(entry["values"]):
                 raise ValueError(
-                    f"config: study.sweeps.{key}: {value!r} is not a valid {key} ({exc.message})"
-                ) from None
-        found.append((key, entry["values"], augmentations))
+                    f"config: study.sweeps.{key}.settings.{name} has {len(value)} values, "
+                    f"study.sweeps.{key}.values {len(entry['values'])}: give one per value, or one for all"
+                )
+        points = []
+        for i, value in enumerate(entry["values"]):
+            overrides = {name: v[i] if isinstance(v, list) else v for name, v in settings.items()}
+            overrides[key] = value
+            for name, setting in overrides.items():
+                try:
+                    # with the schema's definitions, which a setting's schema may refer to (seed)
+                    schema = {**override_schemas[name], "definitions": CONFIG_SCHEMA["definitions"]}
+                    jsonschema.validate(setting, schema)
+                except jsonschema.ValidationError as exc:
+                    where = key if name == key else f"{key}.settings.{name}"
+                    raise ValueError(
+                        f"config: study.sweeps.{where}: {setting!r} is not a valid {name} ({exc.message})"
+                    ) from None
+            points.append((value, overrides))
+        found.append((key, points, augmentations))
     return found
 
 
@@ -269,7 +283,7 @@ def _run_specs():
     core = [(m, d, a, {}) for m in STUDY["models"] for d in STUDY["train_on"] for a in STUDY["augmentations"]]
     specs = core + [(m, d, a, {"seed": s}) for s in STUDY["seeds"] for m, d, a, _ in core]
     specs += [
-        (SWEEP_MODEL, SWEEP_ON, a, {key: value}) for key, values, augs in SWEEPS for a in augs for value in values
+        (SWEEP_MODEL, SWEEP_ON, a, overrides) for _, points, augs in SWEEPS for a in augs for _, overrides in points
     ]  # fmt: skip
     for model, overrides in STUDY["from_scratch"].items():
         specs += [
@@ -308,7 +322,7 @@ _check_variants()
 
 RUNS = {}
 for _model, _dataset, _augmentation, _overrides in _run_specs():
-    _overrides = run_overrides(_augmentation, _overrides)
+    _overrides = run_overrides(_augmentation, _overrides, _dataset)
     RUNS[run_id(_model, _dataset, _augmentation, _overrides)] = {
         "model": _model,
         "dataset": _dataset,
@@ -530,6 +544,10 @@ def train_settings(wildcards):
     settings.update({k: v for k, v in run["overrides"].items() if k != "sentences"})
     settings.update(augmentation=run["augmentation"], device=config["device"], precision=config["precision"])
     settings.update(run.get("settings", {}))
+    if training_mteb_tasks(wildcards.run):  # Figure 1: scored when, and encoded as, the authors
+        settings.update(mteb_max_length=MTEB["finetuned_max_length"], mteb_normalize=MTEB["normalize_runs"])
+        if MTEB["training_curve_steps"]:
+            settings["eval_steps"] = sorted(MTEB["training_curve_steps"])
     # An unset option (null) is left to TrainSettings' default, so adding a new option to the
     # schema never changes existing runs' params (which would re-train them).
     return json.dumps({k: v for k, v in settings.items() if v is not None}, sort_keys=True)

@@ -55,3 +55,26 @@ def figure3_curve_args(wildcards):
             for d in FIGURE3_TRAIN_ON
         ],
     )
+
+
+def figure3_delta_args(wildcards, output):
+    """`--deltas SENTENCE_RUN STEP IN_DOMAIN_RUN --deltas-out CSV` (figure3.sentence_delta), by label."""
+    delta = FIGURE3["sentence_delta"]
+    if not delta:
+        return ""
+    words = [f"trained on {delta['train_on']}", delta["step"], f"trained on {FIGURE3_ON}"]
+    return f"--deltas {quoted(*words)} --deltas-out {quoted(output.deltas)}"
+
+
+def _check_figure3_delta():
+    delta = FIGURE3["sentence_delta"]
+    if FIGURE3["enabled"] and delta:
+        for key, name in (("sentence_delta.train_on", delta["train_on"]), ("evaluate_on", FIGURE3_ON)):
+            if name not in FIGURE3_TRAIN_ON:
+                raise ValueError(
+                    f"config: figure3.{key} '{name}' is not trained on (figure3.train_on: "
+                    f"{', '.join(FIGURE3_TRAIN_ON)}): the deltas need its curve"
+                )
+
+
+_check_figure3_delta()

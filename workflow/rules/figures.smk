@@ -201,6 +201,7 @@ rule figure3_curves:
             labels={"figure": "Figure 3"},
         ),
         csv=in_results("figures/figure3_curves.csv"),
+        deltas=in_results("figures/figure3_deltas.csv") if FIGURE3["sentence_delta"] else [],
     log:
         in_logs("figures/figure3_curves.log"),
     benchmark:
@@ -209,6 +210,8 @@ rule figure3_curves:
         "../../envs/embaug.yaml"
     params:
         curves=figure3_curve_args,
+        deltas=figure3_delta_args,
         title=f"kNN accuracy on {FIGURE3_ON} while training on batch-matched subsets of each dataset",
     shell:
-        "embaug figure-curves {params.curves} --title {params.title:q} --out {output.png:q} > {log:q} 2>&1"
+        "embaug figure-curves {params.curves} {params.deltas} --title {params.title:q} --out {output.png:q} "
+        "> {log:q} 2>&1"

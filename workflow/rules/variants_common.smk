@@ -24,18 +24,18 @@ def sweep_points(freeze):
     """(setting, value, column, scores) of Figure 4a (freeze) or Figure S1 (the others): a column
     per augmentation, and for pooling the base model embedded with each pooling too."""
     points = [
-        (key, value, augmentation, knn_scores(run_id(SWEEP_MODEL, SWEEP_ON, augmentation, {key: value}), SWEEP_ON))
-        for key, values, augmentations in SWEEPS
+        (key, value, augmentation, knn_scores(run_id(SWEEP_MODEL, SWEEP_ON, augmentation, overrides), SWEEP_ON))
+        for key, sweep, augmentations in SWEEPS
         if (key == "freeze_layers") == freeze
         for augmentation in augmentations
-        for value in values
+        for value, overrides in sweep
     ]  # fmt: skip
     if not freeze:
         points += [
             (key, v, "base, same pooling", pooled_knn_scores(SWEEP_MODEL, SWEEP_ON, v))
-            for key, values, _ in SWEEPS
+            for key, sweep, _ in SWEEPS
             if key == "pooling"
-            for v in values
+            for v, _ in sweep
         ]  # fmt: skip
     return points
 

@@ -2,7 +2,8 @@
 
 A ``source`` is one of
 
-* a local file (``.parquet``, ``.csv``, ``.tsv``, ``.jsonl``, ``.jsonl.gz``, ``.json``),
+* a local file (``.parquet``, ``.parquet.gzip`` (pandas' name for gzip-coded Parquet), ``.csv``,
+  ``.tsv``, ``.jsonl``, ``.jsonl.gz``, ``.json``),
 * an ``http(s)://`` URL of such a file (downloaded once into the cache directory; an optional
   ``sha256`` and, for a file of a Git commit, ``git_blob`` are checked),
 * a Hugging Face dataset id such as ``mteb/arxiv-clustering-p2p`` (optionally ``hf://``-prefixed;
@@ -25,6 +26,7 @@ from ..errors import EmbaugError
 UNLABELED = "unlabeled"
 READERS = {
     ".parquet": pd.read_parquet,
+    ".parquet.gzip": pd.read_parquet,  # Parquet with gzip-coded pages (e.g. ICLR24v1), not a .gz of it
     ".csv": pd.read_csv,
     ".tsv": lambda path: pd.read_csv(path, sep="\t"),
     ".jsonl": lambda path: pd.read_json(path, lines=True),
@@ -146,7 +148,7 @@ def _column(df: pd.DataFrame, dataset: str, key: str, column: str) -> pd.Series:
 
 
 def _texts(values: pd.Series, dataset: str, column: str) -> pd.Series:
-    """The text column as stripped strings ('' where missing); a value that is not text (bytes,
+    """The text column as strings, not stripped ('' where missing); a value that is not text (bytes,
     numbers, lists) or not valid UTF-8 stops, naming the dataset, the column and the first such row."""
     present = values[values.notna()]
     not_text = present[[not isinstance(value, str) for value in present]]
@@ -168,7 +170,7 @@ def _texts(values: pd.Series, dataset: str, column: str) -> pd.Series:
             f"dataset '{dataset}': {key} holds text that is not valid UTF-8 ({len(invalid)} rows, the "
             f"first row {row}: {_excerpt(value)}); re-encode the source's texts as UTF-8"
         )
-    return values.where(values.notna(), "").astype(str).str.strip()
+    return values.where(values.notna(), "").astype(str)
 
 
 def _kind(value: object) -> str:
@@ -241,8 +243,11 @@ def normalize_corpus(df: pd.DataFrame, dataset: str, spec: dict[str, Any]) -> pd
     if spec.get("split"):
         out["split"] = _column(df, dataset, "split", spec["split"]).astype(str)
     out["label"] = out["label"].where(out["label"].notna(), UNLABELED).astype(str)
+    # Texts are kept as they are, surrounding whitespace included: documents are split into
+    # sentences before any stripping (the first and last piece's length counts it), as the authors'
+    # crops; a text of whitespace only is no document.
     out["text"] = _texts(out["text"], dataset, text_col)
-    out = out[out["text"] != ""]
+    out = out[out["text"].str.strip() != ""]
     if spec.get("deduplicate"):
         out = out.drop_duplicates("text")
     check_texts(out["text"], len(df), dataset, text_col)

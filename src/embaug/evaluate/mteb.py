@@ -295,11 +295,12 @@ class TrainingScore:
         batch_size: int = 64,
         max_length: int = 512,
         pooling: str = "mean",
+        normalize: bool = True,
     ) -> None:
         self.task = get_task(task_name)
         load_task_data(self.task, local_path)
         self.tokenizer, self.batch_size = tokenizer, batch_size
-        self.max_length, self.pooling = max_length, pooling
+        self.max_length, self.pooling, self.normalize = max_length, pooling, normalize
 
     def __call__(self, model) -> float:
         import mteb
@@ -307,7 +308,7 @@ class TrainingScore:
         was_training = model.training
         encoder = wrap_encoder(
             model, self.tokenizer, "training", "in-training", batch_size=self.batch_size,
-            max_length=self.max_length, pooling=self.pooling,
+            max_length=self.max_length, pooling=self.pooling, normalize=self.normalize,
         )  # fmt: skip
         results = mteb.evaluate(
             encoder, self.task, cache=None, co2_tracker=False, show_progress_bar=False,

@@ -308,6 +308,44 @@ def block_curves(curves: pd.DataFrame, blocks: dict[str, list[str]]) -> pd.DataF
     return pd.concat(panels, ignore_index=True)[["panel", "run", "step", "value"]]
 
 
+def adaptation_deltas(
+    curves: pd.DataFrame, sentence_run: str, sentence_step: int, in_domain_run: str
+) -> pd.DataFrame:
+    """Figure 3's Δ_S and Δ_D as the paper defines them (percentage points of kNN accuracy).
+
+    Δ_S (sentence adaptation): ``sentence_run``'s score after ``sentence_step`` batches minus the
+    score before training (step 0: the base model; the authors: the Reddit curve's 7th point,
+    after batch 61, minus base MPNet). Δ_D (domain adaptation), one per other run: the in-domain
+    run's last score minus that run's last score (the authors' Δ_D1..3 for bioRxiv, arXiv, Reddit).
+    """
+    value = curves.set_index(["run", "step"])["value"]
+    runs = list(dict.fromkeys(curves["run"]))
+    for run in (sentence_run, in_domain_run):
+        if run not in runs:
+            raise EmbaugError(f"Figure 3 deltas: no curve '{run}' (curves: {', '.join(runs)})")
+    if (sentence_run, sentence_step) not in value.index or (sentence_run, 0) not in value.index:
+        scored = ", ".join(str(s) for s in curves.loc[curves["run"] == sentence_run, "step"])
+        raise EmbaugError(
+            f"Figure 3 deltas: '{sentence_run}' was not scored after batch {sentence_step} and before "
+            f"training (scored after: {scored}); set figure3.sentence_delta.step to one of them"
+        )
+    last = curves.sort_values("step").groupby("run")["value"].last()
+    rows = [
+        (
+            "Δ_S",
+            sentence_run,
+            100 * (value[(sentence_run, sentence_step)] - value[(sentence_run, 0)]),
+            f"{sentence_run} after batch {sentence_step} minus before training",
+        )
+    ]
+    rows += [
+        ("Δ_D", run, 100 * (last[in_domain_run] - last[run]), f"{in_domain_run} minus {run}, last scores")
+        for run in runs
+        if run != in_domain_run
+    ]
+    return pd.DataFrame(rows, columns=["quantity", "run", "percentage_points", "definition"])
+
+
 def read_curves(entries: Sequence[tuple[str, str, str, str]]) -> pd.DataFrame:
     """``panel, run, step, value`` from runs' ``train_log.csv`` (+ step 0 from ``run.json``).
 
