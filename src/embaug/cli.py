@@ -526,6 +526,16 @@ def _float_or_none(value: str) -> float | None:
     return None if value.lower() == "none" else float(value)
 
 
+def add_checkpoint_options(sub: argparse.ArgumentParser, every: int, unit: str) -> None:
+    """`--checkpoint-dir` and `--checkpoint-every` of a training stage (fine-tuning, pretraining)."""
+    sub.add_argument(
+        "--checkpoint-dir", help="keep the training state here, and resume from it (default: no checkpoints)"
+    )
+    sub.add_argument(
+        "--checkpoint-every", type=int, default=every, metavar="N", help=f"{unit} between checkpoints"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``embaug`` argument parser, one subcommand per workflow stage."""
     parser = argparse.ArgumentParser(prog="embaug", description=__doc__)
@@ -592,12 +602,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--eval-mteb", action="append", metavar="TASK[=PATH]", help="also score this MTEB task (local file)"
     )
     sub.add_argument("--threads", type=int)
-    sub.add_argument(
-        "--checkpoint-dir", help="keep the training state here, and resume from it (default: no checkpoints)"
-    )
-    sub.add_argument(
-        "--checkpoint-every", type=int, default=1000, metavar="N", help="batches between checkpoints"
-    )
+    add_checkpoint_options(sub, every=1000, unit="batches")
     sub.add_argument("--out", required=True)
 
     sub = stage("pretrain", cmd_pretrain)
@@ -606,12 +611,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--settings", required=True, help="PretrainSettings fields as JSON")
     sub.add_argument("--name", default="", help="the model's config name, for messages")
     sub.add_argument("--threads", type=int)
-    sub.add_argument(
-        "--checkpoint-dir", help="keep the training state here, and resume from it (default: no checkpoints)"
-    )
-    sub.add_argument(
-        "--checkpoint-every", type=int, default=500, metavar="N", help="steps between checkpoints"
-    )
+    add_checkpoint_options(sub, every=500, unit="steps")
     sub.add_argument("--out", required=True)
 
     sub = stage("embed", cmd_embed)

@@ -123,7 +123,8 @@ def in_logs(path):
 
 
 def mteb_cache_dir(wildcards, output):
-    """mteb's ResultCache of the study (a function of the output, so that it holds the output)."""
+    """mteb's ResultCache of the study, the folder above every mteb output. A function, not a
+    string param: Snakemake's linter takes a literal output prefix in params for a mistake."""
     return in_results("mteb")
 
 
