@@ -255,6 +255,19 @@ def test_config_file_that_is_not_yaml_text_is_one_line(tmp_path, monkeypatch, ca
     check_configfile("absent.yaml")  # left to Snakemake
 
 
+def test_check_config_names_the_overlay_and_its_line(tmp_path, capsys):
+    """Snakemake reads --configfile files before the workflow: `embaug check-config` names the
+    file and line that Snakemake's own message leaves out."""
+    good, bad = tmp_path / "good.yaml", tmp_path / "overlay.yaml"
+    good.write_text("device: cpu\n")
+    bad.write_bytes(CONFIGFILE_CASES["not yaml"][0])
+    assert main(["check-config", str(good)]) == 0
+    assert main(["check-config", str(good), str(bad)]) == 1
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.endswith(f"config: {bad}: not valid YAML (line 2, column 11: mapping values are not allowed "
+                          "here); fix that line")  # fmt: skip
+
+
 def test_workflow_stops_on_a_config_yaml_that_is_not_yaml(tmp_path):
     """`snakemake` without --configfile reads config.yaml itself: a binary one stops the dry run."""
     import subprocess

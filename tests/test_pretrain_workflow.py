@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 import pytest
+from test_variants_workflow import last_layer
 from test_workflow import job_stats, output, reasons, snakemake, test_config
 
 PRETRAINING = {
@@ -56,6 +58,19 @@ def test_the_run_fine_tunes_the_pretrained_base(study):
     assert not (
         workdir / "results" / "test" / "checkpoints" / "pretrained" / "tiny_mlm"
     ).exists()  # removed when done
+
+
+def test_the_pretraining_steps_figure_puts_each_base_at_its_steps(study):
+    workdir, config = study
+    result = snakemake(workdir, config, "results/test/figures/pretraining_steps_bbc.png")
+    assert result.returncode == 0, output(result)[-4000:]
+    table = pd.read_csv(workdir / "results" / "test" / "tables" / "pretraining_steps_bbc.csv")
+    assert table["value"].tolist() == [0, 6]  # tiny as initialised, tiny_mlm after 6 steps
+    for steps, model in ((0, "tiny"), (6, "tiny_mlm")):
+        row = table[table["value"] == steps].iloc[0]
+        assert row["as it is"] == pytest.approx(last_layer(workdir, model), abs=0.01)
+        assert row["crops"] == pytest.approx(last_layer(workdir, f"{model}__bbc__crops"), abs=0.01)
+    assert (workdir / "results" / "test" / "figures" / "pretraining_steps_bbc.png").stat().st_size > 10_000
 
 
 def test_changing_a_pretraining_setting_reruns_pretraining_and_what_follows_only(study):

@@ -224,3 +224,70 @@ def test_variant_tables_end_to_end(tmp_path):
     assert EmbeddingStore(tmp_path / "results/test/embeddings/tiny_bare__bbc__crops__ep-2/bbc").layers == [0]
     again = snakemake(tmp_path, config, *TARGETS, "--dry-run")
     assert "Nothing to be done" in output(again)
+
+
+def scratch_config(**mteb) -> dict:
+    """.test/config.yaml with .test/tableS6.yaml: a comparison model and two from-scratch runs."""
+    overlay = yaml.safe_load((REPO_ROOT / ".test" / "tableS6.yaml").read_text())
+    config = merged(test_config(), overlay)
+    config["mteb"] = {**config["mteb"], "enabled": True, **mteb}
+    return config
+
+
+SCRATCH_TARGETS = ["results/test/tables/scratch_mteb.csv", "results/test/figures/figure4_layers_knn_bbc.png"]
+SCRATCH_ROWS = {
+    "tiny": "tiny",
+    "tiny + dropout": "tiny__bbc__dropout",
+    "tiny + crops": "tiny__bbc__crops",
+    "tiny + crops (epochs 2)": "tiny__bbc__crops__ep-2",
+    "tiny_bare + crops (epochs 2)": "tiny_bare__bbc__crops__ep-2",
+}
+
+
+def test_section_3_4_table_and_figure_4b_references_are_planned(tmp_path):
+    blocks = {"sts": ["STS16"], "classification": ["Banking77Classification"]}
+    result = snakemake(tmp_path, scratch_config(blocks=blocks), *SCRATCH_TARGETS, "--dry-run", "-p")
+    assert result.returncode == 0, output(result)[-4000:]
+    text = output(result)
+    (table,) = re.findall(r"embaug mteb-table .*", text)
+    rows = re.findall(r"--row ('[^']*'|\S+) results/test/mteb/(\S+)", table)
+    assert [(label.strip("'"), model) for label, model in rows] == list(SCRATCH_ROWS.items())
+    assert """--blocks '{"sts": ["STS16"]}'""" in table  # Section 3.4: without classification
+    assert "Banking77Classification" not in text  # nor are those tasks run for it
+    (figure,) = re.findall(r"embaug figure-layers .*", text)
+    references = re.findall(r"--reference (\S+) ", figure)
+    assert references == ["tiny_other", "tiny__bbc__crops__ep-2", "tiny_bare__bbc__crops__ep-2"]
+    assert re.findall(r"--model (\S+) ", figure) == ["tiny", "tiny__bbc__dropout", "tiny__bbc__crops"]
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ({"models": ["tiny"], "blocks": ["nosuch"]}, "mteb.tables.mine.blocks names 'nosuch'"),
+        ({"models": ["tiny"], "from_scratch": True}, "mteb.tables.mine.from_scratch needs its train_on"),
+    ],
+)
+def test_bad_mteb_table_names_the_key(tmp_path, table, message):
+    result = snakemake(tmp_path, scratch_config(tables={"mine": table}), "--dry-run")
+    assert result.returncode != 0
+    assert message in output(result), output(result)[-2000:]
+
+
+@pytest.mark.slow
+def test_section_3_4_table_and_figure_4b_on_the_test_data(tmp_path):
+    result = snakemake(tmp_path, scratch_config(), *SCRATCH_TARGETS, timeout=3600)
+    assert result.returncode == 0, output(result)[-6000:]
+    results = tmp_path / "results" / "test"
+    table = pd.read_csv(results / "tables" / "scratch_mteb.csv").set_index("model")
+    assert table.index.tolist() == list(SCRATCH_ROWS)
+    assert list(table.columns) == ["STS16", "sts (mean)", "block average"]
+    assert table["STS16"].between(-100, 100).all() and table["STS16"].nunique() == len(SCRATCH_ROWS)
+    curves = pd.read_csv(results / "figures" / "figure4_layers_knn_bbc.csv")
+    curves = curves[curves["metric"] == "euclidean"]
+    assert set(curves["model"]) == {"tiny", "tiny__bbc__dropout", "tiny__bbc__crops", "tiny_other",
+                                    "tiny__bbc__crops__ep-2", "tiny_bare__bbc__crops__ep-2"}  # fmt: skip
+    # the bare embedding layer has one layer; the from-scratch BERT all three
+    assert curves.groupby("model")["layer"].apply(list).to_dict()["tiny_bare__bbc__crops__ep-2"] == [0]
+    assert last_layer(tmp_path, "tiny__bbc__crops__ep-2") == pytest.approx(
+        100 * curves.query("model == 'tiny__bbc__crops__ep-2'")["accuracy"].iloc[-1], abs=0.01
+    )

@@ -162,6 +162,16 @@ def _load_embeddings(embeddings: str, corpus: str) -> tuple[EmbeddingStore, list
     return store, store.layers, table["label"].to_numpy(dtype=str)
 
 
+def cmd_check_config(args: argparse.Namespace) -> None:
+    """Check config files as text and YAML: the file, line and column at fault (Snakemake reads
+    --configfile files before any workflow code runs, and names neither)."""
+    from .config_checks import check_configfile
+
+    for path in args.configfile:
+        check_configfile(path)
+        LOG.info("%s: a YAML mapping of config keys", path)
+
+
 def cmd_check_dataset(args: argparse.Namespace) -> None:
     """Check a dataset's labels against the evaluation settings (before any fine-tuning)."""
     from .config_checks import check_evaluation_data
@@ -429,14 +439,15 @@ def cmd_figure_layers(args: argparse.Namespace) -> None:
     """Figures 4b-c and S3: per-layer scores, one line per model."""
     from .report.figures import layers_figure, mteb_layer_scores
 
-    scores = {name: pd.read_csv(path) for name, path in args.model}
+    scores = {name: pd.read_csv(path) for name, path in args.model + args.reference}
     metric: str | list[str] = args.metric
     if args.metric in ("mteb", "mteb-blocks"):
         by_block = args.metric == "mteb-blocks"
         scores = {name: mteb_layer_scores(table, by_block) for name, table in scores.items()}
         if by_block:  # one panel per block, in the tables' column order
             metric = list(dict.fromkeys(m for table in scores.values() for m in table["metric"]))
-    layers_figure(scores, args.out, metric, args.title, args.ylabel)
+    references = [name for name, _ in args.reference]
+    layers_figure(scores, args.out, metric, args.title, args.ylabel, references)
 
 
 def cmd_figure_loss(args: argparse.Namespace) -> None:
@@ -568,6 +579,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--min-chars", type=int, default=100)
     sub.add_argument("--max-chars", type=int, default=250)
     sub.add_argument("--out", required=True)
+
+    sub = stage("check-config", cmd_check_config)
+    sub.add_argument("configfile", nargs="+", help="config files, as given to --configfile")
 
     sub = stage("check-dataset", cmd_check_dataset)
     sub.add_argument("--corpus", required=True)
@@ -769,6 +783,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub = stage("figure-layers", cmd_figure_layers)
     sub.add_argument("--model", nargs=2, action="append", required=True, metavar=("NAME", "SCORES"))
+    sub.add_argument(
+        "--reference",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("NAME", "SCORES"),
+        help="a model drawn apart from the study's: as it is, or trained from scratch",
+    )
     sub.add_argument(
         "--metric",
         default="euclidean",

@@ -333,6 +333,17 @@ for _model, _dataset, _augmentation, _overrides in _run_specs():
 CORE_RUNS = [run for run, spec in RUNS.items() if not spec["overrides"]]
 
 
+def scratch_runs(dataset):
+    """(label, run) of every study.from_scratch model trained on a dataset (Table S6, Section 3.4)."""
+    runs = []
+    for model, overrides in STUDY["from_scratch"].items():
+        for augmentation in STUDY["from_scratch_augmentations"]:
+            run = run_id(model, dataset, augmentation, overrides)
+            settings = ", ".join(f"{key} {value}" for key, value in RUNS[run]["overrides"].items())
+            runs.append((f"{model} + {augmentation}" + (f" ({settings})" if settings else ""), run))
+    return runs
+
+
 def is_scratch(model):
     return model in config["models"] and config["models"][model]["source"] == "scratch"
 
@@ -595,24 +606,32 @@ def figure2_args(wildcards):
 
 
 def layer_models(dataset):
-    """Models in a per-layer figure: every base model, and its runs trained on the dataset."""
+    """Models in a per-layer figure (Figure 4b): every base model and its runs trained on the
+    dataset, the comparison models as they are (e.g. a sentence-tuned one) and the from-scratch
+    runs trained on the dataset (randomly initialised models after self-supervised training)."""
     models = []
     for model in STUDY["models"]:
         models.append(model)
         if dataset in STUDY["train_on"]:
             models += [run_id(model, dataset, a) for a in STUDY["augmentations"]]
-    return models
+    return models + layer_references(dataset)
+
+
+def layer_references(dataset):
+    """The comparison models and from-scratch runs of a per-layer figure, drawn apart."""
+    if dataset not in STUDY["train_on"]:
+        return []
+    models = STUDY["comparison_models"] + [run for _, run in scratch_runs(dataset)]
+    return [m for m in models if m not in STUDY["models"]]
 
 
 def figure_layers_args(wildcards):
-    """`--model NAME SCORES` arguments of a per-layer figure."""
-    family = wildcards.family
-    return repeated(
-        "--model",
-        [
-            (m, f"{RESULTS}/scores/{family}/{m}/{wildcards.dataset}.csv")
-            for m in layer_models(wildcards.dataset)
-        ],
+    """`--model NAME SCORES` (and `--reference NAME SCORES`) arguments of a per-layer figure."""
+    references = layer_references(wildcards.dataset)
+    return " ".join(
+        f"{'--reference' if m in references else '--model'} "
+        + quoted(m, f"{RESULTS}/scores/{wildcards.family}/{m}/{wildcards.dataset}.csv")
+        for m in layer_models(wildcards.dataset)
     )
 
 
@@ -686,7 +705,16 @@ def _mteb_tables():
         return MTEB["tables"]
     model = STUDY.get("table2_model", STUDY["models"][0])
     train_on = "iclr" if "iclr" in STUDY["train_on"] else (STUDY["train_on"] or [None])[0]
-    return {"table1_mteb": {"models": [model], "train_on": train_on, "references": MTEB["references"]}}
+    tables = {"table1_mteb": {"models": [model], "train_on": train_on, "references": MTEB["references"]}}
+    if STUDY["from_scratch"] and train_on:  # Section 3.4: as the paper, without classification
+        blocks = [block for block in MTEB_BLOCKS if block != "classification"]
+        tables["scratch_mteb"] = {
+            "models": [model],
+            "train_on": train_on,
+            "from_scratch": True,
+            "blocks": blocks,
+        }
+    return tables
 
 
 MTEB_TABLES = _mteb_tables()
@@ -700,8 +728,16 @@ def mteb_rows(table):
         rows.append((model, model))
         if spec.get("train_on"):
             rows += [(f"{model} + {a}", run_id(model, spec["train_on"], a)) for a in STUDY["augmentations"]]
+    if spec.get("from_scratch"):
+        rows += scratch_runs(spec["train_on"])
     rows += [(ref, ref) for ref in spec.get("references", [])]
     return rows
+
+
+def table_blocks(table):
+    """The blocks an MTEB table averages: its `blocks`, else every one of mteb.blocks."""
+    names = MTEB_TABLES[table].get("blocks") or list(MTEB_BLOCKS)
+    return {block: MTEB_BLOCKS[block] for block in names if block in MTEB_BLOCKS}
 
 
 def _check_mteb():
@@ -718,6 +754,13 @@ def _check_mteb():
                 raise ValueError(
                     f"config: mteb.tables.{table} names model '{model}', not defined under models"
                 )
+        for block in spec.get("blocks", []):
+            if block not in MTEB["blocks"]:
+                raise ValueError(f"config: mteb.tables.{table}.blocks names '{block}', not under mteb.blocks")
+        if spec.get("from_scratch") and not (spec.get("train_on") and STUDY["from_scratch"]):
+            raise ValueError(
+                f"config: mteb.tables.{table}.from_scratch needs its train_on and study.from_scratch"
+            )
     for model in MTEB["layer_models"] or []:
         if model not in config["models"] and model not in RUNS:
             raise ValueError(f"config: mteb.layer_models names '{model}', neither a model nor a run")
@@ -767,9 +810,8 @@ def mteb_local_files(wildcards):
 
 
 def mteb_table_files(table):
-    return [
-        f"{RESULTS}/mteb/{m}/{t}.json" for _, m in mteb_rows(table) for ts in MTEB_BLOCKS.values() for t in ts
-    ]
+    tasks = [task for tasks in table_blocks(table).values() for task in tasks]
+    return [f"{RESULTS}/mteb/{m}/{t}.json" for _, m in mteb_rows(table) for t in tasks]
 
 
 def mteb_table_args(wildcards):

@@ -88,7 +88,7 @@ rule mteb_table:
         "../../envs/embaug.yaml"
     params:
         rows=mteb_table_args,
-        blocks=json.dumps(MTEB_BLOCKS),
+        blocks=lambda w: json.dumps(table_blocks(w.table)),
         splits=quoted(*MTEB["splits"]),
     shell:
         "embaug mteb-table {params.rows} --blocks {params.blocks:q} --splits {params.splits} "

@@ -60,6 +60,31 @@ rule sweep_figure:
         "--out {output.png:q} --out-csv {output.table:q} --out-md {output.md:q} > {log:q} 2>&1"
 
 
+use rule sweep_figure as pretraining_steps_figure with:
+    input:
+        lambda w: [path for *_, path in pretraining_steps_points(w.dataset)],
+    output:
+        png=report(
+            in_results("figures/pretraining_steps_{dataset}.png"),
+            caption="../report/pretraining_steps.rst",
+            category="Pretraining",
+            labels={"figure": "pretraining steps", "dataset": "{dataset}"},
+        ),
+        csv=in_results("figures/pretraining_steps_{dataset}.csv"),
+        table=in_results("tables/pretraining_steps_{dataset}.csv"),
+        md=in_results("tables/pretraining_steps_{dataset}.md"),
+    log:
+        in_logs("figures/pretraining_steps_{dataset}.log"),
+    benchmark:
+        in_results("benchmarks/figures/pretraining_steps_{dataset}.tsv")
+    wildcard_constraints:
+        dataset="|".join(re.escape(d) for d in STUDY["train_on"]) or "(?!)",
+    params:
+        points=lambda w: repeated("--point", pretraining_steps_points(w.dataset)),
+        metric=KNN_METRIC,
+        title=lambda w: f"Last-layer kNN accuracy on {w.dataset} against masked-LM pretraining steps",
+
+
 use rule score_table as table_s6 with:
     input:
         [path for *_, path in table_s6_cells()],

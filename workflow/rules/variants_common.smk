@@ -69,9 +69,26 @@ def sweep_figure_args(wildcards):
     return f"{repeated('--point', sweep_points(freeze))} {repeated('--reference', sweep_references(freeze))}"
 
 
-def _label(model, augmentation, overrides):
-    settings = ", ".join(f"{key} {value}" for key, value in overrides.items())
-    return f"{model} + {augmentation}" + (f" ({settings})" if settings else "")
+def pretraining_steps_points(dataset):
+    """(setting, steps, column, scores) of the pretraining-steps figure: the models of the study
+    and of Table S6 pretrained from one base model for different numbers of steps (the base itself
+    at 0), each as it is and fine-tuned with each augmentation; none with fewer than two models."""
+    names = dict.fromkeys(STUDY["models"] + STUDY["comparison_models"] + list(STUDY["from_scratch"]))
+    steps = {m: config["models"][m]["pretraining"]["steps"] for m in names if is_pretrained(m)}
+    bases = {pretraining_base(config["models"][m]) for m in steps}
+    if len(bases) != 1 or dataset not in STUDY["train_on"]:
+        return []
+    base = bases.pop()
+    steps = {base: 0, **steps} if base in names else steps
+    points = []
+    for model, n in sorted(steps.items(), key=lambda item: item[1]):
+        runs = {a: run_id(model, dataset, a) for a in STUDY["augmentations"] if model in STUDY["models"]}
+        for _, run in scratch_runs(dataset):
+            if RUNS[run]["model"] == model:
+                runs.setdefault(RUNS[run]["augmentation"], run)
+        points.append(("pretraining steps", n, "as it is", knn_scores(model, dataset)))
+        points += [("pretraining steps", n, a, knn_scores(run, dataset)) for a, run in runs.items()]
+    return points if len(steps) > 1 else []
 
 
 def scratch_base_models():
@@ -90,10 +107,7 @@ def table_s6_cells():
             for a in STUDY["augmentations"]
         ]
         cells += [(dataset, name, knn_scores(name, dataset)) for name in STUDY["comparison_models"]]
-        for name, overrides in STUDY["from_scratch"].items():
-            for a in STUDY["from_scratch_augmentations"]:
-                run = run_id(name, dataset, a, overrides)
-                cells.append((dataset, _label(name, a, RUNS[run]["overrides"]), knn_scores(run, dataset)))
+        cells += [(dataset, label, knn_scores(run, dataset)) for label, run in scratch_runs(dataset)]
     return cells + baseline_cells("knn", STUDY["train_on"])  # fmt: skip
 
 
@@ -109,4 +123,9 @@ def variant_targets():
             ]
     if (STUDY["comparison_models"] or STUDY["from_scratch"]) and STUDY["train_on"]:
         targets += [f"{RESULTS}/tables/tableS6.{ext}" for ext in ("csv", "md")]
+    targets += [
+        f"{RESULTS}/figures/pretraining_steps_{d}.png"
+        for d in STUDY["train_on"]
+        if pretraining_steps_points(d)
+    ]
     return targets

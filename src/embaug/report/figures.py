@@ -139,14 +139,16 @@ def tsne_panels_figure(panels: Mapping[str, pd.DataFrame], png: str | Path, supt
     save_figure(fig, png, data[["panel", "doc_id", "x", "y", "label"]])
 
 
-def _line_style(name: str) -> dict:
-    """Colour by augmentation (the last ``__`` part of a run name), base models dashed grey."""
+def _line_style(name: str, reference: bool = False) -> dict:
+    """Colour by augmentation (the last ``__`` part of a run name), base models dashed grey;
+    references (models as they are, runs from scratch) dotted with square markers."""
     parts = name.split("__")
     if len(parts) == 1:
+        if reference:  # no augmentation colour: matplotlib's next colour
+            return {"linestyle": ":", "marker": "s"}
         return {"color": AUGMENTATION_COLORS["base"], "linestyle": "--", "marker": "o"}
-    augmentation = parts[-1]
-    color = AUGMENTATION_COLORS.get(augmentation)
-    return {"color": color, "linestyle": "-", "marker": "o"}
+    color = AUGMENTATION_COLORS.get(parts[-1])
+    return {"color": color, "linestyle": ":" if reference else "-", "marker": "s" if reference else "o"}
 
 
 def layers_figure(
@@ -155,11 +157,13 @@ def layers_figure(
     metric: str | Sequence[str],
     title: str,
     ylabel: str = "kNN accuracy (%)",
+    references: Sequence[str] = (),
 ) -> None:
     """Figure 4b-c (and S3): accuracy per layer, one line per model (base dashed, fine-tuned solid).
 
     ``scores`` maps a model name to its per-layer score table (``layer, metric, accuracy``);
-    several ``metric`` give one panel each (titled by the metric), side by side.
+    several ``metric`` give one panel each (titled by the metric), side by side. The models in
+    ``references`` (e.g. a sentence-tuned model as it is, runs trained from scratch) are dotted.
     """
     metrics = [metric] if isinstance(metric, str) else list(metric)
     fig, axes = plt.subplots(
@@ -172,7 +176,8 @@ def layers_figure(
             chosen = table[table["metric"] == shown].sort_values("layer")
             if chosen.empty:
                 raise EmbaugError(f"{png}: model '{name}' has no '{shown}' scores")
-            ax.plot(chosen["layer"], 100 * chosen["accuracy"], label=name, markersize=4, **_line_style(name))
+            style = _line_style(name, name in references)
+            ax.plot(chosen["layer"], 100 * chosen["accuracy"], label=name, markersize=4, **style)
             rows.append(chosen.assign(model=name)[["model", "layer", "metric", "accuracy"]])
             layers.update(int(layer) for layer in chosen["layer"])
         ticks = sorted(layers)
