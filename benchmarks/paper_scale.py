@@ -6,6 +6,10 @@ them 100-250 characters long, its label one of 180 classes. Per size:
 
 * ``chunk``: the chunk stage as the workflow runs it (``embaug chunk``: 2-sentence crops, a window of
   documents at a time into a Parquet writer) over the whole synthetic corpus.
+* ``embed_corpus``: ``embaug embed`` as the workflow's embed job runs it, over the whole corpus, with a
+  from-scratch 6 x 384 BERT (7 stored layers, float32 store) and documents cut to
+  ``--embed-max-length`` tokens (short documents, so that 733k fit in minutes): its peak memory is
+  what grows with the corpus.
 * ``embed``: ``embaug embed`` (every layer, mean pooling, into the embedding store) of a sample of
   ``--embed-docs`` documents with a from-scratch BERT small enough for a CPU (hidden 256, 4 layers, 4
   heads, intermediate 1024, WordPiece vocabulary 8000 fitted on the sample, max length 512), projected
@@ -51,7 +55,9 @@ ROOT = Path(__file__).resolve().parents[1]
 LAYERS, DIM, CLASSES = 13, 768, 180  # MPNet base's stored shape; arXiv's classes (Table S5)
 MEAN_CHARS, SD_CHARS = 1010, 432  # arXiv's document length in Table S5
 MPNET = {"hidden_size": 768, "num_hidden_layers": 12, "intermediate_size": 3072}
-STAGES = ("chunk", "embed", "knn", "sklearn_knn", "linear", "tsne", "preprocess")
+STAGES = ("chunk", "embed", "embed_corpus", "knn", "sklearn_knn", "linear", "tsne", "preprocess")
+# embed_corpus: the issue's from-scratch 6 x 384 BERT (7 stored layers) over the whole corpus
+EMBED_CORPUS_MODEL = {**SCRATCH, "num_hidden_layers": 6, "num_attention_heads": 4}  # width: --embed-hidden
 BLOCK = 65536
 
 
@@ -64,8 +70,9 @@ def linear_flops_per_token(architecture: dict) -> int:
 # --- synthetic data (in worker processes) ---------------------------------------------------------
 
 
-def synthetic_corpus(n_docs: int, text: bool = True, seed: int = 0):
-    """``doc_id``, ``text``, ``label``: arXiv-shaped documents of random-word sentences."""
+def synthetic_corpus(n_docs: int, text: bool = True, seed: int = 0, mean_chars: int = MEAN_CHARS):
+    """``doc_id``, ``text``, ``label``: arXiv-shaped documents of random-word sentences (``mean_chars``
+    characters on average, with arXiv's coefficient of variation)."""
     import numpy as np
     import pandas as pd
 
@@ -87,7 +94,7 @@ def synthetic_corpus(n_docs: int, text: bool = True, seed: int = 0):
     pool = np.array(pool)
     pool_chars = np.array([len(s) + 1 for s in pool])
     shape = (MEAN_CHARS / SD_CHARS) ** 2  # a gamma distribution with Table S5's mean and sd
-    targets = rng.gamma(shape, MEAN_CHARS / shape, n_docs)
+    targets = rng.gamma(shape, mean_chars / shape, n_docs)
     starts = rng.integers(0, len(pool), n_docs)
     texts = []
     for start, target in zip(starts, targets):
@@ -140,13 +147,19 @@ def worker(stage: str, work: Path, options: dict) -> dict:
 
     torch.set_num_threads(options["threads"])
     if stage == "setup":
-        corpus = synthetic_corpus(options["size"], text=options["text"])
+        corpus = synthetic_corpus(options["size"], text=options["text"], mean_chars=options["mean_chars"])
         from embaug.io import write_parquet
 
         write_parquet(corpus, work / "corpus.parquet")  # as the download stage writes a corpus
         if options["text"]:
             sample = corpus.sample(min(options["embed_docs"], len(corpus)), random_state=0)
             sample.to_parquet(work / "sample.parquet")
+            if options["embed_corpus"]:  # built here, so that embed_corpus's process is the job alone
+                from embaug.models import build_scratch_model
+
+                hidden = options["embed_hidden"]
+                architecture = {**EMBED_CORPUS_MODEL, "hidden_size": hidden, "intermediate_size": 4 * hidden}
+                build_scratch_model(sample["text"].tolist(), work / "scratch6", architecture, seed=0)
         write_store(work / "store", corpus["label"].to_numpy(dtype=str), options["store_layers"])
         return {}
     if stage == "chunk":
@@ -183,6 +196,24 @@ def worker(stage: str, work: Path, options: dict) -> dict:
             "factor": factor,
             "mpnet_factor": mpnet,
             "measured": f"{len(sample)} docs, scratch BERT; x{factor:.0f} docs, x{mpnet:.1f} for MPNet",
+        }
+    if stage == "embed_corpus":
+        from embaug.cli import main
+
+        hidden = options["embed_hidden"]
+        argv = ["embed", "--model", str(work / "scratch6"), "--corpus", str(work / "corpus.parquet")]
+        argv += ["--batch-size", "64", "--max-length", str(options["embed_max_length"]), "--dtype", "float32"]
+        argv += ["--threads", str(options["threads"]), "--device", "cpu", "--out", str(work / "corpus_store")]
+        start = time.perf_counter()
+        main(argv)
+        seconds = time.perf_counter() - start
+        store_mib = sum(f.stat().st_size for f in (work / "corpus_store").rglob("*") if f.is_file()) / 2**20
+        shutil.rmtree(work / "corpus_store")
+        return {
+            "seconds": seconds,
+            "factor": 1,
+            "measured": f"all {options['size']} docs of ~{options['mean_chars']} chars, 6 x {hidden} "
+            f"scratch BERT, <= {options['embed_max_length']} tokens, store {store_mib:.0f} MiB",
         }
     labels, train, test, np = _split(work)
     from embaug.store import EmbeddingStore
@@ -308,6 +339,13 @@ def main() -> None:
     parser.add_argument(
         "--knn-layers", type=int, default=LAYERS, help="layers searched (of 13), then projected"
     )
+    parser.add_argument(
+        "--embed-max-length", type=int, default=32, help="embed_corpus: tokens per document (short documents)"
+    )
+    parser.add_argument("--embed-hidden", type=int, default=384, help="embed_corpus: the model's width")
+    parser.add_argument(
+        "--mean-chars", type=int, default=MEAN_CHARS, help="mean document length (default: arXiv's)"
+    )
     parser.add_argument("--knn-queries", type=int, default=0, help="test documents searched (0: all)")
     parser.add_argument(
         "--store-layers",
@@ -338,10 +376,14 @@ def main() -> None:
             "threads": args.threads,
             "device": args.device,
             "embed_docs": args.embed_docs,
+            "embed_max_length": args.embed_max_length,
+            "embed_hidden": args.embed_hidden,
+            "embed_corpus": "embed_corpus" in args.stages,
+            "mean_chars": args.mean_chars,
             "knn_layers": args.knn_layers,
             "knn_queries": args.knn_queries,
             "store_layers": args.store_layers,
-            "text": bool({"chunk", "embed"} & set(args.stages)),
+            "text": bool({"chunk", "embed", "embed_corpus"} & set(args.stages)),
         }
         if (work / "store").exists() and not options["text"]:  # a --workdir kept from an earlier run
             print(f"{size} documents: reusing {work / 'store'}", flush=True)

@@ -33,8 +33,12 @@ import os
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
+
+if TYPE_CHECKING:
+    from embaug.mlm import TokenWindows
 from throughput import (
     DEFAULT_DATA,
     build_scratch,
@@ -50,7 +54,7 @@ from throughput import (
 SEED = 42
 
 
-def training_windows(job: dict, tokenizer) -> list:
+def training_windows(job: dict, tokenizer) -> TokenWindows:
     """The windows embaug.pretrain trains on: every text but the held-out one, cut to max_length."""
     from embaug.mlm import heldout_split, token_windows
 
@@ -118,7 +122,7 @@ def measure_trainer(job: dict) -> dict:
     return result(job, windows, steps, float(metrics["train_runtime"]), peak, kind)
 
 
-def result(job: dict, windows: list, steps: int, seconds: float, peak: float, kind: str) -> dict:
+def result(job: dict, windows: TokenWindows, steps: int, seconds: float, peak: float, kind: str) -> dict:
     """One CSV row."""
     tokens = sum(len(window["input_ids"]) for window in windows)
     return {

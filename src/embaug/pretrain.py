@@ -152,7 +152,7 @@ def pretrain(
         "%s: %d training windows (%d tokens) from %d documents, %d held-out windows",
         name or model_source,
         len(windows),
-        sum(len(w["input_ids"]) for w in windows),
+        windows.tokens,
         len(train_ids),
         len(heldout_windows),
     )
@@ -260,7 +260,7 @@ def pretrain(
                 "corpora": {k: len(v) for k, v in corpora.items()},
                 "training_documents": len(train_ids),
                 "training_windows": len(windows),
-                "training_tokens": int(sum(len(w["input_ids"]) for w in windows)),
+                "training_tokens": windows.tokens,
                 "heldout_documents": len(heldout_ids),
                 "device": str(device),
                 "seconds": float(log["seconds"].iloc[-1]) if len(log) else 0.0,
