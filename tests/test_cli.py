@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from embaug.cli import main
+from embaug.data.split import labelled_split
 from embaug.evaluate.knn import knn_accuracy
-from embaug.evaluate.split import labelled_split
 from embaug.store import EmbeddingStore, EmbeddingWriter
 
 

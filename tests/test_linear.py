@@ -12,8 +12,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
 from embaug.cli import build_parser, main
+from embaug.data.split import labelled_split, stratified_subsample
 from embaug.evaluate.linear import LinearSettings, linear_accuracy, probe
-from embaug.evaluate.split import labelled_split, stratified_subsample
 from embaug.store import EmbeddingStore, EmbeddingWriter
 
 SCHEMA = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from embaug.data.split import labelled_split
 from embaug.errors import EmbaugError
 from embaug.evaluate.knn import knn_accuracy
-from embaug.evaluate.split import labelled_split
 from embaug.evaluate.tsne import EXACT_NEIGHBORS_MAX, TsneSettings, last_layer, tsne_map
 
 

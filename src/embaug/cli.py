@@ -229,9 +229,9 @@ def cmd_linear(args: argparse.Namespace) -> None:
     """Logistic-regression accuracy per layer; ``n_fit``: the training documents fitted (``--max-train``)."""
     from functools import partial
 
+    from .data.split import labelled_split
     from .evaluate.linear import LinearSettings, linear_accuracy
     from .evaluate.scores import score_layers
-    from .evaluate.split import labelled_split
     from .io import write_csv
 
     layers, layer_ids, labels = _load_embeddings(args.embeddings, args.corpus)
@@ -270,7 +270,7 @@ def cmd_table(args: argparse.Namespace) -> None:
 
 def cmd_tfidf(args: argparse.Namespace) -> None:
     """TF-IDF and TF-IDF + truncated SVD kNN baselines, scored like a model's last layer."""
-    from .evaluate.split import labelled_split
+    from .data.split import labelled_split
     from .evaluate.tfidf import svd_vectors, tfidf_vectors
     from .io import write_csv
 
@@ -375,8 +375,8 @@ def cmd_tsne(args: argparse.Namespace) -> None:
     Above ``--max-docs`` documents a stratified subsample is mapped; the coordinates' ``tsne``
     column says what was used (documents, affinities, neighbours, initialisation).
     """
+    from .data.split import labelled_split, stratified_subsample
     from .evaluate.knn import knn_accuracy
-    from .evaluate.split import labelled_split, stratified_subsample
     from .evaluate.tsne import TsneSettings, last_layer, tsne_map
     from .io import write_parquet
     from .report.figures import tsne_figure

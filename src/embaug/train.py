@@ -303,7 +303,7 @@ class HeldOutKnn(HeldTexts):
 class SplitKnn(HeldTexts):
     """kNN accuracy of the model being trained on a corpus's whole evaluation split (Figure 3).
 
-    The labelled documents are split once by :func:`~embaug.evaluate.split.labelled_split`
+    The labelled documents are split once by :func:`~embaug.data.split.labelled_split`
     (``eval_test_fraction``, ``eval_split_seed``: the split of the kNN stage, Table 2); each
     call embeds all of them and returns ``knn_accuracy`` with the training part as references
     and the test part as queries (``eval_k``, ``eval_metric``): the score the kNN stage would
@@ -311,7 +311,7 @@ class SplitKnn(HeldTexts):
     """
 
     def __init__(self, corpus: pd.DataFrame, tokenizer, settings: TrainSettings, batch_size: int = 64):
-        from .evaluate.split import labelled_split
+        from .data.split import labelled_split
 
         labels = corpus["label"].to_numpy(dtype=str)
         train, test = labelled_split(labels, settings.eval_test_fraction, settings.eval_split_seed)
