@@ -69,8 +69,9 @@ def cmd_init_model(args: argparse.Namespace) -> None:
     texts = [text for path in args.corpus for text in read_parquet(path)["text"]]
     with atomic_path(args.out) as tmp:
         vocabulary = init_scratch_model(
-            texts, tmp, json.loads(args.architecture), args.seed, args.kind, args.tokenizer or None
-        )
+            texts, tmp, json.loads(args.architecture), args.seed, args.kind, args.tokenizer or None,
+            args.tokenizer_revision or None,
+        )  # fmt: skip
     LOG.info("%s model with %s", args.kind, vocabulary)
 
 
@@ -582,6 +583,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--architecture", required=True, help="BertConfig fields and vocab_size, JSON")
     sub.add_argument("--kind", default="bert", choices=["bert", "embedding_only"])
     sub.add_argument("--tokenizer", default="", help="hub tokenizer, where reachable (else fitted)")
+    sub.add_argument("--tokenizer-revision", default="", help="the hub tokenizer's commit")
     sub.add_argument("--seed", type=int, default=42)
     sub.add_argument("--out", required=True)
 
