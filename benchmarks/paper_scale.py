@@ -134,7 +134,7 @@ def _split(work: Path):
     import numpy as np
     import pandas as pd
 
-    from embaug.evaluate.split import labelled_split
+    from embaug.data.split import labelled_split
 
     labels = pd.read_parquet(work / "corpus.parquet", columns=["label"])["label"].to_numpy(dtype=str)
     train, test = labelled_split(labels, 0.1, 42)
@@ -244,7 +244,7 @@ def worker(stage: str, work: Path, options: dict) -> dict:
             "linear": accuracy,
         }
     if stage == "tsne":
-        from embaug.evaluate.split import stratified_subsample
+        from embaug.data.split import stratified_subsample
         from embaug.evaluate.tsne import TsneSettings, tsne_map
         from embaug.store import float32_rows
 

@@ -157,3 +157,13 @@ def tiny_model(tiny_model_dir: Path):
     model, tokenizer = load_encoder(str(tiny_model_dir), "cpu")
     model.eval()
     return model, tokenizer
+
+
+@pytest.fixture
+def bars_shown(monkeypatch: pytest.MonkeyPatch) -> None:
+    """tqdm bars as a job sees them: on, to a stderr that is not a terminal (tqdm reads
+    ``TQDM_DISABLE``, set above to keep the other tests quiet, when it is imported)."""
+    import tqdm.std
+
+    init = vars(tqdm.std.tqdm)["__init__"]
+    monkeypatch.setattr(tqdm.std.tqdm, "__init__", getattr(init, "func", init))

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from embaug.cli import main
+from embaug.data.split import labelled_split
 from embaug.evaluate.knn import knn_accuracy
-from embaug.evaluate.split import labelled_split
 from embaug.store import EmbeddingStore, EmbeddingWriter
 
 
@@ -102,7 +102,8 @@ def test_embed_unknown_pooling(tmp_path, capsys, tiny_model_dir, corpus):
     assert "unknown pooling 'max'" in capsys.readouterr().err
 
 
-def test_embed_and_knn_stages(tmp_path, tiny_model_dir, corpus):
+def test_embed_and_knn_stages(tmp_path, tiny_model_dir, corpus, capfd, bars_shown):
+    """Every layer embedded and scored, with the progress of both on stderr (a job's log)."""
     raw = tmp_path / "raw.parquet"
     corpus.to_parquet(raw)
     store_path = tmp_path / "emb"
@@ -135,6 +136,8 @@ def test_embed_and_knn_stages(tmp_path, tiny_model_dir, corpus):
     knn_args = ["knn", "--embeddings", str(store_path), "--corpus", str(raw), "--k", "3"]
     knn_args += ["--test-fraction", "0.25", "--out", str(scores_path)]
     assert main(knn_args) == 0
+    progress = capfd.readouterr().err
+    assert "embed: 100%" in progress and "score layers: 100%|██████████| 3/3 [" in progress
     scores = pd.read_csv(scores_path)
     assert list(scores.columns) == ["layer", "metric", "k", "accuracy", "n_train", "n_test"]
     assert len(scores) == 6 and (scores["k"] == 3).all()

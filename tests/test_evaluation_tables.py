@@ -15,11 +15,11 @@ from sklearn.neighbors import KNeighborsClassifier
 
 from embaug.cli import main
 from embaug.data.heldout import held_out_parts
+from embaug.data.split import labelled_split
 from embaug.errors import EmbaugError
 from embaug.evaluate import preprocess
 from embaug.evaluate.knn import knn_accuracy
 from embaug.evaluate.preprocess import TransformedRows, fit_transform, metric_name, preprocessed
-from embaug.evaluate.split import labelled_split
 from embaug.evaluate.tfidf import svd_vectors, tfidf_vectors
 from embaug.report.grid_tables import GridCell, grid_table
 from embaug.store import EmbeddingStore

@@ -117,11 +117,12 @@ def test_dry_run_batch_sizes_per_dataset_and_layer_tasks(tmp_path):
 
 
 def test_dry_run_table_s6_models_as_the_authors(tmp_path):
-    """The bare embedding model and the random BERT: bert-base-uncased where reachable, lr 0.5."""
+    """The bare embedding model and the random BERT: bert-base-uncased (at a pinned commit) where
+    reachable, lr 0.5."""
     text = dry_run(tmp_path, ["config.yaml", "config/tableS6.yaml"], "results/paper/tables/tableS6.csv")
     lines = text.splitlines()
     inits = {line.split("--out ")[1].split()[0]: line for line in lines if "embaug init-model" in line}
-    tokenizer = "--tokenizer bert-base-uncased"
+    tokenizer = "--tokenizer bert-base-uncased --tokenizer-revision 86b5e0934494bd15c9632b12f734a8a67f723594"
     assert f"--kind embedding_only {tokenizer}" in inits["results/paper/base_models/embedding_layer"]
     assert f"--kind bert {tokenizer}" in inits["results/paper/base_models/bert_scratch"]
     run = "--run embedding_layer__iclr__crops__"

@@ -14,9 +14,9 @@ from test_workflow import REPO_ROOT, output, snakemake
 
 from embaug.data.batch_matched import batch_matched_subset, pair_documents
 from embaug.data.chunking import chunk_corpus
+from embaug.data.split import labelled_split
 from embaug.encode import embed_layers
 from embaug.evaluate.knn import knn_accuracy
-from embaug.evaluate.split import labelled_split
 from embaug.models import load_encoder
 from embaug.train import SplitKnn, TrainSettings, finetune
 

@@ -8,11 +8,11 @@ import pytest
 import torch
 from sklearn.neighbors import KNeighborsClassifier
 
+from embaug.data.split import labelled_split
 from embaug.errors import EmbaugError
 from embaug.evaluate.knn import Chunks, _Search, _vote, knn_accuracies, knn_accuracy
 from embaug.evaluate.linear import linear_accuracy
 from embaug.evaluate.scores import score_layers
-from embaug.evaluate.split import labelled_split
 
 
 def clusters(n_per_class: int = 20, spread: float = 0.1, seed: int = 0):

@@ -12,8 +12,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
 from embaug.cli import build_parser, main
+from embaug.data.split import labelled_split, stratified_subsample
 from embaug.evaluate.linear import LinearSettings, linear_accuracy, probe
-from embaug.evaluate.split import labelled_split, stratified_subsample
 from embaug.store import EmbeddingStore, EmbeddingWriter
 
 SCHEMA = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"
@@ -107,7 +107,8 @@ def test_capped_probe_fits_on_the_subsample(monkeypatch):
     assert fitted["rows"] == 30
 
 
-def test_linear_stage_records_the_fitted_documents(tmp_path, corpus):
+def test_linear_stage_records_the_fitted_documents(tmp_path, corpus, capfd, bars_shown):
+    """``n_fit`` per layer, and a bar of the layers probed on stderr (a job's log)."""
     raw = tmp_path / "raw.parquet"
     corpus.to_parquet(raw)
     points, _ = clusters(n_per_class=len(corpus), n_classes=1)
@@ -121,6 +122,7 @@ def test_linear_stage_records_the_fitted_documents(tmp_path, corpus):
     scores = pd.read_csv(out)
     assert list(scores.columns) == ["layer", "metric", "accuracy", "n_train", "n_fit", "n_test"]
     assert scores["layer"].tolist() == [0, 4] and (scores["n_fit"] == 20).all()
+    assert "score layers: 100%|██████████| 2/2 [" in capfd.readouterr().err
     assert main([*args, "--max-train", "none"]) == 0
     scores = pd.read_csv(out)
     assert (scores["n_fit"] == scores["n_train"]).all()

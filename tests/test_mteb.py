@@ -252,7 +252,9 @@ def test_layers_from_one_encoding_equal_one_layer_per_run(tiny_models, sts_file,
         assert em.main_score(stored.load_task_result("STS15", meta)) == pytest.approx(single[layer], abs=1e-6)
 
 
-def test_cli_writes_one_result_per_layer(tiny_models, sts_file, tmp_path):
+def test_cli_writes_one_result_per_layer(tiny_models, sts_file, tmp_path, capfd, bars_shown):
+    """One result file per layer, and progress on stderr (a job's log): the texts' encoding and
+    the layers scored."""
     from embaug.cli import main
 
     outs = [str(tmp_path / f"layer{k}" / "STS15.json") for k in (0, 2)]
@@ -262,6 +264,9 @@ def test_cli_writes_one_result_per_layer(tiny_models, sts_file, tmp_path):
     assert rc == 0
     written = [json.loads(Path(path).read_text())["embaug"] for path in outs]
     assert [w["layer"] for w in written] == [0, 2] and written[0]["main_score"] != written[1]["main_score"]
+    progress = capfd.readouterr().err
+    assert "mteb STS15: 100%" in progress and "2/2 [" in progress  # both layers
+    assert "embed: 100%" in progress
     rc = main(["mteb", "--model", tiny_models[0], "--name", "tiny", "--task", "STS15", "--layer", "0", "2",
                "--device", "cpu", "--out", outs[0]])  # fmt: skip
     assert rc == 1

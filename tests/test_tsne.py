@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from embaug.data.split import labelled_split
 from embaug.errors import EmbaugError
 from embaug.evaluate.knn import knn_accuracy
-from embaug.evaluate.split import labelled_split
 from embaug.evaluate.tsne import EXACT_NEIGHBORS_MAX, TsneSettings, last_layer, tsne_map
 
 
@@ -112,7 +112,9 @@ def test_last_layer_is_the_deepest_stored():
     assert last_layer([0, 6, 3]) == 6
 
 
-def test_tsne_stage_maps_a_recorded_subsample(tmp_path, corpus):
+def test_tsne_stage_maps_a_recorded_subsample(tmp_path, corpus, capfd):
+    """The map of a stratified subsample, recorded in its ``tsne`` column; openTSNE's progress on
+    stderr (a job's log)."""
     from embaug.cli import main
     from embaug.store import EmbeddingWriter
 
@@ -133,3 +135,8 @@ def test_tsne_stage_maps_a_recorded_subsample(tmp_path, corpus):
     by_id = corpus.set_index("doc_id")["label"]
     assert (coords["label"].to_numpy() == by_id[coords["doc_id"]].to_numpy()).all()
     assert png.exists()
+    progress = capfd.readouterr().err
+    assert "Finding 10 nearest neighbors using exact search" in progress
+    assert (
+        progress.count(", KL divergence") == 5 + 1
+    )  # every 50 of 250 early-exaggeration iterations, then 50

@@ -70,8 +70,9 @@ def cmd_init_model(args: argparse.Namespace) -> None:
     texts = [text for path in args.corpus for text in read_parquet(path)["text"]]
     with atomic_path(args.out) as tmp:
         vocabulary = init_scratch_model(
-            texts, tmp, json.loads(args.architecture), args.seed, args.kind, args.tokenizer or None
-        )
+            texts, tmp, json.loads(args.architecture), args.seed, args.kind, args.tokenizer or None,
+            args.tokenizer_revision or None,
+        )  # fmt: skip
     LOG.info("%s model with %s", args.kind, vocabulary)
 
 
@@ -240,9 +241,9 @@ def cmd_linear(args: argparse.Namespace) -> None:
     """Logistic-regression accuracy per layer; ``n_fit``: the training documents fitted (``--max-train``)."""
     from functools import partial
 
+    from .data.split import labelled_split
     from .evaluate.linear import LinearSettings, linear_accuracy
     from .evaluate.scores import score_layers
-    from .evaluate.split import labelled_split
     from .io import write_csv
 
     layers, layer_ids, labels = _load_embeddings(args.embeddings, args.corpus)
@@ -281,7 +282,7 @@ def cmd_table(args: argparse.Namespace) -> None:
 
 def cmd_tfidf(args: argparse.Namespace) -> None:
     """TF-IDF and TF-IDF + truncated SVD kNN baselines, scored like a model's last layer."""
-    from .evaluate.split import labelled_split
+    from .data.split import labelled_split
     from .evaluate.tfidf import svd_vectors, tfidf_vectors
     from .io import write_csv
 
@@ -386,8 +387,8 @@ def cmd_tsne(args: argparse.Namespace) -> None:
     Above ``--max-docs`` documents a stratified subsample is mapped; the coordinates' ``tsne``
     column says what was used (documents, affinities, neighbours, initialisation).
     """
+    from .data.split import labelled_split, stratified_subsample
     from .evaluate.knn import knn_accuracy
-    from .evaluate.split import labelled_split, stratified_subsample
     from .evaluate.tsne import TsneSettings, last_layer, tsne_map
     from .io import write_parquet
     from .report.figures import tsne_figure
@@ -597,6 +598,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--architecture", required=True, help="BertConfig fields and vocab_size, JSON")
     sub.add_argument("--kind", default="bert", choices=["bert", "embedding_only"])
     sub.add_argument("--tokenizer", default="", help="hub tokenizer, where reachable (else fitted)")
+    sub.add_argument("--tokenizer-revision", default="", help="the hub tokenizer's commit")
     sub.add_argument("--seed", type=int, default=42)
     sub.add_argument("--out", required=True)
 

@@ -395,8 +395,7 @@ def check_evaluation_data(
     class; and, for kNN (``k`` not ``None``), more reference documents (the labelled ones outside
     the test split) than ``k``. Returns the counts.
     """
-    from .data.sources import UNLABELED
-    from .evaluate.split import labelled_split
+    from .data.split import UNLABELED, labelled_split
 
     labels = np.asarray(labels, dtype=str)
     labelled = labels[labels != UNLABELED]

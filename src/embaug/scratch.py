@@ -21,13 +21,15 @@ def init_scratch_model(
     seed: int = 42,
     kind: str = "bert",
     tokenizer: str | None = None,
+    tokenizer_revision: str | None = None,
 ) -> str:
     """Save a randomly initialised model of ``kind`` to ``out_dir``; return its vocabulary's origin.
 
-    The vocabulary is the hub ``tokenizer``'s (the authors: ``bert-base-uncased``) where the hub
-    is reachable, else a WordPiece fitted on ``texts``; ``scratch.json`` in the folder says which
-    (``vocabulary``), for the tables' captions. ``embedding_only`` keeps the BERT's word
-    embeddings alone (:mod:`embaug.embedding_model`), as the authors did.
+    The vocabulary is the hub ``tokenizer``'s (the authors: ``bert-base-uncased``; at commit
+    ``tokenizer_revision`` where given) where the hub is reachable, else a WordPiece fitted on
+    ``texts``; ``scratch.json`` in the folder says which (``vocabulary``), for the tables' captions.
+    ``embedding_only`` keeps the BERT's word embeddings alone (:mod:`embaug.embedding_model`), as
+    the authors did.
     """
     from transformers import AutoTokenizer, BertConfig, BertModel
 
@@ -37,7 +39,7 @@ def init_scratch_model(
         raise ValueError(f"unknown scratch model kind '{kind}' (one of {', '.join(KINDS)})")
     out_dir = Path(out_dir)
     if tokenizer and hub_unreachable() is None:
-        hub_tokenizer = AutoTokenizer.from_pretrained(tokenizer)
+        hub_tokenizer = AutoTokenizer.from_pretrained(tokenizer, revision=tokenizer_revision)
         fields = {key: value for key, value in architecture.items() if key != "vocab_size"}
         config = BertConfig(vocab_size=len(hub_tokenizer), pad_token_id=hub_tokenizer.pad_token_id, **fields)
         torch.manual_seed(seed)

@@ -303,7 +303,7 @@ class HeldOutKnn(HeldTexts):
 class SplitKnn(HeldTexts):
     """kNN accuracy of the model being trained on a corpus's whole evaluation split (Figure 3).
 
-    The labelled documents are split once by :func:`~embaug.evaluate.split.labelled_split`
+    The labelled documents are split once by :func:`~embaug.data.split.labelled_split`
     (``eval_test_fraction``, ``eval_split_seed``: the split of the kNN stage, Table 2); each
     call embeds all of them and returns ``knn_accuracy`` with the training part as references
     and the test part as queries (``eval_k``, ``eval_metric``): the score the kNN stage would
@@ -311,7 +311,7 @@ class SplitKnn(HeldTexts):
     """
 
     def __init__(self, corpus: pd.DataFrame, tokenizer, settings: TrainSettings, batch_size: int = 64):
-        from .evaluate.split import labelled_split
+        from .data.split import labelled_split
 
         labels = corpus["label"].to_numpy(dtype=str)
         train, test = labelled_split(labels, settings.eval_test_fraction, settings.eval_split_seed)
@@ -437,133 +437,215 @@ def finetune(
     saved. A resumed run ends with the same model and log (bar the timings) as an
     uninterrupted one.
     """
-    maker = get_pair_maker(settings.pairs, settings.augmentation)
-    documents = training_documents(corpus, chunks, settings.pairs in WHOLE_DOCUMENT_MAKERS)
-    if not documents:
-        raise EmbaugError(f"run '{run_name}': no document has two chunks, so no pair can be made")
-    torch.manual_seed(settings.seed)
-    rng = np.random.default_rng(settings.seed)
-    mask_generator = torch.Generator().manual_seed(settings.seed)
-    device = resolve_device(settings.device)
-    model, tokenizer = load_encoder(model_source, device)
-    input_length(model, tokenizer, settings.max_length, "training.max_length", run_name or model_source)
-    fingerprint = ""  # without checkpoints, there is nothing to match
-    if checkpoint_dir:  # of the weights before training: hashed before the first batch
-        fingerprint = run_fingerprint(
-            {"base_model": model_source, "run": run_name, "settings": asdict(settings), "mteb": eval_mteb},
-            model,
-            {"corpus": corpus, "chunks": chunks, **{f"eval_{k}": v for k, v in (eval_corpora or {}).items()}},
+    run = _FineTuning(model_source, corpus, chunks, settings, run_name)
+    run.set_up(corpus, chunks, eval_corpora, eval_mteb, checkpoint_dir, checkpoint_every)
+    record = run.start()
+    run.train(record)
+    train_log = run.save(out_dir, record)
+    run.checkpoints.remove()
+    return train_log
+
+
+def training_evaluators(
+    corpus: pd.DataFrame,
+    tokenizer,
+    settings: TrainSettings,
+    eval_corpora: dict[str, pd.DataFrame] | None,
+    eval_mteb: dict[str, str | None] | None,
+) -> dict[str, Callable[[torch.nn.Module], float]]:
+    """The scores :func:`finetune` takes while training, by ``train_log.csv`` column (none with
+    ``settings.eval_every = 0``)."""
+    scorers: dict[str, Callable[[torch.nn.Module], float]] = {}
+    if settings.eval_every <= 0:
+        return scorers
+    if settings.eval_docs > 0:
+        scorers["knn_accuracy"] = HeldOutKnn(corpus, tokenizer, settings)
+    for name, eval_corpus in (eval_corpora or {}).items():
+        scorers[f"knn_accuracy_{name}"] = SplitKnn(eval_corpus, tokenizer, settings)
+    if eval_mteb:
+        from .evaluate.mteb import TrainingScore
+
+        for task, local_path in eval_mteb.items():
+            scorers[f"mteb_{task}"] = TrainingScore(
+                task, local_path, tokenizer, max_length=settings.mteb_max_length or settings.max_length,
+                pooling=settings.pooling, normalize=settings.mteb_normalize,
+            )  # fmt: skip
+    return scorers
+
+
+class _FineTuning:
+    """One :func:`finetune` run in its steps: set-up (the model here, then :meth:`set_up`),
+    :meth:`start` (score or resume), :meth:`train` (the loop, scoring and checkpointing when due)
+    and :meth:`save`.
+
+    The steps draw from the seeded generators in the order a run always has, so a run's model
+    depends only on its settings and inputs.
+    """
+
+    def __init__(
+        self,
+        model_source: str,
+        corpus: pd.DataFrame,
+        chunks: pd.DataFrame,
+        settings: TrainSettings,
+        run_name: str,
+    ) -> None:
+        """The training documents, the seeded generators (``settings.seed``) and the model."""
+        self.model_source, self.settings, self.run_name = model_source, settings, run_name
+        self.maker = get_pair_maker(settings.pairs, settings.augmentation)
+        self.documents = training_documents(corpus, chunks, settings.pairs in WHOLE_DOCUMENT_MAKERS)
+        if not self.documents:
+            raise EmbaugError(f"run '{run_name}': no document has two chunks, so no pair can be made")
+        torch.manual_seed(settings.seed)
+        self.rng = np.random.default_rng(settings.seed)
+        self.mask_generator = torch.Generator().manual_seed(settings.seed)
+        self.device = resolve_device(settings.device)
+        self.model, self.tokenizer = load_encoder(model_source, self.device)
+        input_length(
+            self.model, self.tokenizer, settings.max_length, "training.max_length", run_name or model_source
         )
-    checkpoints = Checkpoints(checkpoint_dir, checkpoint_every, fingerprint)
-    if settings.freeze_layers is not None:
-        freeze_layers(model, settings.freeze_layers)
-    encoder = PairEncoder(model, tokenizer, settings, device, mask_generator)
-    optimizer = adam(model, settings.learning_rate)
-    # fp16 autocast (GPUs without bf16) needs loss scaling; bf16 and fp32 do not
-    scaler = torch.amp.GradScaler(
-        device.type, enabled=autocast_dtype(device, precision=settings.precision) == torch.float16
-    )
-    steps_per_epoch = -(-len(documents) // settings.batch_size)
-    total_steps = steps_per_epoch * settings.epochs
-    if settings.max_steps:
-        total_steps = min(total_steps, settings.max_steps)
-    # the authors warm up over a fraction of ONE epoch's steps, however many epochs follow
-    warmup_steps = int(settings.warmup_fraction * min(steps_per_epoch, total_steps))
-    scheduler = get_linear_schedule_with_warmup(optimizer, warmup_steps, total_steps)
-    stream = EpochPairs(documents, maker, rng, encoder, steps_per_epoch, settings.epochs)
-    trainable = {"model": model, "optimizer": optimizer, "scheduler": scheduler, "scaler": scaler}
 
-    evaluators: dict[str, Callable[[torch.nn.Module], float]] = {}
-    if settings.eval_every > 0:
-        if settings.eval_docs > 0:
-            evaluators["knn_accuracy"] = HeldOutKnn(corpus, tokenizer, settings)
-        for name, eval_corpus in (eval_corpora or {}).items():
-            evaluators[f"knn_accuracy_{name}"] = SplitKnn(eval_corpus, tokenizer, settings)
-        if eval_mteb:
-            from .evaluate.mteb import TrainingScore
+    def set_up(
+        self,
+        corpus: pd.DataFrame,
+        chunks: pd.DataFrame,
+        eval_corpora: dict[str, pd.DataFrame] | None,
+        eval_mteb: dict[str, str | None] | None,
+        checkpoint_dir: str | Path | None,
+        checkpoint_every: int,
+    ) -> None:
+        """The checkpoints (keyed by the weights before training), optimisation and evaluators."""
+        fingerprint = ""  # without checkpoints, there is nothing to match
+        if checkpoint_dir:  # of the weights before training: hashed before the first batch
+            run = {"base_model": self.model_source, "run": self.run_name, "settings": asdict(self.settings)}
+            tables = {"corpus": corpus, "chunks": chunks}
+            tables.update({f"eval_{name}": table for name, table in (eval_corpora or {}).items()})
+            fingerprint = run_fingerprint({**run, "mteb": eval_mteb}, self.model, tables)
+        self.checkpoints = Checkpoints(checkpoint_dir, checkpoint_every, fingerprint)
+        self._set_up_optimisation()
+        self.evaluators = training_evaluators(corpus, self.tokenizer, self.settings, eval_corpora, eval_mteb)
 
-            for task, local_path in eval_mteb.items():
-                evaluators[f"mteb_{task}"] = TrainingScore(
-                    task, local_path, tokenizer, max_length=settings.mteb_max_length or settings.max_length,
-                    pooling=settings.pooling, normalize=settings.mteb_normalize,
-                )  # fmt: skip
+    def _set_up_optimisation(self) -> None:
+        """Frozen layers, pair encoder, optimiser, loss scaler, schedule and the batch stream."""
+        settings = self.settings
+        if settings.freeze_layers is not None:
+            freeze_layers(self.model, settings.freeze_layers)
+        self.encoder = PairEncoder(self.model, self.tokenizer, settings, self.device, self.mask_generator)
+        self.optimizer = adam(self.model, settings.learning_rate)
+        # fp16 autocast (GPUs without bf16) needs loss scaling; bf16 and fp32 do not
+        fp16 = autocast_dtype(self.device, precision=settings.precision) == torch.float16
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=fp16)
+        steps_per_epoch = -(-len(self.documents) // settings.batch_size)
+        self.total_steps = steps_per_epoch * settings.epochs
+        if settings.max_steps:
+            self.total_steps = min(self.total_steps, settings.max_steps)
+        # the authors warm up over a fraction of ONE epoch's steps, however many epochs follow
+        warmup_steps = int(settings.warmup_fraction * min(steps_per_epoch, self.total_steps))
+        self.scheduler = get_linear_schedule_with_warmup(self.optimizer, warmup_steps, self.total_steps)
+        self.stream = EpochPairs(
+            self.documents, self.maker, self.rng, self.encoder, steps_per_epoch, settings.epochs
+        )
 
-    def evaluate() -> tuple[dict[str, float], float]:
+    @property
+    def trainable(self) -> dict[str, object]:
+        """The parts whose state a checkpoint keeps, by name."""
+        return {
+            "model": self.model,
+            "optimizer": self.optimizer,
+            "scheduler": self.scheduler,
+            "scaler": self.scaler,
+        }
+
+    def evaluate(self) -> tuple[dict[str, float], float]:
+        """Every evaluator's score of the model now, and the seconds they took."""
         began = time.perf_counter()
-        with global_rng_kept(device):
-            scores = {column: float(evaluator(model)) for column, evaluator in evaluators.items()}
+        with global_rng_kept(self.device):
+            scores = {column: float(evaluator(self.model)) for column, evaluator in self.evaluators.items()}
         return scores, time.perf_counter() - began
 
-    resumed = checkpoints.load()
-    if resumed is None:
-        record = TrainingRecord(*(evaluate() if evaluators else ({}, 0.0)))
-    else:
-        for name, part in trainable.items():
+    def start(self) -> TrainingRecord:
+        """The record to continue: a checkpoint's, its state restored, or a new one with the
+        scores before training."""
+        resumed = self.checkpoints.load()
+        if resumed is None:
+            return TrainingRecord(*(self.evaluate() if self.evaluators else ({}, 0.0)))
+        for name, part in self.trainable.items():
             part.load_state_dict(resumed[name])
         record = TrainingRecord(**resumed["record"])
         record.resumed_after.append(record.step)
-        rng.bit_generator.state = resumed["pairs_rng"]
-        restore_rng(resumed["rng"], device, {"mask": mask_generator})
+        self.rng.bit_generator.state = resumed["pairs_rng"]
+        restore_rng(resumed["rng"], self.device, {"mask": self.mask_generator})
         LOG.info(
             "run '%s': resuming after batch %d of %d (%s)",
-            run_name,
+            self.run_name,
             record.step,
-            total_steps,
-            checkpoints.path,
+            self.total_steps,
+            self.checkpoints.path,
         )
-    done = record.step
-    model.train()
-    start = time.perf_counter() - record.seconds
-    progress = tqdm(total=total_steps, initial=done, desc=f"finetune {run_name}", unit="batch")
+        return record
 
-    for step, batch in enumerate(islice(stream.batches(done), total_steps - done), start=done + 1):
-        anchors, positives = encoder(batch)
-        loss = info_nce_loss(anchors, positives, settings.temperature)
-        lr = scheduler.get_last_lr()[0]
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
-        scheduler.step()
-        if evaluators and (scored_after(step, settings) or step == total_steps):
-            scores, seconds = evaluate()
-            record.scored.append({"step": step, **scores, "eval_seconds": seconds})
-        record.log.append((step, loss.item(), lr, time.perf_counter() - start))
-        progress.update()
-        progress.set_postfix(loss=f"{loss.item():.3f}")
-        if checkpoints.due(step, total_steps):
-            checkpoints.save(
+    def train(self, record: TrainingRecord) -> None:
+        """The batches left, each logged into ``record``, scored and checkpointed when due."""
+        done = record.step
+        self.model.train()
+        start = time.perf_counter() - record.seconds
+        progress = tqdm(total=self.total_steps, initial=done, desc=f"finetune {self.run_name}", unit="batch")
+        batches = islice(self.stream.batches(done), self.total_steps - done)
+        for step, batch in enumerate(batches, start=done + 1):
+            loss, lr = self.optimise(batch)
+            if self.evaluators and (scored_after(step, self.settings) or step == self.total_steps):
+                scores, seconds = self.evaluate()
+                record.scored.append({"step": step, **scores, "eval_seconds": seconds})
+            record.log.append((step, loss, lr, time.perf_counter() - start))
+            progress.update()
+            progress.set_postfix(loss=f"{loss:.3f}")
+            if self.checkpoints.due(step, self.total_steps):
+                self.checkpoints.save(
+                    {
+                        **{name: part.state_dict() for name, part in self.trainable.items()},
+                        "record": asdict(record),
+                        "pairs_rng": self.stream.resume_state(step),
+                        "rng": capture_rng(self.device, {"mask": self.mask_generator}),
+                    }
+                )
+        progress.close()
+
+    def optimise(self, batch: PairBatch) -> tuple[float, float]:
+        """One optimiser step on one batch: its loss, and the learning rate it was taken with."""
+        anchors, positives = self.encoder(batch)
+        loss = info_nce_loss(anchors, positives, self.settings.temperature)
+        lr = self.scheduler.get_last_lr()[0]
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        return loss.item(), lr
+
+    def save(self, out_dir: str | Path, record: TrainingRecord) -> pd.DataFrame:
+        """Save the model, ``train_log.csv`` and ``run.json`` into ``out_dir`` (atomically); the log."""
+        train_log = pd.DataFrame(record.log, columns=["step", "loss", "lr", "seconds"])
+        if self.evaluators:
+            columns = [*self.evaluators, "eval_seconds"]
+            scored_log = pd.DataFrame(record.scored, columns=["step", *columns])
+            train_log = train_log.merge(scored_log, on="step", how="left")
+        with atomic_path(out_dir) as tmp:
+            save_encoder(self.model, self.tokenizer, tmp, self.settings.pooling)
+            write_csv(train_log, tmp / "train_log.csv")
+            write_json(
                 {
-                    **{name: part.state_dict() for name, part in trainable.items()},
-                    "record": asdict(record),
-                    "pairs_rng": stream.resume_state(step),
-                    "rng": capture_rng(device, {"mask": mask_generator}),
-                }
+                    "run": self.run_name,
+                    "base_model": self.model_source,
+                    "settings": asdict(self.settings),
+                    "training_documents": len(self.documents),
+                    "steps": self.total_steps,
+                    "device": str(self.device),
+                    "seconds": train_log["seconds"].iloc[-1],
+                    "initial_scores": record.initial_scores,
+                    "initial_eval_seconds": record.initial_eval_seconds,
+                    "resumed_after_steps": record.resumed_after,
+                    "versions": library_versions(),
+                },
+                tmp / "run.json",
             )
-    progress.close()
-    train_log = pd.DataFrame(record.log, columns=["step", "loss", "lr", "seconds"])
-    if evaluators:
-        columns = [*evaluators, "eval_seconds"]
-        scored_log = pd.DataFrame(record.scored, columns=["step", *columns])
-        train_log = train_log.merge(scored_log, on="step", how="left")
-    with atomic_path(out_dir) as tmp:
-        save_encoder(model, tokenizer, tmp, settings.pooling)
-        write_csv(train_log, tmp / "train_log.csv")
-        write_json(
-            {
-                "run": run_name,
-                "base_model": model_source,
-                "settings": asdict(settings),
-                "training_documents": len(documents),
-                "steps": total_steps,
-                "device": str(device),
-                "seconds": train_log["seconds"].iloc[-1],
-                "initial_scores": record.initial_scores,
-                "initial_eval_seconds": record.initial_eval_seconds,
-                "resumed_after_steps": record.resumed_after,
-                "versions": library_versions(),
-            },
-            tmp / "run.json",
-        )
-    checkpoints.remove()
-    return train_log
+        return train_log

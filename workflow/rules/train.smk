@@ -16,10 +16,10 @@ rule init_model:
         architecture=lambda w: json.dumps(config["models"][w.model]["architecture"], sort_keys=True),
         seed=lambda w: config["models"][w.model]["seed"],
         kind=lambda w: config["models"][w.model]["kind"],
-        tokenizer=lambda w: (
-            f"--tokenizer {quoted(config['models'][w.model]['tokenizer'])}"
-            if "tokenizer" in config["models"][w.model]
-            else ""
+        tokenizer=lambda w: " ".join(
+            f"--{key.replace('_', '-')} {quoted(config['models'][w.model][key])}"
+            for key in ("tokenizer", "tokenizer_revision")
+            if key in config["models"][w.model]
         ),
     shell:
         "embaug init-model --corpus {input:q} --architecture {params.architecture:q} "

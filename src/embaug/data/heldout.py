@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..evaluate.split import labelled_split
+from .split import labelled_split
 
 
 def held_out_parts(

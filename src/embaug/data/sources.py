@@ -22,8 +22,9 @@ import pandas as pd
 
 from ..downloads import Entry, cache_path, fetch_url, hub_error, hub_unreachable
 from ..errors import EmbaugError
+from .split import UNLABELED
+from .split import stratified_subsample as subsample_rows
 
-UNLABELED = "unlabeled"
 READERS = {
     ".parquet": pd.read_parquet,
     ".parquet.gzip": pd.read_parquet,  # Parquet with gzip-coded pages (e.g. ICLR24v1), not a .gz of it
@@ -266,8 +267,6 @@ def normalize_corpus(df: pd.DataFrame, dataset: str, spec: dict[str, Any]) -> pd
 def stratified_subsample(df: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
     """A deterministic subset of ``n`` rows whose label shares match the full table's (a plain
     random one where a label is too rare to stratify), in table order."""
-    from ..evaluate.split import stratified_subsample as subsample_rows
-
     rows = subsample_rows(np.arange(len(df)), df["label"].to_numpy(), n, seed)
     return df if len(rows) == len(df) else df.iloc[rows]
 

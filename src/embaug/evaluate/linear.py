@@ -21,8 +21,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from ..data.split import stratified_subsample
 from ..store import float32_rows
-from .split import stratified_subsample
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from tqdm.auto import tqdm
 
 from ..errors import EmbaugError
 
@@ -108,6 +109,7 @@ class LayerCache:
     layers' evaluations find their texts there, so a task's texts pass through the model once
     whatever the number of layers. Memory: the texts asked for, of one layer (mteb holds that
     much anyway); disk: texts x layers x dim float32 (ArxivClusteringP2P, 13 layers of 768: 29 GB).
+    ``progress``: an ``embed`` bar while the texts pass through the model.
     """
 
     def __init__(
@@ -118,12 +120,14 @@ class LayerCache:
         spill_dir: str | Path,
         max_length: int = 512,
         pooling: str = "mean",
+        progress: bool = False,
     ):
         from ..encode import selected_layers
 
         self.model, self.tokenizer = model, tokenizer
         self.layers = selected_layers(model, layers)
         self.spill_dir, self.max_length, self.pooling = Path(spill_dir), max_length, pooling
+        self.progress = progress
         self.stores: list[Any] = []  # EmbeddingStore per encoding call, every layer of its texts
         self.where: dict[str, tuple[int, int]] = {}  # text -> (store, row)
         self.n_encoded = 0
@@ -143,7 +147,7 @@ class LayerCache:
             with EmbeddingWriter(folder, self.layers, len(missing), dim, "float32") as writer:
                 embed_to_store(
                     self.model, self.tokenizer, windows, writer, batch_size, self.max_length, self.pooling,
-                    progress=False,
+                    progress=self.progress,
                 )  # fmt: skip
             self.where.update((text, (len(self.stores), row)) for row, text in enumerate(missing))
             self.stores.append(EmbeddingStore(folder))
@@ -167,7 +171,8 @@ def _encoder_class():
     class LayerEncoder(AbsEncoder):
         """One layer's pooled output (L2-normalised with ``normalize``), encoded with ``embed_layers``,
         or taken from ``cache``: a :class:`LayerCache` shared by the encoders of several layers (set
-        by :func:`evaluate_layers`)."""
+        by :func:`evaluate_layers`); ``progress``: an ``embed`` bar while encoding (set by
+        :func:`evaluate_task`; off while a model trains)."""
 
         def __init__(
             self,
@@ -189,6 +194,7 @@ def _encoder_class():
                 pooling,
             )
             self.cache: LayerCache | None = None
+            self.progress = False
             self.n_texts, self.seconds = 0, 0.0
 
         def encode(self, inputs, *, task_metadata, hf_split, hf_subset, prompt_type=None, **kwargs):
@@ -203,7 +209,7 @@ def _encoder_class():
             else:
                 embeddings = embed_layers(
                     self.model, self.tokenizer, texts, batch_size, self.max_length, self.pooling,
-                    [layer], progress=False,
+                    [layer], progress=self.progress,
                 )[0]  # fmt: skip
             self.seconds += time.perf_counter() - start
             self.n_texts += len(texts)
@@ -436,6 +442,7 @@ def evaluate_task(
     """Score one model (or one layer) on one MTEB task into a ``ResultCache``; returns the TaskResult.
 
     A result already in the cache under the same name and revision is reused, not recomputed.
+    The texts' encoding shows an ``embed`` progress bar (on stderr, so in a job's log too).
     """
     import mteb
 
@@ -444,11 +451,13 @@ def evaluate_task(
             model_name, source, layer=layer, batch_size=batch_size, max_length=max_length,
             pooling=pooling, device=device, normalize=normalize,
         )  # fmt: skip
+        encoder.progress = True
     cache = mteb.ResultCache(cache_path=cache_dir)
     task = get_task(task_name, splits)
     meta = encoder.mteb_model_meta
     cached = cache.load_task_result(task.metadata.name, meta)
     if cached is None or cached.get_missing_evaluations(task):
+        LOG.info("%s on %s: scoring", meta.name, task_name)
         load_task_data(task, local_path)
     results = mteb.evaluate(
         encoder,
@@ -488,6 +497,7 @@ def evaluate_layers(
     Each layer keeps its own mteb name and revision (as :func:`evaluate_task` with ``layer``
     gives it), so cached results are shared with single-layer evaluations. Returns the
     TaskResult per layer and the :class:`LayerCache` (``n_encoded``: texts through the model).
+    Progress, on stderr: the first layer's ``embed`` bar, and a bar of the layers scored.
     """
     from ..models import load_encoder, resolve_device
 
@@ -503,9 +513,12 @@ def evaluate_layers(
     # the layers' pooled outputs go to disk beside the results (not /tmp, often small on a node)
     with tempfile.TemporaryDirectory(prefix=".layer-cache-", dir=cache_dir) as spill_dir:
         shared = LayerCache(
-            model, tokenizer, [e.layer for e in encoders], spill_dir, encoders[0].max_length, pooling
+            model, tokenizer, [e.layer for e in encoders], spill_dir, encoders[0].max_length, pooling, True
         )
-        for layer, encoder in zip(layers, encoders, strict=True):
+        scored = tqdm(
+            zip(layers, encoders, strict=True), total=len(layers), desc=f"mteb {task_name}", unit="layer"
+        )
+        for layer, encoder in scored:
             encoder.cache = shared
             results[layer] = evaluate_task(
                 model_name, source, task_name, cache_dir=cache_dir, local_path=local_path,

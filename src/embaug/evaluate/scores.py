@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from .split import labelled_split
+from ..data.split import labelled_split
 
 Scorer = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], float]
 # several named scores from one call: (embeddings, labels, train, test) -> {metric: accuracy}

@@ -14,6 +14,8 @@ auto``); openTSNE uses its FFT-accelerated gradients from 10,000 documents on.
 
 from __future__ import annotations
 
+import contextlib
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -76,7 +78,9 @@ def tsne_map(embeddings: np.ndarray, settings: TsneSettings = TsneSettings(), n_
 
     Euclidean neighbours; ``k`` (uniform) or ``3 x perplexity`` (perplexity) of them, lowered to
     ``n - 1`` for tiny inputs. The same inputs and settings give the same map; ``n_jobs`` threads
-    are used from ``SMALL`` documents on.
+    are used from ``SMALL`` documents on. openTSNE's progress (the neighbour search, then the KL
+    divergence every 50 iterations) goes to stderr, as the other stages' bars: a job's log gets
+    each line when it is printed (stdout into a file is flushed in blocks).
     """
     from openTSNE import TSNE, affinity
 
@@ -91,22 +95,23 @@ def tsne_map(embeddings: np.ndarray, settings: TsneSettings = TsneSettings(), n_
         "method": settings.neighbor_method(n_docs),
         "n_jobs": n_jobs,
         "random_state": settings.seed,
-        "verbose": False,
+        "verbose": True,
     }
-    if settings.affinity == "uniform":
-        affinities = affinity.Uniform(embeddings, k_neighbors=min(settings.k, n_docs - 1), **common)
-    else:
-        perplexity = min(float(settings.perplexity), (n_docs - 1) / 3)
-        affinities = affinity.PerplexityBasedNN(embeddings, perplexity=perplexity, **common)
-    tsne = TSNE(
-        learning_rate=settings.learning_rate,
-        n_iter=settings.n_iter,
-        initialization=settings.initialization,
-        n_jobs=n_jobs,
-        random_state=settings.seed,
-        verbose=False,
-    )
-    return np.asarray(tsne.fit(embeddings, affinities=affinities), dtype=np.float32)
+    with contextlib.redirect_stdout(sys.stderr):  # openTSNE prints its progress
+        if settings.affinity == "uniform":
+            affinities = affinity.Uniform(embeddings, k_neighbors=min(settings.k, n_docs - 1), **common)
+        else:
+            perplexity = min(float(settings.perplexity), (n_docs - 1) / 3)
+            affinities = affinity.PerplexityBasedNN(embeddings, perplexity=perplexity, **common)
+        tsne = TSNE(
+            learning_rate=settings.learning_rate,
+            n_iter=settings.n_iter,
+            initialization=settings.initialization,
+            n_jobs=n_jobs,
+            random_state=settings.seed,
+            verbose=True,
+        )
+        return np.asarray(tsne.fit(embeddings, affinities=affinities), dtype=np.float32)
 
 
 def last_layer(layer_ids: list[int] | np.ndarray) -> int:

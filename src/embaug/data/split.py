@@ -1,12 +1,19 @@
-"""The labelled-document split every per-document metric shares."""
+"""Which documents are labelled, and the labelled-document split every per-document metric shares.
+
+Data handling below both the corpus loaders (:mod:`embaug.data.sources` subsamples with it) and
+the evaluation stages (kNN, linear probe, t-SNE and the held-out set split with it).
+"""
 
 from __future__ import annotations
 
 import numpy as np
 from sklearn.model_selection import train_test_split
 
-from ..data.sources import UNLABELED
 from ..errors import EmbaugError
+
+UNLABELED = "unlabeled"
+"""The label a document without one gets in the corpus table; such documents are left out of the
+split."""
 
 
 def labelled_split(
