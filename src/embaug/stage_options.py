@@ -8,11 +8,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .cli_options import option
+from .evaluate.tsne import AFFINITIES, NEIGHBORS, TsneSettings
 
 stage_options = dataclass(frozen=True, kw_only=True)
 """An options class: immutable, every field by name (so a required one may follow a default)."""
 
 KNN_METRICS = ["euclidean", "cosine"]
+TSNE = TsneSettings()
 
 
 def count_or_none(value: str) -> int | None:
@@ -288,25 +290,25 @@ class FigureSweepsOptions(TableOutputs):
 
 @stage_options
 class TsneOptions:
-    """``embaug tsne``: the map's settings as embaug.evaluate.tsne.TsneSettings."""
+    """``embaug tsne``: the map's settings default to :class:`embaug.evaluate.tsne.TsneSettings`'."""
 
     embeddings: str
     corpus: str
     scores: str | None = option(None, help="per-layer kNN scores, for the title")
     name: str = option("", help="model name for the title")
-    affinity: str = option("uniform", choices=["uniform", "perplexity"])
-    neighbors_k: int = option(10, help="neighbours of uniform affinities")
-    perplexity: float = option(30.0, help="of perplexity affinities")
-    initialization: str = option("spectral", choices=["spectral", "pca", "random"])
-    neighbors: str = option("auto", choices=["auto", "exact", "approx"])
-    learning_rate: str = option("auto", help="a number, or auto (n / 12)")
-    n_iter: int = 500
+    affinity: str = option(TSNE.affinity, choices=AFFINITIES)
+    neighbors_k: int = option(TSNE.k, help="neighbours of uniform affinities")
+    perplexity: float = option(TSNE.perplexity, help="of perplexity affinities")
+    initialization: str = option(TSNE.initialization, choices=["spectral", "pca", "random"])
+    neighbors: str = option(TSNE.neighbors, choices=NEIGHBORS)
+    learning_rate: str = option(TSNE.learning_rate, help="a number, or auto (n / 12)")
+    n_iter: int = TSNE.n_iter
     max_docs: int | None = option(
-        200_000,
+        TSNE.max_docs,
         parse=count_or_none,
         help="map a stratified subsample of at most this many documents (none: all)",
     )
-    seed: int = 42
+    seed: int = TSNE.seed
     k: int = 10
     metric: str = "euclidean"
     test_fraction: float = 0.1
