@@ -261,8 +261,8 @@ def test_check_config_names_the_overlay_and_its_line(tmp_path, capsys):
     good, bad = tmp_path / "good.yaml", tmp_path / "overlay.yaml"
     good.write_text("device: cpu\n")
     bad.write_bytes(CONFIGFILE_CASES["not yaml"][0])
-    assert main(["check-config", str(good)]) == 0
-    assert main(["check-config", str(good), str(bad)]) == 1
+    assert main(["check-config", "--configfile", str(good)]) == 0
+    assert main(["check-config", "--configfile", str(good), str(bad)]) == 1
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert error.endswith(f"config: {bad}: not valid YAML (line 2, column 11: mapping values are not allowed "
                           "here); fix that line")  # fmt: skip

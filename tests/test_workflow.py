@@ -42,8 +42,11 @@ def test_config() -> dict:
 test_config.__test__ = False  # a helper, not a test
 
 
-def snakemake(workdir: Path, config: dict, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
-    """Run the repository's workflow in ``workdir`` with ``config`` (written next to it).
+def snakemake(
+    workdir: Path, config: dict, *args: str, timeout: int = 900, snakefile: Path = REPO_ROOT / "Snakefile"
+) -> subprocess.CompletedProcess:
+    """Run the repository's workflow (or a copy's ``snakefile``) in ``workdir`` with ``config``
+    (written next to it).
 
     A study without a name is named `test`, as .test/config.yaml: its files are in results/test/.
     """
@@ -62,7 +65,7 @@ def snakemake(workdir: Path, config: dict, *args: str, timeout: int = 900) -> su
         "-m",
         "snakemake",
         "-s",
-        str(REPO_ROOT / "Snakefile"),
+        str(snakefile),
         "--directory",
         str(workdir),
         "--configfile",

@@ -15,8 +15,38 @@ import numpy as np
 import pandas as pd
 
 from .allocator import fix_mmap_threshold
+from .cli_options import add_options, read_options
 from .errors import EmbaugError, first_line
 from .io import read_parquet
+from .stage_options import (
+    BatchSubsetOptions,
+    CheckConfigOptions,
+    CheckDatasetOptions,
+    ChunkOptions,
+    DownloadModelOptions,
+    DownloadOptions,
+    EmbedOptions,
+    FigureCurvesOptions,
+    FigureLayersOptions,
+    FigureLossOptions,
+    FigureSweepsOptions,
+    FigureTsneOptions,
+    FinetuneOptions,
+    GridTableOptions,
+    InitModelOptions,
+    KnnOptions,
+    LinearOptions,
+    MtebOptions,
+    MtebTableOptions,
+    Precision,
+    PretrainOptions,
+    SeedsTableOptions,
+    SplitDatasetOptions,
+    TableOptions,
+    TfidfOptions,
+    TsneOptions,
+    VsPaperOptions,
+)
 
 if TYPE_CHECKING:
     from .store import EmbeddingStore
@@ -24,7 +54,7 @@ if TYPE_CHECKING:
 LOG = logging.getLogger("embaug")
 
 
-def cmd_download(args: argparse.Namespace) -> None:
+def cmd_download(args: DownloadOptions) -> None:
     """Read a configured dataset source and write the raw table."""
     from .data.sources import load_corpus
     from .io import write_parquet
@@ -38,7 +68,7 @@ CHUNK_WINDOW = 20_000
 """Documents chunked together by ``chunk`` (memory: one window's documents and chunks)."""
 
 
-def cmd_chunk(args: argparse.Namespace) -> None:
+def cmd_chunk(args: ChunkOptions) -> None:
     """Split every document into overlapping n-sentence chunks, a window of documents at a time."""
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -62,7 +92,7 @@ def cmd_chunk(args: argparse.Namespace) -> None:
     LOG.info("%d chunks from %d documents", n_chunks, n_docs)
 
 
-def cmd_init_model(args: argparse.Namespace) -> None:
+def cmd_init_model(args: InitModelOptions) -> None:
     """Build a randomly initialised BERT (or its word embeddings alone) and its vocabulary."""
     from .io import atomic_path
     from .scratch import init_scratch_model
@@ -76,7 +106,7 @@ def cmd_init_model(args: argparse.Namespace) -> None:
     LOG.info("%s model with %s", args.kind, vocabulary)
 
 
-def cmd_download_model(args: argparse.Namespace) -> None:
+def cmd_download_model(args: DownloadModelOptions) -> None:
     """Download a hub model at a pinned revision into the cache directory."""
     from .models import download_hub_model
 
@@ -84,7 +114,7 @@ def cmd_download_model(args: argparse.Namespace) -> None:
     LOG.info("%s at %s: %s", args.repo, args.revision, folder)
 
 
-def cmd_finetune(args: argparse.Namespace) -> None:
+def cmd_finetune(args: FinetuneOptions) -> None:
     """Fine-tune one run contrastively and save the model, its log and its parameters."""
     from .encode import set_precision
     from .models import set_threads
@@ -111,7 +141,7 @@ def cmd_finetune(args: argparse.Namespace) -> None:
     )
 
 
-def cmd_pretrain(args: argparse.Namespace) -> None:
+def cmd_pretrain(args: PretrainOptions) -> None:
     """Pretrain a base model by masked language modelling and save it with its log."""
     from pathlib import Path
 
@@ -130,7 +160,7 @@ EMBED_WINDOW = 8192
 """Documents read, tokenized and length-sorted together by ``embed`` (memory: one window's tokens)."""
 
 
-def cmd_embed(args: argparse.Namespace) -> None:
+def cmd_embed(args: EmbedOptions) -> None:
     """Write every layer's pooled embedding of every document into an embedding store."""
     from .config_checks import check_layers
     from .encode import embed_to_store, input_length
@@ -164,7 +194,7 @@ def _load_embeddings(embeddings: str, corpus: str) -> tuple[EmbeddingStore, list
     return store, store.layers, table["label"].to_numpy(dtype=str)
 
 
-def cmd_check_config(args: argparse.Namespace) -> None:
+def cmd_check_config(args: CheckConfigOptions) -> None:
     """Check config files as text and YAML: the file, line and column at fault (Snakemake reads
     --configfile files before any workflow code runs, and names neither)."""
     from .config_checks import check_configfile
@@ -174,7 +204,7 @@ def cmd_check_config(args: argparse.Namespace) -> None:
         LOG.info("%s: a YAML mapping of config keys", path)
 
 
-def cmd_check_dataset(args: argparse.Namespace) -> None:
+def cmd_check_dataset(args: CheckDatasetOptions) -> None:
     """Check a dataset's labels against the evaluation settings (before any fine-tuning)."""
     from .config_checks import check_evaluation_data
     from .io import write_json
@@ -185,7 +215,7 @@ def cmd_check_dataset(args: argparse.Namespace) -> None:
     LOG.info("%s: %s", args.dataset, counts)
 
 
-def _check_scoring(labels: np.ndarray, args: argparse.Namespace) -> None:
+def _check_scoring(labels: np.ndarray, args: KnnOptions | LinearOptions | TfidfOptions) -> None:
     """What scoring on the split needs (two classes, a test split large enough to mean anything; for
     kNN more reference documents than k), as one line naming the config key, as rule check_dataset
     asks before fine-tuning; the dataset is the corpus file's name."""
@@ -197,7 +227,7 @@ def _check_scoring(labels: np.ndarray, args: argparse.Namespace) -> None:
     check_evaluation_data(labels, Path(args.corpus).stem, k, args.test_fraction, args.seed)
 
 
-def cmd_knn(args: argparse.Namespace) -> None:
+def cmd_knn(args: KnnOptions) -> None:
     """kNN accuracy per layer, for each distance metric (and preprocessing, Table S3)."""
     from .io import write_csv
     from .models import resolve_device, set_threads
@@ -210,7 +240,7 @@ def cmd_knn(args: argparse.Namespace) -> None:
 
 
 def _knn_scores(
-    layers: Sequence, layer_ids: Sequence[int], labels: np.ndarray, args: argparse.Namespace,
+    layers: Sequence, layer_ids: Sequence[int], labels: np.ndarray, args: KnnOptions | TfidfOptions,
     preprocessing: Sequence[str] = ("raw",), device: str = "cpu",
 ) -> pd.DataFrame:  # fmt: skip
     """A kNN score file's rows: accuracy per layer and metric (``args.k``, ``args.metrics``, the
@@ -237,7 +267,7 @@ def _knn_scores(
     return scores
 
 
-def cmd_linear(args: argparse.Namespace) -> None:
+def cmd_linear(args: LinearOptions) -> None:
     """Logistic-regression accuracy per layer; ``n_fit``: the training documents fitted (``--max-train``)."""
     from functools import partial
 
@@ -267,7 +297,7 @@ def read_vocabulary(model_dir: str) -> str:
     return json.loads(path.read_text())["vocabulary"]
 
 
-def cmd_table(args: argparse.Namespace) -> None:
+def cmd_table(args: TableOptions) -> None:
     """Aggregate last-layer scores into a rows x columns table (Table 2's shape)."""
     from .report.tables import Cell, score_table, write_table
 
@@ -280,7 +310,7 @@ def cmd_table(args: argparse.Namespace) -> None:
     print(table.round(1).to_string())
 
 
-def cmd_tfidf(args: argparse.Namespace) -> None:
+def cmd_tfidf(args: TfidfOptions) -> None:
     """TF-IDF and TF-IDF + truncated SVD kNN baselines, scored like a model's last layer."""
     from .data.split import labelled_split
     from .evaluate.tfidf import svd_vectors, tfidf_vectors
@@ -304,7 +334,7 @@ def cmd_tfidf(args: argparse.Namespace) -> None:
         )
 
 
-def cmd_split_dataset(args: argparse.Namespace) -> None:
+def cmd_split_dataset(args: SplitDatasetOptions) -> None:
     """Table S4: a corpus's training part (without the kNN test documents) and its test part."""
     from .data.heldout import held_out_parts
     from .io import write_parquet
@@ -315,7 +345,7 @@ def cmd_split_dataset(args: argparse.Namespace) -> None:
     LOG.info("training part %d documents, held-out test part %d", len(train), len(test))
 
 
-def cmd_batch_subset(args: argparse.Namespace) -> None:
+def cmd_batch_subset(args: BatchSubsetOptions) -> None:
     """Figure 3: a random subset of a corpus with as many training documents (batches) as another."""
     from .augment import WHOLE_DOCUMENT_MAKERS
     from .data.batch_matched import batch_matched_subset, pair_documents
@@ -340,7 +370,7 @@ def cmd_batch_subset(args: argparse.Namespace) -> None:
     )  # fmt: skip
 
 
-def cmd_grid_table(args: argparse.Namespace) -> None:
+def cmd_grid_table(args: GridTableOptions) -> None:
     """Tables S3 / S7: last-layer scores, rows (dataset, model), one column per variant."""
     from .report.grid_tables import GridCell, grid_table
     from .report.tables import write_table
@@ -350,7 +380,7 @@ def cmd_grid_table(args: argparse.Namespace) -> None:
     print(table.round(1).to_string())
 
 
-def cmd_seeds_table(args: argparse.Namespace) -> None:
+def cmd_seeds_table(args: SeedsTableOptions) -> None:
     """A table over training seeds: mean, sd and n per cell, and a seed-paired difference."""
     from .report.seeds import SeedCell, seed_display, seed_table, seed_values
     from .report.tables import write_table
@@ -361,7 +391,7 @@ def cmd_seeds_table(args: argparse.Namespace) -> None:
     print(seed_display(table).to_string())
 
 
-def cmd_figure_sweeps(args: argparse.Namespace) -> None:
+def cmd_figure_sweeps(args: FigureSweepsOptions) -> None:
     """Figure S1 / 4a: last-layer score against each swept setting, plus its table."""
     from .report.sweeps import sweep_figure, sweep_scores, sweep_table
     from .report.tables import write_table
@@ -381,7 +411,7 @@ def _last_layer_accuracy(scores: str | None, metric: str) -> str:
     return f"{last_layer_score(scores, metric):.1f}%"
 
 
-def cmd_tsne(args: argparse.Namespace) -> None:
+def cmd_tsne(args: TsneOptions) -> None:
     """t-SNE map of the last layer's embeddings: coordinates (parquet) and a PNG coloured by label.
 
     Above ``--max-docs`` documents a stratified subsample is mapped; the coordinates' ``tsne``
@@ -426,7 +456,7 @@ def cmd_tsne(args: argparse.Namespace) -> None:
     LOG.info("%s", title)
 
 
-def cmd_figure_tsne(args: argparse.Namespace) -> None:
+def cmd_figure_tsne(args: FigureTsneOptions) -> None:
     """Figure 2: t-SNE maps side by side with one shared legend."""
     from .report.figures import tsne_panels_figure
 
@@ -437,7 +467,7 @@ def cmd_figure_tsne(args: argparse.Namespace) -> None:
     tsne_panels_figure(panels, args.out, args.title)
 
 
-def cmd_figure_layers(args: argparse.Namespace) -> None:
+def cmd_figure_layers(args: FigureLayersOptions) -> None:
     """Figures 4b-c and S3: per-layer scores, one line per model."""
     from .report.figures import layers_figure, mteb_layer_scores
 
@@ -452,7 +482,7 @@ def cmd_figure_layers(args: argparse.Namespace) -> None:
     layers_figure(scores, args.out, metric, args.title, args.ylabel, references)
 
 
-def cmd_figure_loss(args: argparse.Namespace) -> None:
+def cmd_figure_loss(args: FigureLossOptions) -> None:
     """Training loss and learning rate of one run against the batch number."""
     from pathlib import Path
 
@@ -461,7 +491,7 @@ def cmd_figure_loss(args: argparse.Namespace) -> None:
     loss_figure(pd.read_csv(Path(args.run_dir) / "train_log.csv"), args.out, args.title, args.ylabel)
 
 
-def cmd_figure_curves(args: argparse.Namespace) -> None:
+def cmd_figure_curves(args: FigureCurvesOptions) -> None:
     """Figures 1 and 3: held-out kNN accuracy over batches, one line per run."""
     from .report.figures import block_curves, curves_figure, read_curves
 
@@ -479,7 +509,7 @@ def cmd_figure_curves(args: argparse.Namespace) -> None:
         print(deltas.round(1).to_string(index=False))
 
 
-def cmd_mteb(args: argparse.Namespace) -> None:
+def cmd_mteb(args: MtebOptions) -> None:
     """Score one model (or layers of it) on one MTEB task; mteb's result JSON, cached by name+revision.
 
     With several ``--layer``, the task's texts are encoded once for all of them and each layer's
@@ -511,7 +541,7 @@ def cmd_mteb(args: argparse.Namespace) -> None:
         )
 
 
-def cmd_mteb_table(args: argparse.Namespace) -> None:
+def cmd_mteb_table(args: MtebTableOptions) -> None:
     """Table 1 / S1: MTEB main scores per model, block means and block average."""
     from .report.mteb_table import mteb_table, write_mteb_table
 
@@ -521,7 +551,7 @@ def cmd_mteb_table(args: argparse.Namespace) -> None:
     print(table.round(1).to_string())
 
 
-def cmd_vs_paper(args: argparse.Namespace) -> None:
+def cmd_vs_paper(args: VsPaperOptions) -> None:
     """A table beside the paper's numbers: ours, paper and difference per cell."""
     from .report.paper import write_comparison
 
@@ -529,334 +559,44 @@ def cmd_vs_paper(args: argparse.Namespace) -> None:
     print(cells.round(1).to_string(index=False))
 
 
-def _count_or_none(value: str) -> int | None:
-    """An argument that is a count, or ``none`` for no limit."""
-    return None if value.lower() == "none" else int(value)
-
-
-def _float_or_none(value: str) -> float | None:
-    """An argument that is a number, or ``none``."""
-    return None if value.lower() == "none" else float(value)
-
-
-def add_checkpoint_options(sub: argparse.ArgumentParser, every: int, unit: str) -> None:
-    """`--checkpoint-dir` and `--checkpoint-every` of a training stage (fine-tuning, pretraining)."""
-    sub.add_argument(
-        "--checkpoint-dir", help="keep the training state here, and resume from it (default: no checkpoints)"
-    )
-    sub.add_argument(
-        "--checkpoint-every", type=int, default=every, metavar="N", help=f"{unit} between checkpoints"
-    )
+STAGES: dict[str, tuple[type, Callable]] = {
+    "download": (DownloadOptions, cmd_download),
+    "chunk": (ChunkOptions, cmd_chunk),
+    "check-config": (CheckConfigOptions, cmd_check_config),
+    "check-dataset": (CheckDatasetOptions, cmd_check_dataset),
+    "init-model": (InitModelOptions, cmd_init_model),
+    "download-model": (DownloadModelOptions, cmd_download_model),
+    "finetune": (FinetuneOptions, cmd_finetune),
+    "pretrain": (PretrainOptions, cmd_pretrain),
+    "embed": (EmbedOptions, cmd_embed),
+    "knn": (KnnOptions, cmd_knn),
+    "linear": (LinearOptions, cmd_linear),
+    "table": (TableOptions, cmd_table),
+    "grid-table": (GridTableOptions, cmd_grid_table),
+    "tfidf": (TfidfOptions, cmd_tfidf),
+    "split-dataset": (SplitDatasetOptions, cmd_split_dataset),
+    "batch-subset": (BatchSubsetOptions, cmd_batch_subset),
+    "seeds-table": (SeedsTableOptions, cmd_seeds_table),
+    "figure-sweeps": (FigureSweepsOptions, cmd_figure_sweeps),
+    "tsne": (TsneOptions, cmd_tsne),
+    "figure-tsne": (FigureTsneOptions, cmd_figure_tsne),
+    "figure-layers": (FigureLayersOptions, cmd_figure_layers),
+    "figure-loss": (FigureLossOptions, cmd_figure_loss),
+    "figure-curves": (FigureCurvesOptions, cmd_figure_curves),
+    "mteb": (MtebOptions, cmd_mteb),
+    "mteb-table": (MtebTableOptions, cmd_mteb_table),
+    "vs-paper": (VsPaperOptions, cmd_vs_paper),
+}
+"""Each stage's options class (:mod:`embaug.stage_options`) and handler, which reads an instance."""
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``embaug`` argument parser, one subcommand per workflow stage."""
+    """The ``embaug`` argument parser, one subcommand per stage, its options from its options class."""
     parser = argparse.ArgumentParser(prog="embaug", description=__doc__)
     stages = parser.add_subparsers(dest="stage", required=True)
-
-    def stage(name: str, handler: Callable[[argparse.Namespace], None]) -> argparse.ArgumentParser:
+    for name, (options, handler) in STAGES.items():
         sub = stages.add_parser(name, help=handler.__doc__)
-        sub.set_defaults(handler=handler)
-        return sub
-
-    def precision_option(sub: argparse.ArgumentParser) -> None:
-        sub.add_argument("--precision", default="float32", help="float32, or bfloat16 autocast on CUDA")
-
-    def table_outputs(sub: argparse.ArgumentParser, title: str) -> None:
-        """A table stage's title and its two files: CSV (data) and Markdown (for reading)."""
-        sub.add_argument("--title", default=title)
-        sub.add_argument("--out-csv", required=True, help="the table")
-        sub.add_argument("--out-md", required=True)
-
-    sub = stage("download", cmd_download)
-    sub.add_argument("--dataset", required=True)
-    sub.add_argument("--spec", required=True, help="the dataset's config entry as JSON")
-    sub.add_argument("--cache-dir", default="data/cache")
-    sub.add_argument("--out", required=True)
-
-    sub = stage("chunk", cmd_chunk)
-    sub.add_argument("--corpus", required=True)
-    sub.add_argument("--dataset", default="")
-    sub.add_argument("--sentences", type=int, default=2)
-    sub.add_argument("--min-chars", type=int, default=100)
-    sub.add_argument("--max-chars", type=int, default=250)
-    sub.add_argument("--out", required=True)
-
-    sub = stage("check-config", cmd_check_config)
-    sub.add_argument("configfile", nargs="+", help="config files, as given to --configfile")
-
-    sub = stage("check-dataset", cmd_check_dataset)
-    sub.add_argument("--corpus", required=True)
-    sub.add_argument("--dataset", required=True)
-    sub.add_argument("--k", type=int, default=10, help="evaluation.knn.k")
-    sub.add_argument("--test-fraction", type=float, default=0.1, help="evaluation.test_fraction")
-    sub.add_argument("--seed", type=int, default=42, help="evaluation.seed")
-    sub.add_argument("--out", required=True, help="the counts checked (JSON)")
-
-    sub = stage("init-model", cmd_init_model)
-    sub.add_argument("--corpus", required=True, nargs="+", help="raw corpora to fit the tokenizer")
-    sub.add_argument("--architecture", required=True, help="BertConfig fields and vocab_size, JSON")
-    sub.add_argument("--kind", default="bert", choices=["bert", "embedding_only"])
-    sub.add_argument("--tokenizer", default="", help="hub tokenizer, where reachable (else fitted)")
-    sub.add_argument("--tokenizer-revision", default="", help="the hub tokenizer's commit")
-    sub.add_argument("--seed", type=int, default=42)
-    sub.add_argument("--out", required=True)
-
-    sub = stage("download-model", cmd_download_model)
-    sub.add_argument("--repo", required=True, help="hub model id, e.g. microsoft/mpnet-base")
-    sub.add_argument("--revision", required=True, help="the repository's commit")
-    sub.add_argument("--cache-dir", required=True, help="huggingface_hub cache folder (cache_dir/hub)")
-    sub.add_argument("--name", default="", help="the model's config name, for error messages")
-
-    sub = stage("finetune", cmd_finetune)
-    sub.add_argument("--model", required=True, help="hub id or local directory")
-    sub.add_argument("--corpus", required=True)
-    sub.add_argument("--chunks", required=True)
-    sub.add_argument("--settings", required=True, help="TrainSettings fields as JSON")
-    sub.add_argument("--run", default="")
-    sub.add_argument("--eval-corpus", action="append", metavar="NAME=PATH", help="also score on this corpus")
-    sub.add_argument(
-        "--eval-mteb", action="append", metavar="TASK[=PATH]", help="also score this MTEB task (local file)"
-    )
-    sub.add_argument("--threads", type=int)
-    add_checkpoint_options(sub, every=1000, unit="batches")
-    sub.add_argument("--out", required=True)
-
-    sub = stage("pretrain", cmd_pretrain)
-    sub.add_argument("--model", required=True, help="the base: hub id or local directory")
-    sub.add_argument("--corpus", required=True, nargs="+", help="raw corpora whose text it learns")
-    sub.add_argument("--settings", required=True, help="PretrainSettings fields as JSON")
-    sub.add_argument("--name", default="", help="the model's config name, for messages")
-    sub.add_argument("--threads", type=int)
-    add_checkpoint_options(sub, every=500, unit="steps")
-    sub.add_argument("--out", required=True)
-
-    sub = stage("embed", cmd_embed)
-    sub.add_argument("--model", required=True, help="hub id or local directory")
-    sub.add_argument("--name", default="")
-    sub.add_argument("--corpus", required=True)
-    sub.add_argument("--batch-size", type=int, default=64)
-    sub.add_argument("--max-length", type=int, default=512)
-    sub.add_argument("--pooling", default="mean")
-    sub.add_argument("--layers", type=int, nargs="+", help="layer indices (default: all)")
-    sub.add_argument("--dtype", default="float16", choices=["float16", "float32"])
-    precision_option(sub)
-    sub.add_argument("--device", default="auto")
-    sub.add_argument("--threads", type=int)
-    sub.add_argument("--out", required=True)
-
-    for name, handler in (("knn", cmd_knn), ("linear", cmd_linear)):
-        sub = stage(name, handler)
-        sub.add_argument("--embeddings", required=True)
-        sub.add_argument("--corpus", required=True)
-        sub.add_argument("--test-fraction", type=float, default=0.1)
-        sub.add_argument("--seed", type=int, default=42)
-        sub.add_argument("--out", required=True)
-        if name == "knn":
-            sub.add_argument("--k", type=int, default=10)
-            sub.add_argument(
-                "--metrics", nargs="+", default=["euclidean", "cosine"], choices=["euclidean", "cosine"]
-            )
-            sub.add_argument("--device", default="auto", help="auto: CUDA when present, else CPU")
-            sub.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
-            sub.add_argument(
-                "--preprocessing",
-                nargs="+",
-                default=["raw"],
-                choices=["raw", "centred", "whitened"],
-                help="fitted on the training split only; metric column e.g. whitened_cosine",
-            )
-        else:
-            # the authors' probe, as embaug.evaluate.linear.LinearSettings (not imported: sklearn is slow)
-            sub.add_argument(
-                "--C", type=_float_or_none, help="inverse L2 strength, or none: no penalty (default)"
-            )
-            sub.add_argument("--solver", default="saga", help="scikit-learn LogisticRegression solver")
-            sub.add_argument("--tol", type=float, default=1e-2)
-            sub.add_argument("--max-iter", type=int, default=1000)
-            sub.add_argument(
-                "--max-train",
-                type=_count_or_none,
-                default=100_000,
-                help="fit on a stratified subsample of at most this many training documents (none: all)",
-            )
-
-    sub = stage("table", cmd_table)
-    sub.add_argument("--cell", nargs=3, action="append", required=True, metavar=("ROW", "COLUMN", "SCORES"))
-    sub.add_argument("--metric", default="euclidean")
-    sub.add_argument(
-        "--vocabulary",
-        nargs=2,
-        action="append",
-        metavar=("LABEL", "MODEL_DIR"),
-        help="a from-scratch model: its vocabulary's origin (MODEL_DIR/scratch.json) goes under the title",
-    )
-    table_outputs(sub, "kNN accuracy (%)")
-
-    sub = stage("grid-table", cmd_grid_table)
-    sub.add_argument(
-        "--cell",
-        nargs=5,
-        action="append",
-        required=True,
-        metavar=("DATASET", "MODEL", "COLUMN", "METRIC", "SCORES"),
-    )
-    table_outputs(sub, "kNN accuracy (%)")
-
-    sub = stage("tfidf", cmd_tfidf)
-    sub.add_argument("--corpus", required=True)
-    sub.add_argument("--settings", default="{}", help="TfidfVectorizer arguments as JSON")
-    sub.add_argument("--svd-components", type=int, default=100)
-    sub.add_argument("--svd-seed", type=int, default=42)
-    sub.add_argument("--k", type=int, default=10)
-    sub.add_argument("--metrics", nargs="+", default=["euclidean", "cosine"])
-    sub.add_argument("--test-fraction", type=float, default=0.1)
-    sub.add_argument("--seed", type=int, default=42)
-    sub.add_argument("--out-tfidf", required=True)
-    sub.add_argument("--out-svd", required=True)
-
-    sub = stage("split-dataset", cmd_split_dataset)
-    sub.add_argument("--corpus", required=True)
-    sub.add_argument("--test-fraction", type=float, default=0.1, help="the kNN evaluation's test fraction")
-    sub.add_argument("--seed", type=int, default=42, help="the kNN evaluation's split seed")
-    sub.add_argument("--out-train", required=True)
-    sub.add_argument("--out-test", required=True)
-
-    sub = stage("batch-subset", cmd_batch_subset)
-    sub.add_argument("--corpus", required=True, help="the corpus to draw from")
-    sub.add_argument("--chunks", required=True, help="its chunk file")
-    sub.add_argument("--match-corpus", required=True, help="the corpus whose training documents to match")
-    sub.add_argument("--match-chunks", required=True, help="its chunk file")
-    sub.add_argument("--pairs", default="crops", help="the pair maker (which documents give a pair)")
-    sub.add_argument("--seed", type=int, default=42)
-    sub.add_argument("--out", required=True)
-
-    sub = stage("seeds-table", cmd_seeds_table)
-    sub.add_argument(
-        "--cell", nargs=4, action="append", required=True, metavar=("ROW", "COLUMN", "SEED", "SCORES")
-    )
-    sub.add_argument(
-        "--difference", nargs=2, metavar=("A", "B"), help="seed-paired A - B with a 95%% interval"
-    )
-    sub.add_argument("--metric", default="euclidean")
-    table_outputs(sub, "kNN accuracy (%) over seeds")
-
-    sub = stage("figure-sweeps", cmd_figure_sweeps)
-    sub.add_argument(
-        "--point", nargs=4, action="append", required=True, metavar=("SETTING", "VALUE", "COLUMN", "SCORES")
-    )
-    sub.add_argument("--reference", nargs=3, action="append", metavar=("LABEL", "COLUMN", "SCORES"))
-    sub.add_argument("--metric", default="euclidean")
-    sub.add_argument("--out", required=True, help="the figure (PNG; its data CSV is written beside it)")
-    table_outputs(sub, "")
-
-    sub = stage("tsne", cmd_tsne)
-    sub.add_argument("--embeddings", required=True)
-    sub.add_argument("--corpus", required=True)
-    sub.add_argument("--scores", help="per-layer kNN scores, for the title")
-    sub.add_argument("--name", default="", help="model name for the title")
-    # the authors' map, as embaug.evaluate.tsne.TsneSettings
-    sub.add_argument("--affinity", default="uniform", choices=["uniform", "perplexity"])
-    sub.add_argument("--neighbors-k", type=int, default=10, help="neighbours of uniform affinities")
-    sub.add_argument("--perplexity", type=float, default=30.0, help="of perplexity affinities")
-    sub.add_argument("--initialization", default="spectral", choices=["spectral", "pca", "random"])
-    sub.add_argument("--neighbors", default="auto", choices=["auto", "exact", "approx"])
-    sub.add_argument("--learning-rate", default="auto", help="a number, or auto (n / 12)")
-    sub.add_argument("--n-iter", type=int, default=500)
-    sub.add_argument(
-        "--max-docs",
-        type=_count_or_none,
-        default=200_000,
-        help="map a stratified subsample of at most this many documents (none: all)",
-    )
-    sub.add_argument("--seed", type=int, default=42)
-    sub.add_argument("--k", type=int, default=10)
-    sub.add_argument("--metric", default="euclidean")
-    sub.add_argument("--test-fraction", type=float, default=0.1)
-    sub.add_argument("--split-seed", type=int, default=42, help="seed of the kNN split in the title")
-    sub.add_argument("--threads", type=int)
-    sub.add_argument("--out", required=True, help="coordinates, parquet")
-    sub.add_argument("--png", required=True)
-
-    sub = stage("figure-tsne", cmd_figure_tsne)
-    sub.add_argument("--panel", nargs=3, action="append", required=True, metavar=("NAME", "COORDS", "SCORES"))
-    sub.add_argument("--metric", default="euclidean")
-    sub.add_argument("--title", default="")
-    sub.add_argument("--out", required=True)
-
-    sub = stage("figure-layers", cmd_figure_layers)
-    sub.add_argument("--model", nargs=2, action="append", required=True, metavar=("NAME", "SCORES"))
-    sub.add_argument(
-        "--reference",
-        nargs=2,
-        action="append",
-        default=[],
-        metavar=("NAME", "SCORES"),
-        help="a model drawn apart from the study's: as it is, or trained from scratch",
-    )
-    sub.add_argument(
-        "--metric",
-        default="euclidean",
-        help="a score column's metric; of per-layer MTEB tables: mteb (block average) or mteb-blocks",
-    )
-    sub.add_argument("--title", default="")
-    sub.add_argument("--ylabel", default="kNN accuracy (%)")
-    sub.add_argument("--out", required=True)
-
-    sub = stage("figure-loss", cmd_figure_loss)
-    sub.add_argument("--run-dir", required=True)
-    sub.add_argument("--title", default="")
-    sub.add_argument("--ylabel", default="InfoNCE loss")
-    sub.add_argument("--out", required=True)
-
-    sub = stage("figure-curves", cmd_figure_curves)
-    sub.add_argument(
-        "--curve", nargs=4, action="append", required=True, metavar=("PANEL", "RUN", "RUN_DIR", "COLUMN")
-    )
-    sub.add_argument("--title", default="")
-    sub.add_argument(
-        "--blocks", default="", help="JSON block -> MTEB tasks: plot block means and their average instead"
-    )
-    sub.add_argument("--out", required=True)
-    sub.add_argument(
-        "--deltas", nargs=3, metavar=("SENTENCE_RUN", "STEP", "IN_DOMAIN_RUN"),
-        help="Figure 3: also write the paper's Δ_S and Δ_D (percentage points) to --deltas-out",
-    )  # fmt: skip
-    sub.add_argument("--deltas-out", help="CSV of the deltas")
-    sub = stage("mteb", cmd_mteb)
-    sub.add_argument("--model", required=True, help="hub id or local directory")
-    sub.add_argument("--name", required=True, help="the model's name in the study (mteb: embaug/NAME)")
-    sub.add_argument("--task", required=True, help="MTEB task name, e.g. STS15")
-    sub.add_argument("--local-path", default="", help="local task data (else the hub)")
-    sub.add_argument(
-        "--layer", type=int, nargs="+", help="score these layers' pooled outputs (default: the last layer)"
-    )
-    sub.add_argument("--splits", nargs="+", default=["test"])
-    sub.add_argument("--cache-dir", default="results/mteb", help="mteb ResultCache folder")
-    sub.add_argument("--batch-size", type=int, default=64)
-    sub.add_argument("--max-length", type=int, default=512)
-    sub.add_argument("--pooling", default="mean")
-    sub.add_argument(
-        "--normalize",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="L2-normalise the embeddings (the authors' fine-tuned models; not their base models)",
-    )
-    precision_option(sub)
-    sub.add_argument("--device", default="auto")
-    sub.add_argument("--threads", type=int)
-    sub.add_argument("--out", nargs="+", required=True, help="result JSON (one per --layer)")
-
-    sub = stage("mteb-table", cmd_mteb_table)
-    sub.add_argument("--row", nargs=2, action="append", required=True, metavar=("LABEL", "RESULT_DIR"))
-    sub.add_argument("--blocks", required=True, help="JSON: block -> list of task names")
-    sub.add_argument("--splits", nargs="+", default=["test"])
-    table_outputs(sub, "MTEB main scores (%)")
-
-    sub = stage("vs-paper", cmd_vs_paper)
-    sub.add_argument("--ours", required=True, help="a table CSV of this project")
-    sub.add_argument("--paper", required=True, help="the paper's table (workflow/reference/paper_*.csv)")
-    table_outputs(sub, "Ours beside the paper")
+        add_options(sub, options)
     return parser
 
 
@@ -904,12 +644,14 @@ def main(argv: list[str] | None = None) -> int:
         stop_with_parent()
         fix_mmap_threshold()
     args = build_parser().parse_args(argv)
+    options_class, handler = STAGES[args.stage]
+    options = read_options(options_class, args)
     try:
-        if "precision" in vars(args):
+        if isinstance(options, Precision):
             from .encode import set_precision
 
-            set_precision(args.precision)
-        args.handler(args)
+            set_precision(options.precision)
+        handler(options)
     except EmbaugError as exc:
         print(f"embaug {args.stage}: error: {exc}", file=sys.stderr)
         return 1
