@@ -300,3 +300,19 @@ def test_scratch_model_repeats_across_processes(tmp_path):
                                 env=env, capture_output=True, text=True, check=True)  # fmt: skip
         digests.add(result.stdout)
     assert len(digests) == 1, digests
+
+
+def test_a_saved_tokenizer_does_not_keep_its_last_call(tmp_path, tiny_model_dir):
+    """A fast tokenizer keeps the truncation of its last call and save_pretrained wrote it: the
+    same model saved after encoding at another length gave other files."""
+    model, tokenizer = load_encoder(str(tiny_model_dir), torch.device("cpu"))
+    saved = {}
+    for max_length in (16, 48):
+        tokenizer(["a short text"] * 2, truncation=True, max_length=max_length, padding=True)
+        save_encoder(model, tokenizer, tmp_path / str(max_length))
+        saved[max_length] = {
+            name: (tmp_path / str(max_length) / name).read_bytes()
+            for name in ("tokenizer.json", "tokenizer_config.json")
+        }
+    assert saved[16] == saved[48]
+    assert json.loads(saved[16]["tokenizer.json"])["truncation"] is None

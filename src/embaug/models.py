@@ -215,6 +215,17 @@ def _st_modules() -> Any:
     return modules
 
 
+def without_call_state(tokenizer: PreTrainedTokenizerBase) -> PreTrainedTokenizerBase:
+    """``tokenizer`` with the truncation and padding of its last call cleared, so that a saved
+    tokenizer does not depend on what encoded last (a fast tokenizer keeps them, and
+    ``save_pretrained`` writes them into tokenizer.json). Every call here sets its own."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        backend.no_truncation()
+        backend.no_padding()
+    return tokenizer
+
+
 def save_encoder(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
@@ -229,7 +240,7 @@ def save_encoder(
 
     out_dir = Path(out_dir)
     model.save_pretrained(out_dir)
-    tokenizer.save_pretrained(out_dir)
+    without_call_state(tokenizer).save_pretrained(out_dir)
     modules = _st_modules()
     st_pooling = {"mean": "mean", "cls": "cls", "sep": "lasttoken"}.get(pooling)
     if st_pooling is None:  # token:K has no sentence-transformers counterpart
