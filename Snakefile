@@ -57,4 +57,5 @@ localrules:
     figure4c_mteb_layers,
     figureS3_mteb_layer_blocks,
     sweep_figure,
+    pretraining_steps_figure,
     vs_paper,
