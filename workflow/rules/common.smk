@@ -4,12 +4,14 @@ import json
 import re
 import shlex
 import sys
+from functools import partial
 from pathlib import Path
 
 import yaml
 
 from snakemake.utils import min_version, validate
 
+import embaug.plan
 from embaug.augment import PAIR_MAKERS
 from embaug.config_checks import (
     ConfigError,
@@ -183,165 +185,16 @@ def _resolve_package_sources():
 
 _resolve_package_sources()
 
-# A run is (model, dataset, augmentation, overrides); overrides are the training / chunking
-# settings that differ from the config's, each a segment of the run name (in this order).
-OVERRIDE_SEGMENTS = {
-    "learning_rate": "lr",
-    "temperature": "tau",
-    "mask_fraction": "mask",
-    "sentences": "n",
-    "batch_size": "bs",
-    "pooling": "pool",
-    "freeze_layers": "freeze",
-    "epochs": "ep",
-    "max_steps": "steps",
-    "seed": "seed",
-}
-
-
-def override_defaults(augmentation, dataset=None):
-    """What each override is when a run does not set it (batch size: the dataset's, if it has one)."""
-    training = {**config["training"], **config["datasets"].get(dataset, {}).get("training", {})}
-    defaults = {key: training.get(key) for key in OVERRIDE_SEGMENTS}
-    defaults["sentences"] = config["chunking"]["sentences"]
-    defaults["mask_fraction"] = config["augmentations"][augmentation].get("mask_fraction", 0.0)
-    return defaults
-
-
-def run_overrides(augmentation, overrides=None, dataset=None):
-    """The overrides that differ from the defaults, in name order (the run's identity)."""
-    defaults = override_defaults(augmentation, dataset)
-    overrides = overrides or {}
-    return {k: overrides[k] for k in OVERRIDE_SEGMENTS if k in overrides and overrides[k] != defaults[k]}
-
-
-def _segment(value):
-    text = f"{value:g}" if isinstance(value, float) else str(value)
-    return text.replace(":", "")  # token:7 -> token7
-
-
-def run_id(model, dataset, augmentation, overrides=None):
-    """A readable, unique run name: base model, training dataset, augmentation, non-default settings.
-
-    e.g. minilm__iclr__crops, minilm__iclr__crops__seed-1, minilm__iclr__crops__lr-0.0001__ep-10
-    """
-    name = f"{model}__{dataset}__{augmentation}"
-    for key, value in run_overrides(augmentation, overrides, dataset).items():
-        name += f"__{OVERRIDE_SEGMENTS[key]}-{_segment(value)}"
-    return name
-
-
-SWEEP_MODEL = STUDY.get("sweep_model", STUDY.get("table2_model", STUDY["models"][0]))
-SWEEP_ON = STUDY.get("sweep_on", (STUDY["train_on"] or [None])[0])
-
-
-def _sweeps():
-    """(setting, points, augmentations) of every sweep in study.sweeps, a point being (value, the
-    run's overrides: the value and the entry's `settings`, a list giving one per value); a value
-    that is not valid for its setting fails naming the config key."""
-    if not STUDY["sweeps"]:
-        return []
-    import jsonschema
-
-    override_schemas = CONFIG_SCHEMA["definitions"]["overrides"]["properties"]
-    found = []
-    for key, entry in STUDY["sweeps"].items():
-        entry = entry if isinstance(entry, dict) else {"values": entry}
-        augmentations = (
-            entry.get("augmentations") or STUDY.get("sweep_augmentations") or STUDY["augmentations"]
-        )
-        settings = entry.get("settings", {})
-        for name, value in settings.items():
-            if isinstance(value, list) and len(value) != len(entry["values"]):
-                raise ValueError(
-                    f"config: study.sweeps.{key}.settings.{name} has {len(value)} values, "
-                    f"study.sweeps.{key}.values {len(entry['values'])}: give one per value, or one for all"
-                )
-        points = []
-        for i, value in enumerate(entry["values"]):
-            overrides = {name: v[i] if isinstance(v, list) else v for name, v in settings.items()}
-            overrides[key] = value
-            for name, setting in overrides.items():
-                try:
-                    # with the schema's definitions, which a setting's schema may refer to (seed)
-                    schema = {**override_schemas[name], "definitions": CONFIG_SCHEMA["definitions"]}
-                    jsonschema.validate(setting, schema)
-                except jsonschema.ValidationError as exc:
-                    where = key if name == key else f"{key}.settings.{name}"
-                    raise ValueError(
-                        f"config: study.sweeps.{where}: {setting!r} is not a valid {name} ({exc.message})"
-                    ) from None
-            points.append((value, overrides))
-        found.append((key, points, augmentations))
-    return found
-
-
-SWEEPS = _sweeps()  # parsed once: input functions read it for every job of the DAG
-
-
-def _run_specs():
-    """(model, dataset, augmentation, overrides) of every run: the study's, seeds, sweeps, Table S6."""
-    core = [(m, d, a, {}) for m in STUDY["models"] for d in STUDY["train_on"] for a in STUDY["augmentations"]]
-    specs = core + [(m, d, a, {"seed": s}) for s in STUDY["seeds"] for m, d, a, _ in core]
-    specs += [
-        (SWEEP_MODEL, SWEEP_ON, a, overrides) for _, points, augs in SWEEPS for a in augs for _, overrides in points
-    ]  # fmt: skip
-    for model, overrides in STUDY["from_scratch"].items():
-        specs += [
-            (model, d, a, overrides) for d in STUDY["train_on"] for a in STUDY["from_scratch_augmentations"]
-        ]
-    return specs
-
-
-def _check_variants():
-    """Names used by seeds, sweeps and Table S6 must be defined; fail naming the config key."""
-    names = {
-        "study.sweep_model": ([SWEEP_MODEL] if STUDY["sweeps"] else [], config["models"]),
-        "study.sweep_on": ([SWEEP_ON] if STUDY["sweeps"] else [], STUDY["train_on"]),
-        "study.comparison_models": (STUDY["comparison_models"], config["models"]),
-        "study.from_scratch": (list(STUDY["from_scratch"]), config["models"]),
-        "study.sweep_augmentations": (
-            [a for _, _, augs in SWEEPS for a in augs],
-            config["augmentations"],
-        ),
-        "study.from_scratch_augmentations": (
-            STUDY["from_scratch_augmentations"] if STUDY["from_scratch"] else [],
-            config["augmentations"],
-        ),
-    }
-    for key, (used, defined) in names.items():
-        for name in used:
-            if name not in defined:
-                raise ValueError(
-                    f"config: {key} names '{name}', which is not defined (defined: {', '.join(defined)})"
-                )
-    if STUDY["from_scratch"] and not STUDY["train_on"]:
-        raise ValueError("config: study.from_scratch needs study.train_on (the datasets to train on)")
-
-
-_check_variants()
-
-RUNS = {}
-for _model, _dataset, _augmentation, _overrides in _run_specs():
-    _overrides = run_overrides(_augmentation, _overrides, _dataset)
-    RUNS[run_id(_model, _dataset, _augmentation, _overrides)] = {
-        "model": _model,
-        "dataset": _dataset,
-        "augmentation": _augmentation,
-        "overrides": _overrides,
-    }
-CORE_RUNS = [run for run, spec in RUNS.items() if not spec["overrides"]]
-
-
-def scratch_runs(dataset):
-    """(label, run) of every study.from_scratch model trained on a dataset (Table S6, Section 3.4)."""
-    runs = []
-    for model, overrides in STUDY["from_scratch"].items():
-        for augmentation in STUDY["from_scratch_augmentations"]:
-            run = run_id(model, dataset, augmentation, overrides)
-            settings = ", ".join(f"{key} {value}" for key, value in RUNS[run]["overrides"].items())
-            runs.append((f"{model} + {augmentation}" + (f" ({settings})" if settings else ""), run))
-    return runs
+# The runs (embaug.plan): name -> model, dataset, augmentation and overrides. RUNS is a copy the
+# evaluation tables and Figure 3 add their runs to.
+PLAN = embaug.plan.plan_runs(config, CONFIG_SCHEMA)
+RUNS = dict(PLAN.runs)
+CORE_RUNS = PLAN.core_runs
+SWEEPS = PLAN.sweeps
+SWEEP_MODEL = PLAN.sweep_model
+SWEEP_ON = PLAN.sweep_on
+run_id = partial(embaug.plan.run_id, config)
+scratch_runs = partial(embaug.plan.scratch_runs, config)
 
 
 def is_scratch(model):

@@ -1,5 +1,5 @@
 """Run variants as named targets: seeds (seeds_knn), sweeps (Figure S1), frozen layers (Figure 4a)
-and comparison / from-scratch models (Table S6). The runs themselves are in RUNS (common.smk)."""
+and comparison / from-scratch models (Table S6). The runs themselves are in RUNS (embaug.plan)."""
 
 
 rule seeds_table:
