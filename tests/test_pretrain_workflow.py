@@ -68,7 +68,7 @@ def test_the_pretraining_steps_figure_puts_each_base_at_its_steps(study):
     assert table["value"].tolist() == [0, 6]  # tiny as initialised, tiny_mlm after 6 steps
     for steps, model in ((0, "tiny"), (6, "tiny_mlm")):
         row = table[table["value"] == steps].iloc[0]
-        assert row["as it is"] == pytest.approx(last_layer(workdir, model), abs=0.01)
+        assert row["base"] == pytest.approx(last_layer(workdir, model), abs=0.01)
         assert row["crops"] == pytest.approx(last_layer(workdir, f"{model}__bbc__crops"), abs=0.01)
     assert (workdir / "results" / "test" / "figures" / "pretraining_steps_bbc.png").stat().st_size > 10_000
 

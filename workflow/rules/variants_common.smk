@@ -86,7 +86,7 @@ def pretraining_steps_points(dataset):
         for _, run in scratch_runs(dataset):
             if RUNS[run]["model"] == model:
                 runs.setdefault(RUNS[run]["augmentation"], run)
-        points.append(("pretraining steps", n, "as it is", knn_scores(model, dataset)))
+        points.append(("pretraining steps", n, "base", knn_scores(model, dataset)))  # as it is
         points += [("pretraining steps", n, a, knn_scores(run, dataset)) for a, run in runs.items()]
     return points if len(steps) > 1 else []
 
