@@ -8,10 +8,6 @@ snakemake results/paper/tables/table2_knn.csv                    # one table and
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/resources.smk"
-include: "workflow/rules/evaluation_tables_common.smk"
-include: "workflow/rules/figure3_common.smk"
-include: "workflow/rules/variants_common.smk"
-include: "workflow/rules/paper_common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/pretrain.smk"
 include: "workflow/rules/train.smk"
@@ -34,7 +30,7 @@ onstart:
 rule all:
     default_target: True
     input:
-        all_targets() + paper_companion_targets(all_targets()),
+        PLAN.targets + PLAN.tables.vs_paper_targets(PLAN.targets, PAPER_REFERENCES),
 
 
 # Tables and figures read small score files and take seconds: on a cluster they run in the

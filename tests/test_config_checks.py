@@ -1,5 +1,5 @@
 """Bad configs, datasets and models: each gives one line naming the config key, before a job runs
-where that can be known then (embaug.config_checks, workflow/rules/common.smk).
+where that can be known then (embaug.config_checks, embaug.plan).
 
 The tables call the check functions directly (the workflow calls the same functions at parse
 time); a few dry runs show the workflow wiring. No shared data: corpora and models are built here.

@@ -1,6 +1,6 @@
 """What each workflow job asks the scheduler for (memory, minutes, threads), from its input sizes.
 
-The workflow's resource callables (``workflow/rules/common.smk``) read the sizes cheaply
+The workflow's resource callables (:mod:`embaug.plan.sizing`) read the sizes cheaply
 (a Parquet file's footer: row count and uncompressed text bytes, never its rows; a model's
 ``config.json``; an MTEB task's descriptive statistics shipped with mteb) and call the pure
 functions here, so a 733k-document job asks for what it needs and a 2k-document job fits on a

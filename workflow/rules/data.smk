@@ -3,7 +3,7 @@
 
 rule download:
     input:
-        local_source,
+        lambda w: PLAN.local_source(w.dataset),
     output:
         in_data("raw/{dataset}.parquet"),
     log:
@@ -16,7 +16,7 @@ rule download:
         "../../envs/embaug.yaml"
     params:
         # what the download reads: a new `training:` block re-trains, it never re-downloads
-        spec=lambda w: json.dumps(download_spec(w.dataset), sort_keys=True),
+        spec=lambda w: PLAN.download_spec(w.dataset),
         cache_dir=config["cache_dir"],
     shell:
         "embaug download --dataset {wildcards.dataset:q} --spec {params.spec:q} "
@@ -79,7 +79,7 @@ rule download_model:
     params:
         repo=lambda w: w.repo.replace("--", "/"),  # the hub forbids '--' inside names
         cache_dir=lambda w, output: Path(output[0]).parents[2],  # cache_dir/hub
-        name=lambda w: hub_model_name(w.repo, w.revision),
+        name=lambda w: PLAN.hub_model_name(w.repo, w.revision),
     shell:
         "embaug download-model --repo {params.repo:q} --revision {wildcards.revision:q} "
         "--cache-dir {params.cache_dir:q} --name {params.name:q} > {log:q} 2>&1"

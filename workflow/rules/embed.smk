@@ -3,7 +3,7 @@
 
 rule embed:
     input:
-        model=lambda w: model_files(w.model),
+        model=lambda w: PLAN.model_files(w.model),
         corpus=in_data("raw/{dataset}.parquet"),
     output:
         directory(in_results("embeddings/{model}/{dataset}")),
@@ -19,11 +19,11 @@ rule embed:
         mem_mb=EMBED_MEM_MB,
         runtime=EMBED_RUNTIME,
     params:
-        model=lambda w: model_path(w.model),
+        model=lambda w: PLAN.model_path(w.model),
         batch_size=config["embedding"]["batch_size"],
         max_length=config["embedding"]["max_length"],
-        pooling=lambda w: embedding_pooling(w.model),
-        dtype=config["embedding"]["dtype"],
+        pooling=lambda w: PLAN.embedding_pooling(w.model),
+        dtype=PLAN.embedding_dtype,
         layers=f"--layers {quoted(*config['embedding']['layers'])}" if config["embedding"]["layers"] else "",
         precision=config["precision"],
         device=config["device"],

@@ -20,7 +20,7 @@ rule knn:
         runtime=KNN_RUNTIME,
     params:
         preprocessing="raw",  # Table S3's rule knn_preprocessed scores centred / whitened ones
-        k=config["evaluation"]["knn"]["k"],
+        k=KNN_K,
         metrics=quoted(*config["evaluation"]["knn"]["metrics"]),
         test_fraction=config["evaluation"]["test_fraction"],
         seed=config["evaluation"]["seed"],

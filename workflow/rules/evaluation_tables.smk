@@ -24,11 +24,11 @@ rule baselines:
     conda:
         "../../envs/embaug.yaml"
     params:
-        settings=json.dumps(BASELINES["tfidf"], sort_keys=True),
-        svd_components=BASELINES["svd_components"],
-        svd_seed=BASELINES["seed"],
-        k=config["evaluation"]["knn"]["k"],
-        metrics=quoted(*KNN_METRICS),
+        settings=json.dumps(config["baselines"]["tfidf"], sort_keys=True),
+        svd_components=config["baselines"]["svd_components"],
+        svd_seed=config["baselines"]["seed"],
+        k=KNN_K,
+        metrics=quoted(*config["evaluation"]["knn"]["metrics"]),
         test_fraction=config["evaluation"]["test_fraction"],
         seed=config["evaluation"]["seed"],
     shell:
@@ -49,7 +49,7 @@ use rule knn as knn_preprocessed with:
     benchmark:
         in_results("benchmarks/knn_preprocessed/{model}/{dataset}.tsv")
     params:
-        preprocessing=quoted(*s3_preprocessed()),
+        preprocessing=quoted(*PLAN.tables.s3_preprocessed()),
 
 
 # --- Table S4: fine-tune on a dataset's training part, kNN on its held-out test part -------------
@@ -73,7 +73,7 @@ rule split_dataset:
     benchmark:
         in_results("benchmarks/split_dataset/{dataset}.tsv")
     wildcard_constraints:
-        dataset="|".join(re.escape(d) for d in table_datasets(TABLE_S4)) or "(?!)",
+        dataset="|".join(re.escape(d) for d in PLAN.tables.datasets(config["table_s4"])) or "(?!)",
     conda:
         "../../envs/embaug.yaml"
     params:
@@ -116,7 +116,7 @@ use rule knn as knn_pooled with:
 
 rule grid_table:
     input:
-        lambda w: [cell[-1] for cell in GRID_TABLES[w.table][0]()],
+        lambda w: [cell[-1] for cell in PLAN.tables.grid_cells(w.table)],
     output:
         csv=report(
             in_results("tables/{table}.csv"),
@@ -130,12 +130,12 @@ rule grid_table:
     benchmark:
         in_results("benchmarks/tables/{table}.tsv")
     wildcard_constraints:
-        table="|".join(GRID_TABLES),
+        table="|".join(GRID_TITLES),
     conda:
         "../../envs/embaug.yaml"
     params:
-        cells=lambda w: repeated("--cell", GRID_TABLES[w.table][0]()),
-        title=lambda w: GRID_TABLES[w.table][1].format(k=config["evaluation"]["knn"]["k"], metric=KNN_METRIC),
+        cells=lambda w: repeated("--cell", PLAN.tables.grid_cells(w.table)),
+        title=lambda w: GRID_TITLES[w.table].format(k=KNN_K, metric=KNN_METRIC),
     shell:
         "embaug grid-table {params.cells} --title {params.title:q} "
         "--out-csv {output.csv:q} --out-md {output.md:q} > {log:q} 2>&1"
@@ -143,7 +143,7 @@ rule grid_table:
 
 use rule score_table as table_s4 with:
     input:
-        lambda w: [path for _, _, path in s4_cells()],
+        lambda w: [path for *_, path in PLAN.tables.s4_cells()],
     output:
         csv=report(
             in_results("tables/tableS4.csv"),
@@ -157,9 +157,9 @@ use rule score_table as table_s4 with:
     benchmark:
         in_results("benchmarks/tables/tableS4.tsv")
     params:
-        cells=lambda w: repeated("--cell", s4_cells()),
+        cells=lambda w: repeated("--cell", PLAN.tables.s4_cells()),
         metric=KNN_METRIC,
         title=(
-            f"kNN accuracy (%), k={config['evaluation']['knn']['k']}, {KNN_METRIC}, last layer: "
+            f"kNN accuracy (%), k={KNN_K}, {KNN_METRIC}, last layer: "
             "fine-tuned on the training part, queries the held-out test part"
         ),

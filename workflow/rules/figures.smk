@@ -39,7 +39,7 @@ rule tsne:
         learning_rate=TSNE["learning_rate"],
         n_iter=TSNE["n_iter"],
         seed=TSNE["seed"],
-        k=config["evaluation"]["knn"]["k"],
+        k=KNN_K,
         metric=KNN_METRIC,
         test_fraction=config["evaluation"]["test_fraction"],
         split_seed=config["evaluation"]["seed"],
@@ -56,11 +56,7 @@ rule tsne:
 
 rule figure2_tsne:
     input:
-        lambda w: [
-            f"{RESULTS}/{kind}/{m}/{w.dataset}.{ext}"
-            for _, m in figure2_panels(w.dataset)
-            for kind, ext in (("tsne", "parquet"), ("scores/knn", "csv"))
-        ],
+        lambda w: PLAN.figures.figure2_files(w.dataset),
     output:
         png=report(
             in_results("figures/figure2_tsne_{dataset}.png"),
@@ -76,7 +72,7 @@ rule figure2_tsne:
     conda:
         "../../envs/embaug.yaml"
     params:
-        panels=figure2_args,
+        panels=lambda w: PLAN.figures.figure2_args(w.dataset),
         metric=KNN_METRIC,
         title=lambda w: f"t-SNE of the last layer on {w.dataset}, before and after fine-tuning",
     shell:
@@ -86,7 +82,7 @@ rule figure2_tsne:
 
 rule figure_layers:
     input:
-        lambda w: [f"{RESULTS}/scores/{w.family}/{m}/{w.dataset}.csv" for m in layer_models(w.dataset)],
+        lambda w: PLAN.figures.layer_files(w.family, w.dataset),
     output:
         png=report(
             in_results("figures/figure4_layers_{family}_{dataset}.png"),
@@ -104,7 +100,7 @@ rule figure_layers:
     conda:
         "../../envs/embaug.yaml"
     params:
-        models=figure_layers_args,
+        models=lambda w: PLAN.figures.layer_args(w.family, w.dataset),
         metric=lambda w: KNN_METRIC if w.family == "knn" else "logistic",
         ylabel=lambda w: "kNN accuracy (%)" if w.family == "knn" else "linear accuracy (%)",
         title=lambda w: f"Per-layer {'kNN' if w.family == 'knn' else 'linear'} accuracy on {w.dataset}, "
@@ -139,7 +135,7 @@ rule figure_loss:
 
 rule figure1_training_curves:
     input:
-        [f"{RESULTS}/models/{run}" for run in CORE_RUNS],
+        [f"{RESULTS}/models/{run}" for run in PLAN.core_runs],
     output:
         png=report(
             in_results("figures/figure1_training_curves.png"),
@@ -155,10 +151,10 @@ rule figure1_training_curves:
     conda:
         "../../envs/embaug.yaml"
     params:
-        curves=curve_args,
-        blocks=json.dumps(training_mteb_blocks()),
+        curves=PLAN.figures.figure1_args(),
+        blocks=PLAN.mteb.training_blocks(),
         title="During fine-tuning: kNN accuracy on held documents of the training dataset"
-        + (" and MTEB main scores (block average, blocks)" if training_mteb_tasks() else ""),
+        + (" and MTEB main scores (block average, blocks)" if PLAN.mteb.training_tasks() else ""),
     shell:
         "embaug figure-curves {params.curves} --blocks {params.blocks:q} --title {params.title:q} "
         "--out {output.png:q} > {log:q} 2>&1"
@@ -167,9 +163,9 @@ rule figure1_training_curves:
 rule batch_subset:
     input:
         corpus=in_data("raw/{dataset}.parquet"),
-        chunks=chunks("{dataset}"),
+        chunks=PLAN.chunks("{dataset}"),
         match_corpus=in_data("raw/{target}.parquet"),
-        match_chunks=chunks("{target}"),
+        match_chunks=PLAN.chunks("{target}"),
     output:
         in_data("raw/{dataset}.match-{target}.parquet"),
     log:
@@ -192,7 +188,7 @@ rule batch_subset:
 
 rule figure3_curves:
     input:
-        [f"{RESULTS}/models/{run}" for run in FIGURE3_RUNS],
+        [f"{RESULTS}/models/{run}" for run in PLAN.figure3_runs],
     output:
         png=report(
             in_results("figures/figure3_curves.png"),
@@ -209,9 +205,9 @@ rule figure3_curves:
     conda:
         "../../envs/embaug.yaml"
     params:
-        curves=figure3_curve_args,
-        deltas=figure3_delta_args,
-        title=f"kNN accuracy on {FIGURE3_ON} while training on batch-matched subsets of each dataset",
+        curves=PLAN.figures.figure3_args(),
+        deltas=lambda w, output: PLAN.figures.figure3_delta_args(output.deltas),
+        title=f"kNN accuracy on {PLAN.figures.figure3_on} while training on batch-matched subsets of each dataset",
     shell:
         "embaug figure-curves {params.curves} {params.deltas} --title {params.title:q} --out {output.png:q} "
         "> {log:q} 2>&1"

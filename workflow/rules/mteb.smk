@@ -8,8 +8,8 @@ one submitted job, loading the caches once instead of queueing N jobs.
 
 rule mteb:
     input:
-        model=lambda w: model_files(w.model),
-        data=mteb_local_files,
+        model=lambda w: PLAN.model_files(w.model),
+        data=lambda w: PLAN.mteb.local_files(w.task),
     output:
         in_results("mteb/{model}/{task}.json"),
     log:
@@ -28,12 +28,12 @@ rule mteb:
         mem_mb=MTEB_MEM_MB,
         runtime=MTEB_RUNTIME,
     params:
-        model=lambda w: model_path(w.model),
+        model=lambda w: PLAN.model_path(w.model),
         layers="",
-        local=mteb_local_args,
+        local=lambda w: PLAN.mteb.local_args(w.task),
         splits=quoted(*MTEB["splits"]),
         batch_size=MTEB["batch_size"],
-        encoding=lambda w: mteb_encoding(w.model),
+        encoding=lambda w: PLAN.mteb.encoding(w.model),
         pooling=config["embedding"]["pooling"],
         precision=config["precision"],
         device=config["device"],
@@ -47,29 +47,29 @@ rule mteb:
 
 
 # Figure 4c: one job per (model, task) scores every layer from one encoding of the task's texts
-# and writes each layer's results/mteb/{model}/layer{k}/{task}.json (the layers of MTEB_LAYERS).
+# and writes each layer's results/mteb/{model}/layer{k}/{task}.json (the layers of PLAN.mteb.layer_plan).
 use rule mteb as mteb_layers with:
     output:
-        [f"{RESULTS}/mteb/{{model}}/layer{k}/{{task}}.json" for k in MTEB_LAYERS],
+        [f"{RESULTS}/mteb/{{model}}/layer{k}/{{task}}.json" for k in PLAN.mteb.layer_plan[0]],
     log:
         in_logs("mteb/{model}/layers/{task}.log"),
     benchmark:
         in_results("benchmarks/mteb/{model}/layers/{task}.tsv")
     wildcard_constraints:
         task=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
-        model="|".join(re.escape(m) for m in MTEB_LAYER_MODELS) or "(?!)",
+        model="|".join(re.escape(m) for m in PLAN.mteb.layer_plan[1]) or "(?!)",
     threads: MTEB_LAYERS_THREADS
     resources:
         gpu=1,
         mem_mb=MTEB_LAYERS_MEM_MB,
         runtime=MTEB_LAYERS_RUNTIME,
     params:
-        layers=f"--layer {quoted(*MTEB_LAYERS)}",
+        layers=f"--layer {quoted(*PLAN.mteb.layer_plan[0])}",
 
 
 rule mteb_table:
     input:
-        lambda w: mteb_table_files(w.table),
+        lambda w: PLAN.mteb.table_files(w.table),
     output:
         csv=report(
             in_results("tables/{table}.csv"),
@@ -83,12 +83,12 @@ rule mteb_table:
     benchmark:
         in_results("benchmarks/tables/{table}.tsv")
     wildcard_constraints:
-        table="|".join(MTEB_TABLES) or "$^",
+        table="|".join(PLAN.mteb.tables) or "$^",
     conda:
         "../../envs/embaug.yaml"
     params:
-        rows=mteb_table_args,
-        blocks=lambda w: json.dumps(table_blocks(w.table)),
+        rows=lambda w: PLAN.mteb.table_args(w.table),
+        blocks=lambda w: json.dumps(PLAN.mteb.table_blocks(w.table)),
         splits=quoted(*MTEB["splits"]),
     shell:
         "embaug mteb-table {params.rows} --blocks {params.blocks:q} --splits {params.splits} "
@@ -98,7 +98,7 @@ rule mteb_table:
 
 rule mteb_layer_table:
     input:
-        mteb_layer_files,
+        lambda w: PLAN.mteb.layer_files(w.model),
     output:
         csv=in_results("scores/mteb_layers/{model}.csv"),
         md=in_results("scores/mteb_layers/{model}.md"),
@@ -109,8 +109,8 @@ rule mteb_layer_table:
     conda:
         "../../envs/embaug.yaml"
     params:
-        rows=mteb_layer_args,
-        blocks=json.dumps(mteb_layer_blocks()),
+        rows=lambda w: PLAN.mteb.layer_args(w.model),
+        blocks=json.dumps(PLAN.mteb.layer_blocks()),
         splits=quoted(*MTEB["splits"]),
         title=lambda w: f"MTEB main scores (%) per layer of {w.model}",
     shell:
@@ -121,7 +121,7 @@ rule mteb_layer_table:
 
 rule figure4c_mteb_layers:
     input:
-        [f"{RESULTS}/scores/mteb_layers/{m}.csv" for m in mteb_layer_models()],
+        [PLAN.mteb.layer_scores(m) for m in PLAN.mteb.layer_models()],
     output:
         png=report(
             in_results("figures/figure4c_mteb_layers.png"),
@@ -137,9 +137,7 @@ rule figure4c_mteb_layers:
     conda:
         "../../envs/embaug.yaml"
     params:
-        models=repeated(
-            "--model", [(m, f"{RESULTS}/scores/mteb_layers/{m}.csv") for m in mteb_layer_models()]
-        ),
+        models=PLAN.mteb.layer_figure_args(),
         metric="mteb",
         ylabel="MTEB block average (%)",
         title="Per-layer MTEB score, before and after fine-tuning",
@@ -162,9 +160,7 @@ use rule figure4c_mteb_layers as figureS3_mteb_layer_blocks with:
     benchmark:
         in_results("benchmarks/figures/figureS3_mteb_layer_blocks.tsv")
     params:
-        models=repeated(
-            "--model", [(m, f"{RESULTS}/scores/mteb_layers/{m}.csv") for m in mteb_layer_models()]
-        ),
+        models=PLAN.mteb.layer_figure_args(),
         metric="mteb-blocks",
         ylabel="MTEB block mean (%)",
         title="Per-layer MTEB score of each block, before and after fine-tuning",

@@ -3,8 +3,8 @@
 
 rule pretrain:
     input:
-        model=lambda w: model_files(pretraining_base(config["models"][w.model])),
-        corpora=lambda w: [raw(d) for d in config["models"][w.model]["pretraining"]["corpora"]],
+        model=lambda w: PLAN.model_files(PLAN.pretraining_base(w.model)),
+        corpora=lambda w: [PLAN.raw(d) for d in config["models"][w.model]["pretraining"]["corpora"]],
     output:
         directory(in_results("pretrained/{model}")),
     log:
@@ -19,9 +19,9 @@ rule pretrain:
         mem_mb=PRETRAIN_MEM_MB,
         runtime=PRETRAIN_RUNTIME,
     params:
-        model=lambda w: model_path(pretraining_base(config["models"][w.model])),
-        settings=pretrain_settings,
-        checkpoints=pretrain_checkpoint_args,
+        model=lambda w: PLAN.model_path(PLAN.pretraining_base(w.model)),
+        settings=lambda w: PLAN.pretrain_settings(w.model),
+        checkpoints=lambda w, output: PLAN.pretrain_checkpoint_args(w.model, output[0]),
     shell:
         "embaug pretrain --model {params.model:q} --corpus {input.corpora:q} "
         "--settings {params.settings:q} --name {wildcards.model:q} --threads {threads} "

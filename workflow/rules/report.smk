@@ -3,7 +3,7 @@
 
 rule score_table:
     input:
-        lambda w: [path for _, _, path in table_cells(SCORE_TABLES[w.table][0])],
+        lambda w: [path for *_, path in PLAN.tables.table2_cells(w.table)],
     output:
         csv=report(
             in_results("tables/{table}.csv"),
@@ -21,9 +21,9 @@ rule score_table:
     conda:
         "../../envs/embaug.yaml"
     params:
-        cells=table_cell_args,
+        cells=lambda w: repeated("--cell", PLAN.tables.table2_cells(w.table)),
         metric=lambda w: SCORE_TABLES[w.table][1],
-        title=lambda w: SCORE_TABLES[w.table][2].format(k=config["evaluation"]["knn"]["k"]),
+        title=lambda w: SCORE_TABLES[w.table][2].format(k=KNN_K),
     shell:
         "embaug table {params.cells} --metric {params.metric:q} --title {params.title:q} "
         "--out-csv {output.csv:q} --out-md {output.md:q} > {log:q} 2>&1"

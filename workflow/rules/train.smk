@@ -3,7 +3,7 @@
 
 rule init_model:
     input:
-        lambda w: [raw(d) for d in config["models"][w.model]["tokenizer_corpus"]],
+        lambda w: [PLAN.raw(d) for d in config["models"][w.model]["tokenizer_corpus"]],
     output:
         directory(in_results("base_models/{model}")),
     log:
@@ -29,11 +29,11 @@ rule init_model:
 
 rule finetune:
     input:
-        model=lambda w: model_files(RUNS[w.run]["model"]),
-        corpus=lambda w: raw(RUNS[w.run]["dataset"]),
-        chunks=lambda w: run_chunks(w.run),
-        eval_corpora=lambda w: [raw(d) for d in eval_corpora(w.run)],
-        eval_mteb=lambda w: [MTEB_TASKS[t]["path"] for t in training_mteb_tasks(w.run) if t in MTEB_TASKS],
+        model=lambda w: PLAN.model_files(RUNS[w.run]["model"]),
+        corpus=lambda w: PLAN.raw(RUNS[w.run]["dataset"]),
+        chunks=lambda w: PLAN.run_chunks(w.run),
+        eval_corpora=lambda w: [PLAN.raw(d) for d in PLAN.eval_corpora(w.run)],
+        eval_mteb=lambda w: PLAN.mteb.training_files(w.run),
         checks=run_checks,
     output:
         directory(in_results("models/{run}")),
@@ -49,11 +49,11 @@ rule finetune:
         mem_mb=FINETUNE_MEM_MB,
         runtime=FINETUNE_RUNTIME,
     params:
-        model=lambda w: model_path(RUNS[w.run]["model"]),
-        settings=train_settings,
-        eval_corpora=lambda w: repeated("--eval-corpus", [[f"{d}={raw(d)}"] for d in eval_corpora(w.run)]),
-        eval_mteb=training_mteb_args,
-        checkpoints=checkpoint_args,
+        model=lambda w: PLAN.model_path(RUNS[w.run]["model"]),
+        settings=lambda w: PLAN.train_settings(w.run),
+        eval_corpora=lambda w: PLAN.eval_corpus_args(w.run),
+        eval_mteb=lambda w: PLAN.mteb.training_args(w.run),
+        checkpoints=lambda w, output: PLAN.checkpoint_args(w.run, output[0]),
     shell:
         "embaug finetune --model {params.model:q} --corpus {input.corpus:q} --chunks {input.chunks:q} "
         "--settings {params.settings:q} --run {wildcards.run:q} {params.eval_corpora} {params.eval_mteb} "

@@ -1,10 +1,10 @@
 """Run variants as named targets: seeds (seeds_knn), sweeps (Figure S1), frozen layers (Figure 4a)
-and comparison / from-scratch models (Table S6). The runs themselves are in RUNS (embaug.plan)."""
+and comparison / from-scratch models (Table S6). Their runs are planned in embaug.plan.runs."""
 
 
 rule seeds_table:
     input:
-        [path for *_, path in seed_cells()],
+        [path for *_, path in PLAN.tables.seed_cells()],
     output:
         csv=report(
             in_results("tables/seeds_knn.csv"),
@@ -20,10 +20,10 @@ rule seeds_table:
     conda:
         "../../envs/embaug.yaml"
     params:
-        cells=lambda w: repeated("--cell", seed_cells()),
+        cells=lambda w: repeated("--cell", PLAN.tables.seed_cells()),
         difference=STUDY["paired_difference"],
         metric=KNN_METRIC,
-        title=lambda w: f"kNN accuracy (%), k={config['evaluation']['knn']['k']}, {KNN_METRIC}, last layer, "
+        title=lambda w: f"kNN accuracy (%), k={KNN_K}, {KNN_METRIC}, last layer, "
         f"over training seeds {', '.join(map(str, dict.fromkeys(STUDY['seeds'])))}: mean ± sd (n)",
     shell:
         "embaug seeds-table {params.cells} --difference {params.difference:q} --metric {params.metric:q} "
@@ -32,7 +32,7 @@ rule seeds_table:
 
 rule sweep_figure:
     input:
-        lambda w: sweep_figure_files(w.figure),
+        lambda w: PLAN.figures.sweep_files(w.figure),
     output:
         png=report(
             in_results("figures/{figure}.png"),
@@ -52,9 +52,9 @@ rule sweep_figure:
     conda:
         "../../envs/embaug.yaml"
     params:
-        points=sweep_figure_args,
+        points=lambda w: PLAN.figures.sweep_args(w.figure),
         metric=KNN_METRIC,
-        title=lambda w: SWEEP_FIGURES[w.figure][1] + f" ({SWEEP_MODEL} on {SWEEP_ON})",
+        title=lambda w: SWEEP_FIGURES[w.figure][1] + f" ({PLAN.sweep_model} on {PLAN.sweep_on})",
     shell:
         "embaug figure-sweeps {params.points} --metric {params.metric:q} --title {params.title:q} "
         "--out {output.png:q} --out-csv {output.table:q} --out-md {output.md:q} > {log:q} 2>&1"
@@ -62,7 +62,7 @@ rule sweep_figure:
 
 use rule sweep_figure as pretraining_steps_figure with:
     input:
-        lambda w: [path for *_, path in pretraining_steps_points(w.dataset)],
+        lambda w: [path for *_, path in PLAN.figures.pretraining_steps_points(w.dataset)],
     output:
         png=report(
             in_results("figures/pretraining_steps_{dataset}.png"),
@@ -80,15 +80,15 @@ use rule sweep_figure as pretraining_steps_figure with:
     wildcard_constraints:
         dataset="|".join(re.escape(d) for d in STUDY["train_on"]) or "(?!)",
     params:
-        points=lambda w: repeated("--point", pretraining_steps_points(w.dataset)),
+        points=lambda w: repeated("--point", PLAN.figures.pretraining_steps_points(w.dataset)),
         metric=KNN_METRIC,
         title=lambda w: f"Last-layer kNN accuracy on {w.dataset} against masked-LM pretraining steps",
 
 
 use rule score_table as table_s6 with:
     input:
-        [path for *_, path in table_s6_cells()],
-        [model_path(name) for name in scratch_base_models()],
+        [path for *_, path in PLAN.tables.s6_cells()],
+        [PLAN.model_path(name) for name in PLAN.tables.scratch_base_models()],
     output:
         csv=report(
             in_results("tables/tableS6.csv"),
@@ -102,9 +102,9 @@ use rule score_table as table_s6 with:
     benchmark:
         in_results("benchmarks/tables/tableS6.tsv")
     params:
-        cells=lambda w: repeated("--cell", table_s6_cells())
+        cells=lambda w: repeated("--cell", PLAN.tables.s6_cells())
         + " "
-        + repeated("--vocabulary", [(name, model_path(name)) for name in scratch_base_models()]),
+        + repeated("--vocabulary", [(name, PLAN.model_path(name)) for name in PLAN.tables.scratch_base_models()]),
         metric=KNN_METRIC,
-        title=lambda w: f"Table S6: kNN accuracy (%), k={config['evaluation']['knn']['k']}, {KNN_METRIC}, "
+        title=lambda w: f"Table S6: kNN accuracy (%), k={KNN_K}, {KNN_METRIC}, "
         "last layer: fine-tuned, off-the-shelf and trained from scratch",

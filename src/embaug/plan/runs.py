@@ -1,4 +1,4 @@
-"""The study plan: every run of a validated config, as plain data (the workflow's rules map it).
+"""The runs of a validated config, as plain data (the workflow's rules map them).
 
 A run is (model, dataset, augmentation, overrides); overrides are the training / chunking settings
 that differ from the config's, each a segment of the run name (:data:`OVERRIDE_SEGMENTS`, in that
@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from .config_checks import ConfigError
+from ..config_checks import ConfigError
 
 OVERRIDE_SEGMENTS = {
     "learning_rate": "lr",
@@ -50,6 +50,8 @@ class RunPlan:
     """The model the sweeps fine-tune (study.sweep_model, else table2_model, else the first model)."""
     sweep_on: str | None
     """The dataset the sweeps train on (study.sweep_on, else the first of study.train_on)."""
+    figure3_runs: list[str]
+    """Figure 3's runs, one per figure3.train_on dataset (none unless figure3.enabled)."""
 
 
 def override_defaults(config: dict[str, Any], augmentation: str, dataset: str | None = None) -> Overrides:
@@ -198,7 +200,103 @@ def plan_runs(config: dict[str, Any], schema: dict[str, Any]) -> RunPlan:
             "overrides": overrides,
         }
     core_runs = [run for run, spec in runs.items() if not spec["overrides"]]
-    return RunPlan(runs, core_runs, sweeps, sweep_model, sweep_on)
+    runs.update(table_s4_runs(config))
+    figure3 = figure3_runs(config)
+    runs.update(figure3)
+    return RunPlan(runs, core_runs, sweeps, sweep_model, sweep_on, list(figure3))
+
+
+def table_model(config: dict[str, Any]) -> str:
+    """The model of Table 2 and the tables and figures shaped like it (study.table2_model)."""
+    return config["study"].get("table2_model", config["study"]["models"][0])
+
+
+def knn_metric(config: dict[str, Any]) -> str:
+    """The kNN metric of single-metric tables and figures: Euclidean if scored, else the first."""
+    metrics = config["evaluation"]["knn"]["metrics"]
+    return "euclidean" if "euclidean" in metrics else metrics[0]
+
+
+def table_datasets(config: dict[str, Any], spec: dict[str, Any]) -> list[str]:
+    """A table's datasets (table_s3 / table_s4 / table_s7): its `datasets`, default study.train_on."""
+    return spec["datasets"] if spec["datasets"] is not None else config["study"]["train_on"]
+
+
+def s4_augmentations(config: dict[str, Any]) -> list[str]:
+    """Table S4's augmentations: table_s4.augmentations, default study.augmentations."""
+    chosen = config["table_s4"]["augmentations"]
+    return chosen if chosen is not None else config["study"]["augmentations"]
+
+
+def s4_run(config: dict[str, Any], dataset: str, augmentation: str) -> str:
+    """Table S4's run of the Table 2 model on a dataset's training part (`{dataset}.train`)."""
+    return run_id(config, table_model(config), f"{dataset}.train", augmentation)
+
+
+def table_s4_runs(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Table S4's runs, trained with their dataset's settings on its training part."""
+    if not config["table_s4"]["enabled"]:
+        return {}
+    return {
+        s4_run(config, dataset, augmentation): {
+            "model": table_model(config),
+            "dataset": f"{dataset}.train",
+            "augmentation": augmentation,
+            "overrides": {},
+            "settings_of": dataset,
+        }
+        for dataset in table_datasets(config, config["table_s4"])
+        for augmentation in s4_augmentations(config)
+    }
+
+
+def figure3_on(config: dict[str, Any]) -> str | None:
+    """The dataset Figure 3 scores on: figure3.evaluate_on, else the first of study.train_on."""
+    return config["figure3"]["evaluate_on"] or (config["study"]["train_on"] or [None])[0]
+
+
+def figure3_train_on(config: dict[str, Any]) -> list[str]:
+    """The datasets Figure 3 trains on (subsets of): figure3.train_on, else study.train_on."""
+    return config["figure3"]["train_on"] or config["study"]["train_on"]
+
+
+def figure3_run(config: dict[str, Any], dataset: str) -> str:
+    """Figure 3's run on the subset of `dataset` matched to evaluate_on's batches."""
+    subset = f"{dataset}.match-{figure3_on(config)}"
+    return run_id(config, table_model(config), subset, config["figure3"]["augmentation"])
+
+
+def figure3_runs(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Figure 3's runs: the Table 2 model on `{dataset}.match-{evaluate_on}`, trained with
+    evaluate_on's settings (the same number of batches) and scored while it trains by kNN on
+    evaluate_on's whole split, with the kNN stage's split and k (its last point is then the last
+    layer's Table 2 score of that model); no held-out kNN on the training subset."""
+    figure3 = config["figure3"]
+    if not figure3["enabled"]:
+        return {}
+    evaluate_on = figure3_on(config)
+    evaluation = config["evaluation"]
+    settings = {
+        "eval_every": figure3["eval_every"],
+        "eval_docs": 0,
+        "eval_test_fraction": evaluation["test_fraction"],
+        "eval_split_seed": evaluation["seed"],
+        "eval_k": evaluation["knn"]["k"],
+        "eval_metric": knn_metric(config),
+    }
+    return {
+        figure3_run(config, dataset): {
+            "model": table_model(config),
+            "dataset": f"{dataset}.match-{evaluate_on}",
+            "augmentation": figure3["augmentation"],
+            "overrides": {},
+            "settings_of": evaluate_on,
+            "scored_on": [evaluate_on],
+            "eval_corpora": [evaluate_on],
+            "settings": settings,
+        }
+        for dataset in figure3_train_on(config)
+    }
 
 
 def scratch_runs(config: dict[str, Any], dataset: str) -> list[tuple[str, str]]:
