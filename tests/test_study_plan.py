@@ -1,4 +1,4 @@
-"""The study plan (embaug.plan.Study) without Snakemake: folders, model paths, each job's settings,
+"""The study plan (embaug.plan.StudyPlan) without Snakemake: folders, model paths, each job's settings,
 the tables' cells, the figures' inputs, MTEB planning, the default targets, and the config errors it
 names; and that it derives everything without changing the config."""
 
@@ -13,15 +13,15 @@ from test_variants_workflow import variants_config
 from test_workflow import test_config
 
 from embaug.config_checks import ConfigError
-from embaug.plan import Study, study_name
+from embaug.plan import StudyPlan, study_name
 from embaug.plan.shell import quoted, repeated
 from embaug.plan.sizing import JobSizing
 
 R = "results/test"
 
 
-def study(config: dict | None = None) -> Study:
-    return Study(with_defaults(config or test_config()), SCHEMA, "test")
+def study(config: dict | None = None) -> StudyPlan:
+    return StudyPlan(with_defaults(config or test_config()), SCHEMA, "test")
 
 
 def test_the_test_study_targets_its_tables_scores_maps_and_figures():
@@ -49,7 +49,7 @@ def test_the_plan_derives_and_never_writes_the_config():
     config["models"]["packaged"] = {"source": "package:json/model"}
     config = with_defaults(config)
     unchanged = copy.deepcopy(config)
-    plan = Study(config, SCHEMA, "test")
+    plan = StudyPlan(config, SCHEMA, "test")
     assert plan.embedding_dtype == "float16"  # stored embeddings follow precision
     assert plan.mteb.layer_tasks == ["STS16", "SciFact"]  # "all": every task of the blocks
     assert plan.model_path("packaged").endswith("/json/model")  # the installed package's folder

@@ -13,7 +13,7 @@ from embaug.augment import PAIR_MAKERS
 from embaug.config_checks import ConfigError, check_config, check_configfile, check_schema
 from embaug.errors import EmbaugError
 from embaug.interrupt import stop_jobs_first
-from embaug.plan import Study, study_name
+from embaug.plan import StudyPlan, study_name
 from embaug.plan.figures import SWEEP_FIGURES
 from embaug.plan.shell import quoted, repeated
 from embaug.plan.tables import BASELINE_NAMES, GRID_TITLES, SCORE_TABLES
@@ -70,7 +70,7 @@ wildcard_constraints:
 
 # The study (embaug.plan): its folders, runs, each job's settings and inputs, the tables' cells
 # and the default targets, derived from the config, which is never changed after validation.
-PLAN = Study(config, CONFIG_SCHEMA, study_name(config, workflow.configfiles))
+PLAN = StudyPlan(config, CONFIG_SCHEMA, study_name(config, workflow.configfiles))
 RESULTS, DATA, LOGS, RUNS = PLAN.results, PLAN.data, PLAN.logs, PLAN.runs
 STUDY, MTEB, FIGURE3 = config["study"], config["mteb"], config["figure3"]
 TSNE, LINEAR = config["evaluation"]["tsne"], config["evaluation"]["linear"]

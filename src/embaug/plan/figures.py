@@ -10,7 +10,9 @@ from . import runs as run_plan
 from .shell import quoted, repeated
 
 if TYPE_CHECKING:
+    from .mteb import MtebPlan
     from .study import Study
+    from .tables import TablePlan
 
 SWEEP_FIGURES = {
     "figureS1_sweeps": (False, "Figure S1: last-layer kNN accuracy against each swept setting"),
@@ -27,8 +29,8 @@ Point = tuple[Any, ...]
 class FigurePlan:
     """Which files each figure reads, and which figures a study makes by default."""
 
-    def __init__(self, study: Study) -> None:
-        self.study = study
+    def __init__(self, study: Study, tables: TablePlan, mteb: MtebPlan) -> None:
+        self.study, self.tables, self.mteb = study, tables, mteb
         config = study.config
         self.tsne = config["evaluation"]["tsne"]
         self.figure3 = config["figure3"]
@@ -49,35 +51,25 @@ class FigurePlan:
                         f"{', '.join(self.figure3_train_on)}): the deltas need its curve"
                     )
 
-    def scores(self, family: str, model: str, dataset: str) -> str:
-        return f"{self.study.results}/scores/{family}/{model}/{dataset}.csv"
-
     # --- Figure 2: t-SNE ----------------------------------------------------------------------
 
     def tsne_datasets(self) -> list[str]:
         """Datasets mapped by t-SNE: evaluation.tsne.datasets, default the training datasets."""
         return self.tsne["datasets"] if self.tsne["datasets"] is not None else self.study.study["train_on"]
 
-    def figure2_panels(self, dataset: str) -> list[tuple[str, str]]:
-        """Figure 2's panels on a training dataset: (name, model) for base and each augmentation."""
-        model = self.study.table_model
-        return [("base", model)] + [
-            (a, self.study.run_id(model, dataset, a)) for a in self.study.study["augmentations"]
-        ]
-
     def figure2_files(self, dataset: str) -> list[str]:
         results = self.study.results
         return [
             f"{results}/{kind}/{m}/{dataset}.{ext}"
-            for _, m in self.figure2_panels(dataset)
+            for _, m in self.study.table2_panels(dataset)
             for kind, ext in (("tsne", "parquet"), ("scores/knn", "csv"))
         ]
 
     def figure2_args(self, dataset: str) -> str:
         """`--panel NAME COORDS SCORES` arguments of Figure 2."""
         panels = [
-            (name, f"{self.study.results}/tsne/{m}/{dataset}.parquet", self.scores("knn", m, dataset))
-            for name, m in self.figure2_panels(dataset)
+            (name, f"{self.study.results}/tsne/{m}/{dataset}.parquet", self.study.scores("knn", m, dataset))
+            for name, m in self.study.table2_panels(dataset)
         ]
         return repeated("--panel", panels)
 
@@ -103,14 +95,14 @@ class FigurePlan:
         return [m for m in models if m not in study["models"]]
 
     def layer_files(self, family: str, dataset: str) -> list[str]:
-        return [self.scores(family, m, dataset) for m in self.layer_models(dataset)]
+        return [self.study.scores(family, m, dataset) for m in self.layer_models(dataset)]
 
     def layer_args(self, family: str, dataset: str) -> str:
         """`--model NAME SCORES` (and `--reference NAME SCORES`) arguments of a per-layer figure."""
         references = self.layer_references(dataset)
+        flags = {m: "--reference" if m in references else "--model" for m in self.layer_models(dataset)}
         return " ".join(
-            f"{'--reference' if m in references else '--model'} {quoted(m, self.scores(family, m, dataset))}"
-            for m in self.layer_models(dataset)
+            f"{flag} {quoted(m, self.study.scores(family, m, dataset))}" for m, flag in flags.items()
         )
 
     # --- Figures 1 and 3: training curves ---------------------------------------------------------
@@ -125,7 +117,7 @@ class FigurePlan:
         for run in self.study.core_runs:
             curves += [
                 (f"MTEB {task} (main score)", run, self.run_dir(run), f"mteb_{task}")
-                for task in self.study.mteb.training_tasks(run)
+                for task in self.mteb.training_tasks(run)
             ]
             curves.append(
                 (
@@ -161,7 +153,7 @@ class FigurePlan:
     def sweep_points(self, freeze: bool) -> list[Point]:
         """(setting, value, column, scores) of Figure 4a (freeze) or Figure S1 (the others): a column
         per augmentation, and for pooling the base model embedded with each pooling too."""
-        study, tables = self.study, self.study.tables
+        study, tables = self.study, self.tables
         model, dataset = study.sweep_model, study.sweep_on
         points = [
             (sweep.setting, value, a, tables.knn_scores(study.run_id(model, dataset, a, overrides), dataset))
@@ -181,7 +173,7 @@ class FigurePlan:
 
     def sweep_references(self, freeze: bool) -> list[Point]:
         """Horizontal lines: the base model, and for Figure 4a each augmentation's unfrozen run."""
-        study, tables = self.study, self.study.tables
+        study, tables = self.study, self.tables
         model, dataset = study.sweep_model, study.sweep_on
         lines = [("base (not fine-tuned)", "base", tables.knn_scores(model, dataset))]
         if freeze:
@@ -206,7 +198,7 @@ class FigurePlan:
         """(setting, steps, column, scores) of the pretraining-steps figure: the models of the study
         and of Table S6 pretrained from one base model for different numbers of steps (the base itself
         at 0), each as it is and fine-tuned with each augmentation; none with fewer than two models."""
-        study, config, tables = self.study, self.study.config, self.study.tables
+        study, config, tables = self.study, self.study.config, self.tables
         names = dict.fromkeys(
             study.study["models"] + study.study["comparison_models"] + list(study.study["from_scratch"])
         )

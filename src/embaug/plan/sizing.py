@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from .. import resources as sizing
 
 if TYPE_CHECKING:
-    from .study import Study
+    from .study_plan import StudyPlan
 
 MTEB_DEFAULT_TASK = sizing.CorpusSize(documents=100_000, text_bytes=100_000 * 1_000)
 """Assumed for an MTEB task whose size is unknown (no local file, no shipped statistics)."""
@@ -28,7 +28,7 @@ Request = Callable[[Any, Any, int], sizing.Request]
 class JobSizing:
     """Resource requests of a study's jobs (``gpu``: whether the GPU rules run on a GPU)."""
 
-    def __init__(self, study: Study, gpu: bool) -> None:
+    def __init__(self, study: StudyPlan, gpu: bool) -> None:
         self.study = study
         self.config = study.config
         self.gpu = gpu

@@ -1,10 +1,9 @@
-"""A study of a validated config: its folders, models, runs and each job's settings, as plain data.
+"""The core of a study's plan: its folders, models, data files, runs and their inputs, as plain data.
 
-:class:`Study` is what the workflow's rules read (``workflow/rules/*.smk`` only map it to rules);
-it reads the config and never writes it: what is derived (a package's model folder, the stored
-embeddings' dtype, the runs of the tables and figures) lives here. Its parts: :mod:`.runs` (run
-names), :mod:`.mteb` (MTEB tables and per-layer scores), :mod:`.tables` (the score tables'
-cells), :mod:`.figures` (the figures' inputs) and :meth:`Study.targets` (what `snakemake` builds).
+:class:`Study` reads a validated config and never writes it: what is derived (a package's model
+folder, the stored embeddings' dtype, the runs of the tables and figures) lives here. The parts
+built on it (:mod:`.mteb`, :mod:`.tables`, :mod:`.figures`) and the whole plan the workflow reads
+(:class:`~embaug.plan.study_plan.StudyPlan`) are in their own modules.
 """
 
 from __future__ import annotations
@@ -13,16 +12,12 @@ import importlib.util
 import json
 import re
 import shlex
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from ..config_checks import ConfigError, pretraining_base, pretraining_origin
 from . import runs as run_plan
 from .shell import repeated
-
-NOT_TRAINING_SETTINGS = {"checkpoint_every"}
-"""`training:` settings that say how a run is carried out, not what it trains."""
 
 
 def study_name(config: dict[str, Any], configfiles: list[str]) -> str:
@@ -84,10 +79,6 @@ class Study:
     schema; ``name``: the study's folder name, see :func:`study_name`)."""
 
     def __init__(self, config: dict[str, Any], schema: dict[str, Any], name: str) -> None:
-        from .figures import FigurePlan
-        from .mteb import MtebPlan
-        from .tables import TablePlan
-
         check_references(config)
         self.config = config
         self.study = config["study"]
@@ -104,9 +95,6 @@ class Study:
         )
         self.table_model = run_plan.table_model(config)
         self.knn_metric = run_plan.knn_metric(config)
-        self.mteb = MtebPlan(self)
-        self.tables = TablePlan(self)
-        self.figures = FigurePlan(self)
 
     # --- names ------------------------------------------------------------------------------
 
@@ -117,6 +105,16 @@ class Study:
     def scratch_runs(self, dataset: str) -> list[tuple[str, str]]:
         """(label, run) of every study.from_scratch model trained on a dataset."""
         return run_plan.scratch_runs(self.config, dataset)
+
+    def table2_panels(self, dataset: str) -> list[tuple[str, str]]:
+        """(column, model) of Table 2 on a training dataset: the base model, its run per augmentation."""
+        model = self.table_model
+        runs = [(a, self.run_id(model, dataset, a)) for a in self.study["augmentations"]]
+        return [("base", model), *runs]
+
+    def scores(self, family: str, model: str, dataset: str) -> str:
+        """A model's per-layer score file of one family (knn, linear, ...) on a dataset."""
+        return f"{self.results}/scores/{family}/{model}/{dataset}.csv"
 
     @property
     def embedding_dtype(self) -> str:
@@ -266,26 +264,6 @@ class Study:
 
     # --- settings of the training jobs --------------------------------------------------------
 
-    def train_settings(self, run: str) -> str:
-        """A run's training parameters (JSON): training defaults, its dataset's, its augmentation,
-        its overrides and own settings, the device and precision."""
-        spec, config = self.runs[run], self.config
-        training = {k: v for k, v in config["training"].items() if k not in NOT_TRAINING_SETTINGS}
-        settings = {
-            **training,
-            **config["datasets"][self.settings_dataset(run)].get("training", {}),
-            **config["augmentations"][spec["augmentation"]],
-        }
-        settings.update({k: v for k, v in spec["overrides"].items() if k != "sentences"})
-        settings.update(
-            augmentation=spec["augmentation"], device=config["device"], precision=config["precision"]
-        )
-        settings.update(spec.get("settings", {}))
-        settings.update(self.mteb.training_settings(run))
-        # An unset option (null) is left to TrainSettings' default, so adding a new option to the
-        # schema never changes existing runs' params (which would re-train them).
-        return json.dumps({k: v for k, v in settings.items() if v is not None}, sort_keys=True)
-
     def checkpoint_args(self, run: str, output: str) -> str:
         """`--checkpoint-dir RESULTS/checkpoints/RUN --checkpoint-every N` of a fine-tuning run
         whose model folder is `output`: beside RESULTS/models, not inside the run's output,
@@ -311,21 +289,3 @@ class Study:
     def eval_corpus_args(self, run: str) -> str:
         """`--eval-corpus NAME=FILE` of each dataset a run is scored on while it trains."""
         return repeated("--eval-corpus", [[f"{d}={self.raw(d)}"] for d in self.eval_corpora(run)])
-
-    # --- targets ------------------------------------------------------------------------------
-
-    @cached_property
-    def targets(self) -> list[str]:
-        """Everything `snakemake` builds by default: tables, scores, maps and figures."""
-        config = self.config
-        targets = self.tables.targets()
-        families = ["knn"] + (["linear"] if config["evaluation"]["linear"]["enabled"] else [])
-        targets += [
-            f"{self.results}/scores/{family}/{model}/{dataset}.csv"
-            for family in families
-            for model, dataset in self.evaluations()
-            if self.is_reported(model)
-        ]
-        targets += self.figures.targets()
-        targets += self.mteb.targets()
-        return targets

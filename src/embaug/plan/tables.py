@@ -71,7 +71,7 @@ class TablePlan:
     # --- score files ----------------------------------------------------------------------------
 
     def knn_scores(self, model: str, dataset: str) -> str:
-        return f"{self.study.results}/scores/knn/{model}/{dataset}.csv"
+        return self.study.scores("knn", model, dataset)
 
     def baseline_scores(self, baseline: str, dataset: str) -> str:
         return f"{self.study.results}/scores/baselines/{baseline}/{dataset}.csv"
@@ -91,7 +91,7 @@ class TablePlan:
         if spec.get("models") is not None:
             return spec["models"]
         if dataset in self.study.study["train_on"]:
-            return [m for _, m in self.study.figures.figure2_panels(dataset)]
+            return [m for _, m in self.study.table2_panels(dataset)]
         return [self.study.table_model]
 
     # --- tables of Table 2's shape -----------------------------------------------------------------
