@@ -58,6 +58,7 @@ class FigurePlan:
         return self.tsne["datasets"] if self.tsne["datasets"] is not None else self.study.study["train_on"]
 
     def figure2_files(self, dataset: str) -> list[str]:
+        """The t-SNE maps and kNN scores Figure 2 reads on a dataset."""
         results = self.study.results
         return [
             f"{results}/{kind}/{m}/{dataset}.{ext}"
@@ -95,6 +96,7 @@ class FigurePlan:
         return [m for m in models if m not in study["models"]]
 
     def layer_files(self, family: str, dataset: str) -> list[str]:
+        """The per-layer score files a per-layer figure reads."""
         return [self.study.scores(family, m, dataset) for m in self.layer_models(dataset)]
 
     def layer_args(self, family: str, dataset: str) -> str:
@@ -108,6 +110,7 @@ class FigurePlan:
     # --- Figures 1 and 3: training curves ---------------------------------------------------------
 
     def run_dir(self, run: str) -> str:
+        """A fine-tuning run's model folder (its train_log.csv holds the training curves)."""
         return f"{self.study.results}/models/{run}"
 
     def figure1_args(self) -> str:
@@ -185,6 +188,7 @@ class FigurePlan:
         return lines
 
     def sweep_files(self, figure: str) -> list[str]:
+        """The score files a sweep figure reads: its points and reference lines."""
         freeze = SWEEP_FIGURES[figure][0]
         return [path for *_, path in self.sweep_points(freeze) + self.sweep_references(freeze)]
 

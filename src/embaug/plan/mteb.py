@@ -98,6 +98,7 @@ class MtebPlan:
         return {block: self.blocks[block] for block in names if block in self.blocks}
 
     def table_files(self, table: str) -> list[str]:
+        """The MTEB result files an MTEB table reads: each row's model on each task of its blocks."""
         tasks = [task for tasks in self.table_blocks(table).values() for task in tasks]
         return [f"{self.study.results}/mteb/{m}/{t}.json" for _, m in self.rows(table) for t in tasks]
 
@@ -157,6 +158,7 @@ class MtebPlan:
         return settings
 
     def training_files(self, run: str) -> list[str]:
+        """The local task files a run scored on MTEB while it trains reads."""
         return [path for task in self.training_tasks(run) for path in self.local_files(task)]
 
     def training_args(self, run: str) -> str:
@@ -175,6 +177,7 @@ class MtebPlan:
     # --- per layer (Figure 4c, S3) ---------------------------------------------------------------
 
     def layer_models(self) -> list[str]:
+        """The models scored per layer: mteb.layer_models, else the rows of the first MTEB table."""
         if self.mteb["layer_models"] is not None:
             return self.mteb["layer_models"]
         return [m for _, m in self.rows(next(iter(self.tables)))] if self.tables else []
@@ -218,6 +221,7 @@ class MtebPlan:
         return {b: ts for b, ts in blocks.items() if ts}
 
     def layer_files(self, model: str) -> list[str]:
+        """A per-layer model's MTEB result files, one per layer and task (its layers must be the plan's)."""
         layers = self.layers(model)
         planned_layers, planned_models = self.layer_plan
         if model not in planned_models or tuple(layers) != tuple(planned_layers):
@@ -231,6 +235,7 @@ class MtebPlan:
         ]
 
     def layer_args(self, model: str) -> str:
+        """`--row LAYER DIR` arguments of a model's per-layer MTEB table."""
         return repeated(
             "--row", [(k, f"{self.study.results}/mteb/{model}/layer{k}") for k in self.layers(model)]
         )
@@ -240,6 +245,7 @@ class MtebPlan:
         return repeated("--model", [(m, self.layer_scores(m)) for m in self.layer_models()])
 
     def layer_scores(self, model: str) -> str:
+        """A model's per-layer MTEB table (Figure 4c reads it)."""
         return f"{self.study.results}/scores/mteb_layers/{model}.csv"
 
     def targets(self) -> list[str]:

@@ -80,12 +80,14 @@ class JobSizing:
         )
 
     def embed(self, wildcards: Any, input: Any, attempt: int) -> sizing.Request:
+        """An embed job: the corpus through the model, every stored layer."""
         return sizing.embed_request(
             sizing.corpus_size(input.corpus), self.model_shape(wildcards.model),
             max_length=self.config["embedding"]["max_length"], gpu=self.gpu, attempt=attempt,
         )  # fmt: skip
 
     def knn(self, wildcards: Any, input: Any, attempt: int) -> sizing.Request:
+        """A kNN job: the stored layers of the corpus, split into queries and references."""
         return sizing.knn_request(
             sizing.corpus_size(input.corpus).documents, self.stored_layers(wildcards),
             self.model_shape(wildcards.model).dim, test_fraction=self.config["evaluation"]["test_fraction"],
@@ -93,6 +95,7 @@ class JobSizing:
         )  # fmt: skip
 
     def linear(self, wildcards: Any, input: Any, attempt: int) -> sizing.Request:
+        """A linear-probe job: a logistic regression per stored layer."""
         evaluation = self.config["evaluation"]
         return sizing.linear_request(
             sizing.corpus_size(input.corpus).documents, self.stored_layers(wildcards),
@@ -102,6 +105,7 @@ class JobSizing:
         )  # fmt: skip
 
     def tsne(self, wildcards: Any, input: Any, attempt: int) -> sizing.Request:
+        """A t-SNE job: the last layer of (at most evaluation.tsne.max_docs of) the corpus."""
         tsne = self.config["evaluation"]["tsne"]
         documents = sizing.corpus_size(input.corpus).documents
         mapped = documents if tsne["max_docs"] is None else min(documents, tsne["max_docs"])
@@ -113,6 +117,7 @@ class JobSizing:
         )  # fmt: skip
 
     def finetune(self, wildcards: Any, input: Any, attempt: int) -> sizing.Request:
+        """A fine-tuning job, with the run's own batch size, length, epochs and scoring."""
         settings = json.loads(self.study.train_settings(wildcards.run))  # its dataset's and overrides
         return sizing.finetune_request(
             sizing.corpus_size(input.chunks), self.model_shape(wildcards.run),
@@ -123,6 +128,7 @@ class JobSizing:
         )  # fmt: skip
 
     def pretrain(self, wildcards: Any, input: Any, attempt: int) -> sizing.Request:
+        """A pretraining job: its steps of masked-LM batches on its corpora."""
         settings = self.config["models"][wildcards.model]["pretraining"]
         return sizing.pretrain_request(
             [sizing.corpus_size(path) for path in input.corpora], self.model_shape(wildcards.model),
@@ -139,10 +145,12 @@ class JobSizing:
         return sizing.mteb_task_size(task, tuple(self.config["mteb"]["splits"])) or MTEB_DEFAULT_TASK
 
     def mteb(self, wildcards: Any, input: Any, attempt: int, layers: int = 1) -> sizing.Request:
+        """An MTEB job: one task's texts through the model (``layers``: layers scored at once)."""
         return sizing.mteb_request(
             self.mteb_task_size(wildcards.task), self.model_shape(wildcards.model),
             max_length=self.config["mteb"]["max_length"], layers=layers, gpu=self.gpu, attempt=attempt,
         )  # fmt: skip
 
     def mteb_layers(self, wildcards: Any, input: Any, attempt: int) -> sizing.Request:
+        """A per-layer MTEB job: one task, every layer the plan scores."""
         return self.mteb(wildcards, input, attempt, layers=len(self.study.mteb.layers(wildcards.model)))

@@ -125,6 +125,7 @@ class Study:
     # --- models -----------------------------------------------------------------------------
 
     def is_scratch(self, model: str) -> bool:
+        """A model built from scratch by the workflow (`source: scratch`, rule init_model)."""
         return model in self.config["models"] and self.sources[model] == "scratch"
 
     def is_pretrained(self, model: str) -> bool:
@@ -202,9 +203,11 @@ class Study:
     # --- data -------------------------------------------------------------------------------
 
     def raw(self, dataset: str) -> str:
+        """A dataset's downloaded (or derived) corpus file."""
         return f"{self.data}/raw/{dataset}.parquet"
 
     def chunks(self, dataset: str, sentences: int | None = None) -> str:
+        """A dataset's chunk file: its documents cut into `sentences` sentences per chunk."""
         return f"{self.data}/chunks/{dataset}/n{sentences or self.config['chunking']['sentences']}.parquet"
 
     def download_spec(self, dataset: str) -> str:

@@ -71,9 +71,11 @@ class TablePlan:
     # --- score files ----------------------------------------------------------------------------
 
     def knn_scores(self, model: str, dataset: str) -> str:
+        """A model's per-layer kNN scores on a dataset."""
         return self.study.scores("knn", model, dataset)
 
     def baseline_scores(self, baseline: str, dataset: str) -> str:
+        """A TF-IDF baseline's kNN scores on a dataset."""
         return f"{self.study.results}/scores/baselines/{baseline}/{dataset}.csv"
 
     def pooled_knn_scores(self, model: str, dataset: str, pooling: str) -> str:
@@ -178,6 +180,7 @@ class TablePlan:
     # --- grid tables ---------------------------------------------------------------------------------
 
     def s3_preprocessed(self) -> list[str]:
+        """Table S3's preprocessings other than raw (scored by rule knn_preprocessed)."""
         return [p for p in self.s3["preprocessings"] if p != "raw"]
 
     def s3_cells(self) -> list[Cell]:
@@ -218,6 +221,7 @@ class TablePlan:
         ]
 
     def grid_cells(self, table: str) -> list[Cell]:
+        """The cells of a grid table (tableS3 or tableS7)."""
         return {"tableS3": self.s3_cells, "tableS7": self.s7_cells}[table]()
 
     # --- targets -----------------------------------------------------------------------------------
