@@ -10,6 +10,10 @@ them 100-250 characters long, its label one of 180 classes. Per size:
   from-scratch 6 x 384 BERT (7 stored layers, float32 store) and documents cut to
   ``--embed-max-length`` tokens (short documents, so that 733k fit in minutes): its peak memory is
   what grows with the corpus.
+* ``pretrain_corpus``: ``embaug pretrain`` as the workflow's pretrain job, on the whole corpus (every
+  document cut into windows of at most 128 tokens, 500 held out), the same 6-layer BERT with a new
+  masked-LM head, for ``--pretrain-steps`` steps of 64 windows: the windows are what grows with the
+  corpus (the steps cost the same at every size).
 * ``embed``: ``embaug embed`` (every layer, mean pooling, into the embedding store) of a sample of
   ``--embed-docs`` documents with a from-scratch BERT small enough for a CPU (hidden 256, 4 layers, 4
   heads, intermediate 1024, WordPiece vocabulary 8000 fitted on the sample, max length 512), projected
@@ -55,7 +59,17 @@ ROOT = Path(__file__).resolve().parents[1]
 LAYERS, DIM, CLASSES = 13, 768, 180  # MPNet base's stored shape; arXiv's classes (Table S5)
 MEAN_CHARS, SD_CHARS = 1010, 432  # arXiv's document length in Table S5
 MPNET = {"hidden_size": 768, "num_hidden_layers": 12, "intermediate_size": 3072}
-STAGES = ("chunk", "embed", "embed_corpus", "knn", "sklearn_knn", "linear", "tsne", "preprocess")
+STAGES = (
+    "chunk",
+    "embed",
+    "embed_corpus",
+    "pretrain_corpus",
+    "knn",
+    "sklearn_knn",
+    "linear",
+    "tsne",
+    "preprocess",
+)
 # embed_corpus: the from-scratch 6 x 384 BERT (7 stored layers) over the whole corpus
 EMBED_CORPUS_MODEL = {**SCRATCH, "num_hidden_layers": 6, "num_attention_heads": 4}  # width: --embed-hidden
 BLOCK = 65536
@@ -155,6 +169,7 @@ def worker(stage: str, work: Path, options: dict) -> dict:
             sample = corpus.sample(min(options["embed_docs"], len(corpus)), random_state=0)
             sample.to_parquet(work / "sample.parquet")
             if options["embed_corpus"]:  # built here, so that embed_corpus's process is the job alone
+                # (and pretrain_corpus's)
                 from embaug.models import build_scratch_model
 
                 hidden = options["embed_hidden"]
@@ -214,6 +229,29 @@ def worker(stage: str, work: Path, options: dict) -> dict:
             "factor": 1,
             "measured": f"all {options['size']} docs of ~{options['mean_chars']} chars, 6 x {hidden} "
             f"scratch BERT, <= {options['embed_max_length']} tokens, store {store_mib:.0f} MiB",
+        }
+    if stage == "pretrain_corpus":
+        import pandas as pd
+
+        from embaug.cli import main
+
+        settings = {"steps": options["pretrain_steps"], "batch_size": 64, "max_length": 128}
+        settings.update(heldout_docs=500, device="cpu", seed=0)
+        argv = ["pretrain", "--model", str(work / "scratch6"), "--corpus", str(work / "corpus.parquet")]
+        argv += ["--settings", json.dumps(settings), "--name", "scale", "--threads", str(options["threads"])]
+        argv += ["--out", str(work / "pretrained")]
+        start = time.perf_counter()
+        main(argv)
+        seconds = time.perf_counter() - start
+        record = json.loads((work / "pretrained" / "run.json").read_text())
+        log = pd.read_csv(work / "pretrained" / "train_log.csv")
+        shutil.rmtree(work / "pretrained")
+        return {
+            "seconds": seconds,
+            "factor": 1,
+            "measured": f"all {options['size']} docs: {record['training_windows']} windows, "
+            f"{record['training_tokens']} tokens; {options['pretrain_steps']} steps of 64 in "
+            f"{float(log['seconds'].iloc[-1]):.0f} s",
         }
     labels, train, test, np = _split(work)
     from embaug.store import EmbeddingStore
@@ -343,6 +381,7 @@ def main() -> None:
         "--embed-max-length", type=int, default=32, help="embed_corpus: tokens per document (short documents)"
     )
     parser.add_argument("--embed-hidden", type=int, default=384, help="embed_corpus: the model's width")
+    parser.add_argument("--pretrain-steps", type=int, default=20, help="pretrain_corpus: optimizer steps")
     parser.add_argument(
         "--mean-chars", type=int, default=MEAN_CHARS, help="mean document length (default: arXiv's)"
     )
@@ -378,12 +417,13 @@ def main() -> None:
             "embed_docs": args.embed_docs,
             "embed_max_length": args.embed_max_length,
             "embed_hidden": args.embed_hidden,
-            "embed_corpus": "embed_corpus" in args.stages,
+            "embed_corpus": bool({"embed_corpus", "pretrain_corpus"} & set(args.stages)),
+            "pretrain_steps": args.pretrain_steps,
             "mean_chars": args.mean_chars,
             "knn_layers": args.knn_layers,
             "knn_queries": args.knn_queries,
             "store_layers": args.store_layers,
-            "text": bool({"chunk", "embed", "embed_corpus"} & set(args.stages)),
+            "text": bool({"chunk", "embed", "embed_corpus", "pretrain_corpus"} & set(args.stages)),
         }
         if (work / "store").exists() and not options["text"]:  # a --workdir kept from an earlier run
             print(f"{size} documents: reusing {work / 'store'}", flush=True)

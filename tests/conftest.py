@@ -10,6 +10,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("TQDM_DISABLE", "1")
 
 import random  # noqa: E402
+import shutil  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pandas as pd  # noqa: E402
@@ -167,3 +168,22 @@ def bars_shown(monkeypatch: pytest.MonkeyPatch) -> None:
 
     init = vars(tqdm.std.tqdm)["__init__"]
     monkeypatch.setattr(tqdm.std.tqdm, "__init__", getattr(init, "func", init))
+
+
+@pytest.fixture(autouse=True)
+def no_wait_for_a_slurm_controller(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Outside the `slurm` tests, an `scontrol` that fails at once comes first on PATH. Snakemake's
+    SLURM executor plugin runs `scontrol show config` whenever snakemake starts (for its help text);
+    where SLURM's client is installed but no controller runs (here, after the slurm tests) that waits
+    for its timeout, about 9 s per snakemake call. No default test talks to SLURM (test_slurm's
+    stand-in commands come before this one where a test uses them)."""
+    if request.node.get_closest_marker("slurm") or shutil.which("scontrol") is None:
+        return
+    folder = tmp_path_factory.getbasetemp() / "no_slurm_controller"
+    if not folder.exists():
+        folder.mkdir()
+        (folder / "scontrol").write_text("#!/bin/sh\nexit 1\n")
+        (folder / "scontrol").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{folder}{os.pathsep}{os.environ['PATH']}")
