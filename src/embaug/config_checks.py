@@ -340,40 +340,11 @@ def check_config(config: dict[str, Any], pair_makers: Iterable[str]) -> None:
                 f"study.paired_difference names '{augmentation}', which is not in study.augmentations "
                 f"({', '.join(study['augmentations'])})"
             )
-    check_figure3(config)
     training = config["training"]
     if training["eval_every"] and training["eval_k"] >= training["eval_docs"]:
         raise ConfigError(
             f"training.eval_k ({training['eval_k']}) must be below training.eval_docs "
             f"({training['eval_docs']}): each held document needs k neighbours"
-        )
-
-
-def check_figure3(config: dict[str, Any]) -> None:
-    """``figure3``: its datasets and augmentation are defined, and there is a dataset to score on."""
-    figure3 = config.get("figure3", {})
-    if not figure3.get("enabled"):
-        return
-    study = config["study"]
-    evaluate_on = figure3.get("evaluate_on") or (study["train_on"] or [None])[0]
-    if evaluate_on is None:
-        raise ConfigError("figure3.evaluate_on: no dataset to score on (set it, or study.train_on)")
-    datasets = config["datasets"]
-    named = {
-        "figure3.evaluate_on": [evaluate_on],
-        "figure3.train_on": figure3.get("train_on") or study["train_on"],
-    }
-    for key, names in named.items():
-        for name in names:
-            if name not in datasets:
-                raise ConfigError(
-                    f"{key} names '{name}', which is not under datasets ({', '.join(datasets)})"
-                )
-    augmentation = figure3.get("augmentation", "crops")
-    if augmentation not in config["augmentations"]:
-        raise ConfigError(
-            f"figure3.augmentation names '{augmentation}', which is not under augmentations "
-            f"({', '.join(config['augmentations'])})"
         )
 
 

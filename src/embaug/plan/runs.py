@@ -160,6 +160,29 @@ def _check_variants(
         raise ConfigError("study.from_scratch needs study.train_on (the datasets to train on)")
 
 
+def _check_figure3(config: dict[str, Any]) -> None:
+    """``figure3``: its datasets and augmentation are defined, and there is a dataset to score on."""
+    if not config["figure3"]["enabled"]:
+        return
+    evaluate_on = figure3_on(config)
+    if evaluate_on is None:
+        raise ConfigError("figure3.evaluate_on: no dataset to score on (set it, or study.train_on)")
+    datasets = config["datasets"]
+    named = {"figure3.evaluate_on": [evaluate_on], "figure3.train_on": figure3_train_on(config)}
+    for key, names in named.items():
+        for name in names:
+            if name not in datasets:
+                raise ConfigError(
+                    f"{key} names '{name}', which is not under datasets ({', '.join(datasets)})"
+                )
+    augmentation = config["figure3"]["augmentation"]
+    if augmentation not in config["augmentations"]:
+        raise ConfigError(
+            f"figure3.augmentation names '{augmentation}', which is not under augmentations "
+            f"({', '.join(config['augmentations'])})"
+        )
+
+
 def _run_specs(
     study: dict[str, Any], sweeps: list[Sweep], sweep_model: str, sweep_on: str | None
 ) -> list[tuple[str, str, str, Overrides]]:
@@ -190,6 +213,7 @@ def plan_runs(config: dict[str, Any], schema: dict[str, Any]) -> RunPlan:
     sweep_on = study.get("sweep_on", (study["train_on"] or [None])[0])
     sweeps = parse_sweeps(study, schema)
     _check_variants(config, sweeps, sweep_model, sweep_on)
+    _check_figure3(config)
     runs = {}
     for model, dataset, augmentation, overrides in _run_specs(study, sweeps, sweep_model, sweep_on):
         overrides = run_overrides(config, augmentation, overrides, dataset)

@@ -74,6 +74,14 @@ def resolved_source(name: str, source: str) -> str:
     return str(Path(next(iter(found.submodule_search_locations)), folder))
 
 
+def checkpoint_args(output: str, every: int, *where: str) -> str:
+    """`--checkpoint-dir RESULTS/checkpoints/WHERE.. --checkpoint-every N` of a job whose output is
+    `output` (RESULTS/<kind>/<name>): beside its output folder, not inside it, which Snakemake deletes
+    before it reruns a failed job."""
+    folder = Path(output).parent.parent.joinpath("checkpoints", *where)
+    return shlex.join(["--checkpoint-dir", str(folder), "--checkpoint-every", str(every)])
+
+
 class Study:
     """The plan of one study (``config``: validated, its defaults filled in; ``schema``: the config
     schema; ``name``: the study's folder name, see :func:`study_name`)."""
@@ -269,11 +277,8 @@ class Study:
 
     def checkpoint_args(self, run: str, output: str) -> str:
         """`--checkpoint-dir RESULTS/checkpoints/RUN --checkpoint-every N` of a fine-tuning run
-        whose model folder is `output`: beside RESULTS/models, not inside the run's output,
-        which Snakemake deletes before it reruns a failed job."""
-        folder = Path(output).parent.parent / "checkpoints" / run
-        every = self.config["training"]["checkpoint_every"]
-        return shlex.join(["--checkpoint-dir", str(folder), "--checkpoint-every", str(every)])
+        whose model folder is `output`."""
+        return checkpoint_args(output, self.config["training"]["checkpoint_every"], run)
 
     def pretrain_settings(self, model: str) -> str:
         """A pretraining's parameters (JSON): its `pretraining` settings but the corpora (its
@@ -285,9 +290,8 @@ class Study:
 
     def pretrain_checkpoint_args(self, model: str, output: str) -> str:
         """`--checkpoint-dir RESULTS/checkpoints/pretrained/MODEL --checkpoint-every N`."""
-        folder = Path(output).parent.parent / "checkpoints" / "pretrained" / model
         every = self.config["models"][model]["pretraining"]["checkpoint_every"]
-        return shlex.join(["--checkpoint-dir", str(folder), "--checkpoint-every", str(every)])
+        return checkpoint_args(output, every, "pretrained", model)
 
     def eval_corpus_args(self, run: str) -> str:
         """`--eval-corpus NAME=FILE` of each dataset a run is scored on while it trains."""
