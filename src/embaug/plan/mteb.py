@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import re
-from functools import cached_property
+from functools import cache, cached_property
 from typing import TYPE_CHECKING, Any
 
 from ..config_checks import ConfigError
@@ -182,6 +182,7 @@ class MtebPlan:
             return self.mteb["layer_models"]
         return [m for _, m in self.rows(next(iter(self.tables)))] if self.tables else []
 
+    @cache  # noqa: B019 (one plan per workflow; each job's resources and inputs ask again)
     def layers(self, model: str) -> list[int]:
         """Layer indices scored per layer: mteb.layers, else every layer (from the model's config)."""
         if self.mteb["layers"] is not None:
