@@ -168,8 +168,8 @@ def worker(stage: str, work: Path, options: dict) -> dict:
         if options["text"]:
             sample = corpus.sample(min(options["embed_docs"], len(corpus)), random_state=0)
             sample.to_parquet(work / "sample.parquet")
-            if options["embed_corpus"]:  # built here, so that embed_corpus's process is the job alone
-                # (and pretrain_corpus's)
+            if options["scratch6"]:  # built here, so that embed_corpus's (and pretrain_corpus's)
+                # process is the job alone
                 from embaug.models import build_scratch_model
 
                 hidden = options["embed_hidden"]
@@ -417,7 +417,7 @@ def main() -> None:
             "embed_docs": args.embed_docs,
             "embed_max_length": args.embed_max_length,
             "embed_hidden": args.embed_hidden,
-            "embed_corpus": bool({"embed_corpus", "pretrain_corpus"} & set(args.stages)),
+            "scratch6": bool({"embed_corpus", "pretrain_corpus"} & set(args.stages)),
             "pretrain_steps": args.pretrain_steps,
             "mean_chars": args.mean_chars,
             "knn_layers": args.knn_layers,

@@ -262,11 +262,10 @@ def job_resources(text: str) -> list[tuple[str, dict[str, str]]]:
     return jobs
 
 
-def test_dry_run_shows_each_jobs_resources_from_its_inputs(slurm, tmp_path):
+def test_dry_run_shows_each_jobs_resources_from_its_inputs(tmp_path):
     """With the corpus in place, the dry run of the .test study shows each job's memory, time and
     threads, computed from the corpus and the model; a job whose input is not made yet shows <TBD>
-    (Snakemake sizes it once the input exists, before submitting it). The stand-in commands keep
-    it off any SLURM installed here (whose `scontrol` waits for its timeout without a controller)."""
+    (Snakemake sizes it once the input exists, before submitting it)."""
     config = test_config()
     documents = pd.DataFrame(
         {
@@ -328,10 +327,10 @@ def job_requests(workdir: Path, *args: str) -> list[tuple[str, dict[str, str]]]:
     return sorted(requests, key=lambda job: (job[0], sorted(job[1].items())))
 
 
-def test_cluster_jobs_are_sized_from_their_inputs_not_from_the_submitting_host(slurm, tmp_path):
+def test_cluster_jobs_are_sized_from_their_inputs_not_from_the_submitting_host(tmp_path):
     """Through the SLURM profile, `--cores 2` and `--cores 64` on the login node give every job the
     same threads, memory and time (GPU jobs their 8 host threads); a local run still caps threads
-    at the cores it is given (the stand-in commands, as above)."""
+    at the cores it is given."""
     on_two = job_requests(tmp_path, "--profile", str(PROFILE), "--cores", "2")
     on_many = job_requests(tmp_path, "--profile", str(PROFILE), "--cores", "64")
     assert on_two == on_many
