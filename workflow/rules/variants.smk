@@ -88,7 +88,7 @@ use rule sweep_figure as pretraining_steps_figure with:
 use rule score_table as table_s6 with:
     input:
         [path for *_, path in PLAN.tables.s6_cells()],
-        [PLAN.model_path(name) for name in PLAN.tables.scratch_base_models()],
+        [path for _, path in PLAN.tables.scratch_bases()],
     output:
         csv=report(
             in_results("tables/tableS6.csv"),
@@ -104,7 +104,7 @@ use rule score_table as table_s6 with:
     params:
         cells=lambda w: repeated("--cell", PLAN.tables.s6_cells())
         + " "
-        + repeated("--vocabulary", [(name, PLAN.model_path(name)) for name in PLAN.tables.scratch_base_models()]),
+        + repeated("--vocabulary", PLAN.tables.scratch_bases()),
         metric=KNN_METRIC,
         title=lambda w: f"Table S6: kNN accuracy (%), k={KNN_K}, {KNN_METRIC}, "
         "last layer: fine-tuned, off-the-shelf and trained from scratch",

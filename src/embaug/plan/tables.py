@@ -156,9 +156,14 @@ class TablePlan:
                 cells.append((dataset, augmentation, self.knn_scores(run, dataset)))
         return cells + self.baseline_cells("knn", datasets)
 
-    def scratch_base_models(self) -> list[str]:
-        """Table S6's from-scratch models (their vocabulary's origin goes into the caption)."""
-        return [name for name in self.study.study["from_scratch"] if self.study.is_scratch(name)]
+    def scratch_bases(self) -> list[tuple[str, str]]:
+        """Table S6's from-scratch models as (name, model folder): their vocabulary's origin goes
+        into the caption."""
+        return [
+            (name, self.study.model_path(name))
+            for name in self.study.study["from_scratch"]
+            if self.study.is_scratch(name)
+        ]
 
     def s6_cells(self) -> list[Cell]:
         """Table S6: Table 2's model and runs, comparison models, and models trained from scratch."""
