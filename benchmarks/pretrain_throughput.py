@@ -68,10 +68,9 @@ def measure_embaug(job: dict) -> dict:
     device = prepare_worker(job["device"], job["threads"])
     import json
 
-    from embaug.pretrain import PretrainSettings, pretrain
-
-    texts = pd.read_parquet(job["corpus"])[["text"]]
     from transformers import AutoTokenizer
+
+    from embaug.pretrain import PretrainSettings, pretrain
 
     windows = training_windows(job, AutoTokenizer.from_pretrained(job["model"]))
     steps = -(-len(windows) // job["batch_size"])
@@ -80,7 +79,7 @@ def measure_embaug(job: dict) -> dict:
         learning_rate=5.0e-4, seed=SEED, device=str(device), precision=job["precision"],
     )  # fmt: skip
     with tempfile.TemporaryDirectory() as folder:
-        log = pretrain(job["model"], {"corpus": texts}, settings, Path(folder) / "model", "benchmark")
+        log = pretrain(job["model"], {"corpus": job["corpus"]}, settings, Path(folder) / "model", "benchmark")
         record = json.loads((Path(folder) / "model" / "run.json").read_text())
     seconds = float(log["seconds"].iloc[-1] - record["initial_eval_seconds"] - log["eval_seconds"].iloc[-1])
     peak, kind = peak_memory_mib(device)

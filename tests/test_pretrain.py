@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -14,6 +15,7 @@ from embaug import pretrain as pretraining
 from embaug.checkpoint import CHECKPOINT_FILE
 from embaug.errors import EmbaugError
 from embaug.mlm import (
+    WindowCutter,
     collate,
     heldout_split,
     masked_predictions,
@@ -43,14 +45,21 @@ def tokenizer(tiny_model_dir):
 
 
 @pytest.fixture(scope="module")
-def run(tiny_model_dir, corpus):
+def corpus_path(tmp_path_factory, corpus) -> Path:
+    path = tmp_path_factory.mktemp("corpus") / "corpus.parquet"
+    corpus.to_parquet(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def run(tiny_model_dir, corpus_path):
     """``run(out, checkpoint_dir=None, checkpoint_every=0, **settings)``: the tiny run (SETTINGS)."""
 
     def run(
         out: Path, checkpoint_dir: Path | None = None, checkpoint_every: int = 0, **settings
     ) -> pd.DataFrame:
         return pretrain(
-            str(tiny_model_dir), {"corpus": corpus}, PretrainSettings(**{**SETTINGS, **settings}), out,
+            str(tiny_model_dir), {"corpus": corpus_path}, PretrainSettings(**{**SETTINGS, **settings}), out,
             "tiny_mlm", checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every,
         )  # fmt: skip
 
@@ -101,17 +110,80 @@ def test_masking_is_seeded(tokenizer, corpus):
 
 
 def test_whole_word_masking_masks_every_piece_of_a_word(tokenizer):
-    texts = ["Unbelievably overcomplicated tokenization of antidisestablishmentarianism happens."] * 200
+    sentence = "Unbelievably overcomplicated tokenization of antidisestablishmentarianism happens."
+    texts = [" ".join([sentence] * (1 + i % 3)) for i in range(200)]  # windows of different lengths
     windows = token_windows(texts, tokenizer, 64, whole_word_mask=True)
+    assert len({len(window["input_ids"]) for window in windows}) > 1
     batch = collate(masking_collator(tokenizer, 0, whole_word_mask=True), windows)
     chosen = (batch["labels"] != -100).numpy()
     pieces = [tokenizer.convert_ids_to_tokens(w["input_ids"].tolist()) for w in windows]
     assert any(token.startswith("##") for token in pieces[0])  # the test needs split words
     for row, tokens in enumerate(pieces):
+        assert not chosen[row, len(tokens) :].any()  # never the padding
         for position, token in enumerate(tokens):
             if token.startswith("##"):  # a continuation is masked exactly when its word start is
                 assert chosen[row, position] == chosen[row, position - 1]
     assert 0.05 < chosen.sum() / sum(len(t) - 2 for t in pieces) < 0.35
+
+
+def test_a_run_with_whole_word_masking(tmp_path, run):
+    log = run(tmp_path / "model", steps=3, eval_every=0, whole_word_mask=True)
+    assert log["step"].tolist() == [1, 2, 3] and log["loss"].notna().all()
+    assert json.loads((tmp_path / "model" / "run.json").read_text())["settings"]["whole_word_mask"]
+
+
+def test_windows_joined_in_blocks_are_the_windows_of_one_block(tokenizer, corpus):
+    texts = corpus["text"].tolist()
+    whole = token_windows(texts, tokenizer, 24, whole_word_mask=True)
+    cutter = WindowCutter(tokenizer, 24, whole_word_mask=True, block_tokens=100)
+    for first in range(0, len(texts), 7):
+        cutter.add(texts[first : first + 7])
+    blocks = cutter.windows()
+    assert len(whole.blocks) == 1 and len(blocks.blocks) > 5
+    assert len(blocks) == len(whole) > len(texts) and blocks.tokens == whole.tokens
+    for index in (*range(len(whole)), -1):
+        assert all(np.array_equal(blocks[index][key], whole[index][key]) for key in whole[index])
+    assert whole[0]["input_ids"].dtype == np.uint16  # BERT's vocabulary fits
+    with pytest.raises(IndexError):
+        blocks[len(blocks)]
+
+
+def test_the_corpora_are_cut_as_read_with_the_held_out_documents_apart(tmp_path, tokenizer, corpus):
+    first, second = corpus.iloc[:25], corpus.iloc[25:]
+    paths = {"first": tmp_path / "first.parquet", "second": tmp_path / "second.parquet"}
+    first.to_parquet(paths["first"], row_group_size=4)
+    second.to_parquet(paths["second"])
+    texts = corpus["text"].tolist()
+    train_ids, heldout_ids = heldout_split(len(texts), 6, 0, "key")
+    assert heldout_ids.min() < 25 <= heldout_ids.max()  # held-out documents in both corpora
+    cut = pretraining.cut_corpora(
+        paths, {"first": 25, "second": len(second)}, heldout_ids, tokenizer, 32, False
+    )
+    for windows, ids in ((cut.train, train_ids), (cut.heldout, heldout_ids)):
+        expected = token_windows([texts[i] for i in ids], tokenizer, 32)
+        assert len(windows) == len(expected)
+        assert all(
+            np.array_equal(a["input_ids"], b["input_ids"]) for a, b in zip(windows, expected, strict=True)
+        )
+    assert (cut.training_documents, cut.heldout_documents) == (len(texts) - 6, 6)
+    changed = second.assign(text=second["text"].str.replace("a", "b", n=1))
+    changed.to_parquet(paths["second"])
+    again = pretraining.cut_corpora(
+        paths, {"first": 25, "second": len(second)}, heldout_ids, tokenizer, 32, False
+    )
+    assert again.digest != cut.digest  # a changed text is a different run: no resuming into it
+
+
+def test_a_missing_text_or_column_names_the_file_and_row(tmp_path, tiny_model_dir, corpus):
+    settings = PretrainSettings(**{**SETTINGS, "steps": 1})
+    path = tmp_path / "corpus.parquet"
+    corpus.assign(text=[*corpus["text"][:13], None, *corpus["text"][14:]]).to_parquet(path, row_group_size=5)
+    with pytest.raises(EmbaugError, match=rf"^{path}: row 13: the text is missing"):
+        pretrain(str(tiny_model_dir), {"corpus": path}, settings, tmp_path / "out")
+    corpus.rename(columns={"text": "body"}).to_parquet(path)
+    with pytest.raises(EmbaugError, match=rf"^{path}: no column text \(it has doc_id, body"):
+        pretrain(str(tiny_model_dir), {"corpus": path}, settings, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
 
 
 def test_long_texts_continue_in_the_next_window(tokenizer):

@@ -127,3 +127,19 @@ def test_scoring_a_split_while_training_adds_time():
         split_eval=ARXIV, eval_every=10,
     )  # fmt: skip
     assert scored.runtime > plain.runtime and scored.mem_mb == plain.mem_mb
+
+
+def test_pretraining_memory_grows_with_every_token_not_with_the_texts():
+    def request(corpora, **options):
+        settings = {"max_length": 128, "windows_per_step": 64, "steps": 1000, "gpu": True, **options}
+        return rs.pretrain_request(corpora, MPNET, **settings)
+
+    small, arxiv = request([SMALL]), request([ARXIV])
+    windows = 732_723 * 1_000 / rs.CHARS_PER_TOKEN * rs.WINDOW_TOKEN_BYTES  # every token, not 128 a text
+    assert (arxiv.mem_mb - small.mem_mb) * 1e6 == pytest.approx(2 * windows, rel=0.01, abs=256e6)
+    assert arxiv.mem_mb < 6_000  # 1.8 GB of windows; the texts are never held (read in batches)
+    with_offsets = request([ARXIV], whole_word_mask=True)
+    assert (with_offsets.mem_mb - arxiv.mem_mb) * 1e6 == pytest.approx(
+        2 * windows * rs.OFFSET_TOKEN_BYTES / rs.WINDOW_TOKEN_BYTES, rel=0.01, abs=256e6
+    )
+    assert request([ARXIV], steps=2000).runtime > arxiv.runtime  # time follows the steps

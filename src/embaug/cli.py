@@ -152,7 +152,7 @@ def cmd_pretrain(args: PretrainOptions) -> None:
     set_threads(args.threads)
     settings = PretrainSettings(**json.loads(args.settings))
     set_precision(settings.precision)
-    corpora = {Path(path).stem: read_parquet(path, columns=["text"]) for path in args.corpus}
+    corpora = {Path(path).stem: path for path in args.corpus}
     pretrain(args.model, corpora, settings, args.out, args.name, args.checkpoint_dir, args.checkpoint_every)
 
 

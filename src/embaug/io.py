@@ -101,6 +101,22 @@ def read_parquet(path: str | Path, columns: list[str] | None = None) -> pd.DataF
         raise damaged(path, exc, "Parquet file") from exc
 
 
+def parquet_rows(path: str | Path, columns: list[str]) -> int:
+    """Rows of a Parquet file (from its footer), after checking that it has ``columns``; a
+    missing, unreadable or incomplete file fails in one line, as in :func:`read_parquet`."""
+    if not Path(path).is_file():
+        raise EmbaugError(f"{path}: no such file")
+    try:
+        parquet = pyarrow.parquet.ParquetFile(path)
+    except (OSError, ValueError, pyarrow.ArrowException) as exc:
+        raise damaged(path, exc, "Parquet file") from exc
+    names = parquet.schema_arrow.names
+    missing = [column for column in columns if column not in names]
+    if missing:
+        raise EmbaugError(f"{path}: no column {', '.join(missing)} (it has {', '.join(names) or 'none'})")
+    return parquet.metadata.num_rows
+
+
 ROW_GROUP_ROWS = 20_000
 """Rows per Parquet row group of the tables stages write, so that a reader streaming a corpus
 (:func:`parquet_windows`) holds one group of it, not the whole column, in memory."""

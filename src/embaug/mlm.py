@@ -24,29 +24,106 @@ whole-word masking), each an array of the window's tokens."""
 
 
 class TokenWindows(Sequence[Window]):
-    """Windows kept flat: one array per field holding every window's tokens, and where each
-    window starts; ``windows[i]`` is a :data:`Window` of views. A dict and two small arrays per
-    window cost a few hundred bytes of Python objects each, gigabytes at millions of windows; at
-    the demo's 81k windows the process's size was the same either way (the tokenizer's transient
-    lists dominate there)."""
+    """Windows kept flat: blocks of one array per field holding many windows' tokens, and where
+    each window starts in its block; ``windows[i]`` is a :data:`Window` of views. A dict and two
+    small arrays per window would cost a few hundred bytes of Python objects each, gigabytes at
+    millions of windows."""
 
-    def __init__(self, fields: dict[str, np.ndarray], starts: np.ndarray) -> None:
-        self.fields, self.starts = fields, starts
+    def __init__(self, blocks: Sequence[tuple[dict[str, np.ndarray], np.ndarray]]) -> None:
+        """``blocks``: ``(fields, starts)`` pairs; ``starts`` has one entry per window of the block
+        and one past its last token."""
+        self.blocks = list(blocks)
+        self.first = np.cumsum([0, *(len(starts) - 1 for _, starts in self.blocks)])
 
     def __len__(self) -> int:
-        return len(self.starts) - 1
+        return int(self.first[-1])
 
     def __getitem__(self, index):  # noqa: ANN001, ANN204 - int -> Window, slice -> list[Window]
         if isinstance(index, slice):
             return [self[i] for i in range(*index.indices(len(self)))]
         position = range(len(self))[index]  # negative indices; IndexError past the end
-        begin, end = self.starts[position], self.starts[position + 1]
-        return {key: values[begin:end] for key, values in self.fields.items()}
+        block = int(np.searchsorted(self.first, position, side="right")) - 1
+        fields, starts = self.blocks[block]
+        within = position - self.first[block]
+        begin, end = starts[within], starts[within + 1]
+        return {key: values[begin:end] for key, values in fields.items()}
 
     @property
     def tokens(self) -> int:
         """Tokens in all windows, special tokens included."""
-        return int(self.starts[-1])
+        return sum(int(starts[-1]) for _, starts in self.blocks)
+
+
+BLOCK_TOKENS = 1 << 24
+"""Tokens per block of :class:`TokenWindows` (about 80 MiB of ids and masks): the most a block
+is held twice while its batches are joined."""
+
+
+class WindowCutter:
+    """Cuts texts, batch after batch as they are read, into windows of at most ``max_length``
+    tokens (special tokens included), kept flat in :class:`TokenWindows`.
+
+    A text longer than one window continues in the next (the tokenizer's overflow), so no text is
+    lost to truncation; windows are in text order. A window with nothing to mask (special tokens
+    only) is left out. Each batch's arrays are joined into a block once ``block_tokens`` tokens
+    have come, so the windows are never all held twice (a join at the end would: 1.1 GiB more at
+    733k documents). Token ids are ``uint16`` where the vocabulary fits (BERT's does), else ``int32``.
+    """
+
+    def __init__(
+        self,
+        tokenizer: PreTrainedTokenizerBase,
+        max_length: int,
+        whole_word_mask: bool = False,
+        block_tokens: int = BLOCK_TOKENS,
+    ) -> None:
+        self.tokenizer, self.max_length, self.whole_word_mask = tokenizer, max_length, whole_word_mask
+        self.block_tokens = block_tokens
+        ids = np.uint16 if len(tokenizer) <= np.iinfo(np.uint16).max + 1 else np.int32
+        self.fields = {"input_ids": (ids, ()), "special_tokens_mask": (np.int8, ())}
+        if whole_word_mask:
+            self.fields["offset_mapping"] = (np.int32, (2,))  # (start, end) character offsets per token
+        self.blocks: list[tuple[dict[str, np.ndarray], np.ndarray]] = []
+        self.pending: list[tuple[dict[str, np.ndarray], np.ndarray]] = []
+        self.pending_tokens = 0
+
+    def add(self, texts: Sequence[str]) -> None:
+        """Cut ``texts`` (one batch, tokenized at once) into windows after those added before."""
+        if not texts:
+            return
+        encoded = self.tokenizer(
+            list(texts),
+            truncation=True,
+            max_length=self.max_length,
+            return_overflowing_tokens=True,
+            return_special_tokens_mask=True,
+            return_offsets_mapping=self.whole_word_mask,
+            return_attention_mask=False,
+            return_token_type_ids=False,
+        )
+        special = encoded["special_tokens_mask"]
+        kept = [row for row, mask in enumerate(special) if len(mask) > sum(mask)]  # something to mask
+        arrays = {}
+        for key, (dtype, shape) in self.fields.items():  # one array per field and batch
+            rows = [np.asarray(encoded[key][row], dtype=dtype).reshape(-1, *shape) for row in kept]
+            arrays[key] = np.concatenate([np.zeros((0, *shape), dtype), *rows])
+        sizes = np.array([len(special[row]) for row in kept], dtype=np.int64)
+        self.pending.append((arrays, sizes))
+        self.pending_tokens += int(sizes.sum())
+        if self.pending_tokens >= self.block_tokens:
+            self._join_pending()
+
+    def _join_pending(self) -> None:
+        if self.pending_tokens:
+            fields = {key: np.concatenate([arrays[key] for arrays, _ in self.pending]) for key in self.fields}
+            sizes = np.concatenate([sizes for _, sizes in self.pending])
+            self.blocks.append((fields, np.concatenate([[0], np.cumsum(sizes)])))
+        self.pending, self.pending_tokens = [], 0
+
+    def windows(self) -> TokenWindows:
+        """Every window cut so far."""
+        self._join_pending()
+        return TokenWindows(self.blocks)
 
 
 def token_windows(
@@ -56,38 +133,11 @@ def token_windows(
     whole_word_mask: bool = False,
     batch_size: int = 1000,
 ) -> TokenWindows:
-    """Every text cut into windows of at most ``max_length`` tokens (special tokens included).
-
-    A text longer than one window continues in the next (the tokenizer's overflow), so no text is
-    lost to truncation; windows are in text order. A window with nothing to mask (special tokens
-    only) is left out.
-    """
-    fields = {"input_ids": (np.int32, ()), "special_tokens_mask": (np.int8, ())}
-    if whole_word_mask:
-        fields["offset_mapping"] = (np.int32, (2,))  # (start, end) character offsets per token
-    parts: dict[str, list[np.ndarray]] = {
-        key: [np.zeros((0, *shape), dtype)] for key, (dtype, shape) in fields.items()
-    }
-    sizes: list[np.ndarray] = [np.zeros(0, np.int64)]
+    """Every text cut into windows (:class:`WindowCutter`), ``batch_size`` texts tokenized at once."""
+    cutter = WindowCutter(tokenizer, max_length, whole_word_mask)
     for first in range(0, len(texts), batch_size):
-        encoded = tokenizer(
-            list(texts[first : first + batch_size]),
-            truncation=True,
-            max_length=max_length,
-            return_overflowing_tokens=True,
-            return_special_tokens_mask=True,
-            return_offsets_mapping=whole_word_mask,
-            return_attention_mask=False,
-            return_token_type_ids=False,
-        )
-        special = encoded["special_tokens_mask"]
-        kept = [row for row, mask in enumerate(special) if len(mask) > sum(mask)]  # something to mask
-        for key, (dtype, shape) in fields.items():  # one array per field and batch
-            rows = [np.asarray(encoded[key][row], dtype=dtype).reshape(-1, *shape) for row in kept]
-            parts[key].append(np.concatenate([np.zeros((0, *shape), dtype), *rows]))
-        sizes.append(np.array([len(special[row]) for row in kept], dtype=np.int64))
-    flat = {key: np.concatenate(arrays) for key, arrays in parts.items()}
-    return TokenWindows(flat, np.concatenate([[0], np.cumsum(np.concatenate(sizes))]))
+        cutter.add(texts[first : first + batch_size])
+    return cutter.windows()
 
 
 def masking_collator(
@@ -125,8 +175,21 @@ def masking_collator(
 
 
 def collate(collator: DataCollatorForLanguageModeling, windows: Sequence[Window]) -> dict[str, torch.Tensor]:
-    """One masked, padded batch (``input_ids``, ``attention_mask``, ``labels``) of ``windows``."""
-    return collator([{key: value.tolist() for key, value in window.items()} for window in windows])
+    """One masked, padded batch (``input_ids``, ``attention_mask``, ``labels``) of ``windows``.
+
+    The character offsets of whole-word masking are padded here: the collator's padding
+    (``tokenizer.pad``) pads every other field but not them, and fails on windows of different
+    lengths. A padding position is a special token there, so it is never masked."""
+    features = [{key: value.tolist() for key, value in window.items()} for window in windows]
+    if collator.whole_word_mask and features:
+        longest = max(len(feature["input_ids"]) for feature in features)
+        left = collator.tokenizer.padding_side == "left"
+        for feature in features:
+            padding = [[0, 0]] * (longest - len(feature["offset_mapping"]))
+            feature["offset_mapping"] = (
+                [*padding, *feature["offset_mapping"]] if left else feature["offset_mapping"] + padding
+            )
+    return collator(features)
 
 
 def heldout_split(n_texts: int, n_heldout: int, seed: int, key: str) -> tuple[np.ndarray, np.ndarray]:

@@ -10,11 +10,14 @@ name it (``source: pretrained:<base>``).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 from tqdm.auto import tqdm
@@ -28,15 +31,16 @@ from transformers import (
 from .checkpoint import Checkpoints, capture_rng, restore_rng, run_fingerprint
 from .encode import autocast, autocast_dtype, input_length
 from .errors import EmbaugError, first_line
-from .io import atomic_path, write_csv, write_json
+from .io import atomic_path, parquet_rows, parquet_windows, write_csv, write_json
 from .mlm import (
     HeldOutMlm,
+    TokenWindows,
+    WindowCutter,
     collate,
     heldout_split,
     masked_predictions,
     masking_collator,
     micro_batch_order,
-    token_windows,
 )
 from .models import load_encoder, resolve_device, save_encoder
 from .train import TrainingRecord, fused_optimizer, global_rng_kept, library_versions
@@ -114,16 +118,75 @@ def save_pretrained_base(model: PreTrainedModel, tokenizer: PreTrainedTokenizerB
     model.save_pretrained(out_dir)
 
 
+READ_ROWS = 1000
+"""Documents read from a corpus and tokenized together while the corpora are cut into windows."""
+
+
+@dataclass
+class CorpusWindows:
+    """The corpora as training and held-out windows, with what the run records of them."""
+
+    train: TokenWindows
+    heldout: TokenWindows
+    documents: dict[str, int]
+    """Documents of each corpus."""
+    training_documents: int
+    heldout_documents: int
+    digest: str
+    """A hash of every text, in order, with the corpora's names (for resuming only the same run)."""
+
+
+def cut_corpora(
+    corpora: Mapping[str, Path],
+    documents: Mapping[str, int],
+    heldout_ids: np.ndarray,
+    tokenizer: PreTrainedTokenizerBase,
+    max_length: int,
+    whole_word_mask: bool,
+) -> CorpusWindows:
+    """The ``text`` of ``corpora`` (Parquet files of ``documents`` rows) cut into windows,
+    ``READ_ROWS`` documents at a time, the documents numbered ``heldout_ids`` (counted over the
+    corpora in order) into the held-out windows: only the windows are kept, never the texts."""
+    total = sum(documents.values())
+    held_out = np.zeros(total, dtype=bool)
+    held_out[heldout_ids] = True
+    train, heldout = (WindowCutter(tokenizer, max_length, whole_word_mask) for _ in range(2))
+    digest = hashlib.sha256()
+    position = 0
+    with tqdm(total=total, desc="cutting the corpora into windows", unit="doc") as progress:
+        for name, path in corpora.items():
+            digest.update(f"{name}\0{documents[name]}\0".encode())
+            row = 0  # of this corpus
+            for batch in parquet_windows(path, READ_ROWS, ["text"]):
+                texts = batch.column("text").to_pylist()
+                if None in texts:
+                    raise EmbaugError(f"{path}: row {row + texts.index(None)}: the text is missing (null)")
+                row += len(texts)
+                for text in texts:
+                    encoded = text.encode()
+                    digest.update(len(encoded).to_bytes(8, "little") + encoded)
+                marks = held_out[position : position + len(texts)]
+                train.add([text for text, mark in zip(texts, marks, strict=True) if not mark])
+                heldout.add([text for text, mark in zip(texts, marks, strict=True) if mark])
+                position += len(texts)
+                progress.update(len(texts))
+    return CorpusWindows(
+        train.windows(), heldout.windows(), dict(documents), total - len(heldout_ids), len(heldout_ids),
+        digest.hexdigest(),
+    )  # fmt: skip
+
+
 def pretrain(
     model_source: str,
-    corpora: dict[str, pd.DataFrame],
+    corpora: Mapping[str, str | Path],
     settings: PretrainSettings,
     out_dir: str | Path,
     name: str = "",
     checkpoint_dir: str | Path | None = None,
     checkpoint_every: int = 0,
 ) -> pd.DataFrame:
-    """Pretrain ``model_source`` by masked language modelling on the ``text`` of ``corpora``.
+    """Pretrain ``model_source`` by masked language modelling on the ``text`` of ``corpora``
+    (name -> Parquet file), read in batches: the run holds their windows, not their texts.
 
     Saves the model (atomically) with ``train_log.csv`` (``step, loss, lr, seconds`` per
     optimizer step; ``heldout_loss, heldout_accuracy`` at the scored steps) and ``run.json``;
@@ -132,9 +195,10 @@ def pretrain(
     with the same model and log (bar the timings) as an uninterrupted run.
     """
     key = f"models.{name}.pretraining" if name else "pretraining"
-    texts = [text for corpus in corpora.values() for text in corpus["text"]]
-    train_ids, heldout_ids = heldout_split(
-        len(texts), settings.heldout_docs, settings.seed, f"{key}.heldout_docs"
+    corpora = {corpus: Path(path) for corpus, path in corpora.items()}
+    documents = {corpus: parquet_rows(path, ["text"]) for corpus, path in corpora.items()}
+    _, heldout_ids = heldout_split(
+        sum(documents.values()), settings.heldout_docs, settings.seed, f"{key}.heldout_docs"
     )
     device = resolve_device(settings.device)
     torch.manual_seed(settings.seed)  # a new masked-LM head's initial weights, then dropout
@@ -142,10 +206,8 @@ def pretrain(
     length = input_length(
         model.base_model, tokenizer, settings.max_length, f"{key}.max_length", name or model_source
     )
-    windows = token_windows([texts[i] for i in train_ids], tokenizer, length, settings.whole_word_mask)
-    heldout_windows = token_windows(
-        [texts[i] for i in heldout_ids], tokenizer, length, settings.whole_word_mask
-    )
+    text = cut_corpora(corpora, documents, heldout_ids, tokenizer, length, settings.whole_word_mask)
+    windows, heldout_windows = text.train, text.heldout
     if not windows:
         raise EmbaugError(f"{key}.corpora: no text gives a token to mask")
     LOG.info(
@@ -153,7 +215,7 @@ def pretrain(
         name or model_source,
         len(windows),
         windows.tokens,
-        len(train_ids),
+        text.training_documents,
         len(heldout_windows),
     )
     masking = {
@@ -172,11 +234,8 @@ def pretrain(
     )
     fingerprint = ""
     if checkpoint_dir:
-        fingerprint = run_fingerprint(
-            {"pretrain": name, "base_model": model_source, "settings": asdict(settings)},
-            model,
-            {f"corpus_{k}": v[["text"]] for k, v in corpora.items()},
-        )
+        described = {"pretrain": name, "base_model": model_source, "settings": asdict(settings)}
+        fingerprint = run_fingerprint({**described, "corpora": text.digest}, model, {})
     checkpoints = Checkpoints(checkpoint_dir, checkpoint_every, fingerprint)
     optimizer = fused_optimizer(
         torch.optim.AdamW, decay_groups(model, settings.weight_decay), lr=settings.learning_rate
@@ -257,11 +316,11 @@ def pretrain(
                 "name": name,
                 "base_model": model_source,
                 "settings": asdict(settings),
-                "corpora": {k: len(v) for k, v in corpora.items()},
-                "training_documents": len(train_ids),
+                "corpora": text.documents,
+                "training_documents": text.training_documents,
                 "training_windows": len(windows),
                 "training_tokens": windows.tokens,
-                "heldout_documents": len(heldout_ids),
+                "heldout_documents": text.heldout_documents,
                 "device": str(device),
                 "seconds": float(log["seconds"].iloc[-1]) if len(log) else 0.0,
                 "initial_scores": record.initial_scores,

@@ -58,6 +58,12 @@ PYTHON_STR_BYTES = 80
 """Per text held in pandas besides its characters (str object, index, pointers)."""
 TOKEN_BYTES = 40
 """Per token of a text tokenized up front (ids and attention mask as Python lists)."""
+WINDOW_TOKEN_BYTES = 5
+"""Per token of the pretraining windows, kept flat (:class:`embaug.mlm.TokenWindows`): its id
+(``uint16`` for vocabularies up to 65,536 such as BERT's and MPNet's, ``int32`` beyond: counted at 4)
+and its special-token flag (1)."""
+OFFSET_TOKEN_BYTES = 8
+"""Per token of the pretraining windows with whole-word masking: its (start, end) character offsets."""
 CHARS_PER_TOKEN = 4.0
 """Characters per WordPiece / BPE token of English text."""
 KNN_BLOCK_MB = 1024
@@ -419,22 +425,24 @@ def pretrain_request(
     windows_per_step: int,
     steps: int,
     gpu: bool,
+    whole_word_mask: bool = False,
     attempt: int = 1,
 ) -> Request:
     """Masked-language-model pretraining: ``steps`` optimizer steps of ``windows_per_step`` windows.
 
     Memory: baseline + weights, gradients and AdamW's two moments (4 x float32 weights) + the
-    corpora's texts and their tokens. Time: ``3 x`` the forward FLOPs (forward + backward) of every
-    window, each counted at the corpora's mean truncated length (the output layer over the
-    vocabulary is left out).
+    windows of every token of the corpora (the texts are read in batches, never held whole).
+    Time: ``3 x`` the forward FLOPs (forward + backward) of every window, each counted at the
+    corpora's mean truncated length (the output layer over the vocabulary is left out).
     """
     documents = sum(corpus.documents for corpus in corpora)
     length = sum(corpus.tokens(max_length) for corpus in corpora) / max(1, documents)
     flops = 3.0 * 2 * windows_per_step * steps * length * model.forward_flops_per_token(length)
     threads = GPU_HOST_THREADS if gpu else cpu_threads(flops)
-    text = sum(corpus.text_memory_bytes() + corpus.tokens(max_length) * TOKEN_BYTES for corpus in corpora)
+    tokens = sum(math.ceil(corpus.text_bytes / CHARS_PER_TOKEN) for corpus in corpora)
+    windows = tokens * (WINDOW_TOKEN_BYTES + (OFFSET_TOKEN_BYTES if whole_word_mask else 0))
     return _request(
-        _mb(BASELINE_MB + 4 * model.weights_mb()) + 2 * text,
+        _mb(BASELINE_MB + 4 * model.weights_mb()) + 2 * windows,
         _minutes(_compute_seconds(flops, gpu, threads)),
         threads,
         attempt,

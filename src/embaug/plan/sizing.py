@@ -134,6 +134,7 @@ class JobSizing:
             [sizing.corpus_size(path) for path in input.corpora], self.model_shape(wildcards.model),
             max_length=settings["max_length"], steps=settings["steps"], gpu=self.gpu, attempt=attempt,
             windows_per_step=settings["batch_size"] * settings["grad_accumulation"],
+            whole_word_mask=settings["whole_word_mask"],
         )  # fmt: skip
 
     @functools.cache  # noqa: B019
