@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from .allocator import fix_mmap_threshold
 from .cli_options import add_options, read_options
 from .errors import EmbaugError, first_line
 from .io import read_parquet
@@ -642,7 +641,6 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     if argv is None:  # the `embaug` command, not a call from Python
         stop_with_parent()
-        fix_mmap_threshold()
     args = build_parser().parse_args(argv)
     options_class, handler = STAGES[args.stage]
     options = read_options(options_class, args)

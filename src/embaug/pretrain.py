@@ -28,6 +28,7 @@ from transformers import (
     get_linear_schedule_with_warmup,
 )
 
+from .allocator import HeapTrimmer
 from .checkpoint import Checkpoints, capture_rng, restore_rng, run_fingerprint
 from .encode import autocast, autocast_dtype, input_length
 from .errors import EmbaugError, first_line
@@ -272,6 +273,7 @@ def pretrain(
     model.train()
     start = time.perf_counter() - record.seconds
     progress = tqdm(total=settings.steps, initial=done, desc=f"pretrain {name}", unit="step")
+    heap = HeapTrimmer()
     for step in range(done + 1, settings.steps + 1):
         lr = scheduler.get_last_lr()[0]
         step_loss = 0.0
@@ -282,6 +284,7 @@ def pretrain(
             loss = torch.nn.functional.cross_entropy(scores.float(), labels) / settings.grad_accumulation
             scaler.scale(loss).backward()
             step_loss += loss.item()
+            heap.tick()
         scaler.unscale_(optimizer)
         torch.nn.utils.clip_grad_norm_(model.parameters(), settings.max_grad_norm)
         scaler.step(optimizer)
